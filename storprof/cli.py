@@ -1,0 +1,189 @@
+"""The storprof command line: parse options, call one function, turn errors into one line."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__, backing, drivers, report, results
+from .errors import StorprofError, UserError
+from .fiojob import builtin_job_names, check_with_fio, load_job
+from .mounts import host_fs_type
+from .placements import PLACEMENTS
+from .proc import require
+from .sweep import Sweep, SweepConfig
+
+DEFAULT_WORKDIR = Path("/var/tmp/storprof")
+
+# The thorough default and the short sweep meant for the README.
+THOROUGH = {"size": None, "runtime": None, "ramp_time": None, "repeat": 3}   # job files' own values
+QUICK = {"size": "128m", "runtime": 2.0, "ramp_time": 0.0, "repeat": 2}
+TABLE_FORMATS = ("simple", "plain", "github", "grid", "pipe")
+
+
+class _Terminated(Exception):
+    """SIGTERM, turned into an exception so every context manager tears down."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def one_line_errors(fn):
+    """Every expected failure ends as `storprof: <message>` and a non-zero exit, no traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StorprofError as e:
+            click.echo(f"storprof: {e}", err=True)
+            sys.exit(e.exit_code)
+    return wrapper
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="storprof")
+def main():
+    """What does a Docker storage driver cost your I/O, compared with the bare host?"""
+
+
+@main.command("drivers")
+@click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR, show_default=True,
+              help="Where loop files would be made (decides the host filesystem).")
+@one_line_errors
+def drivers_cmd(workdir: Path):
+    """List every known driver spec with `ok` or why this host cannot run it."""
+    host_fs = host_fs_type(workdir)
+    facts = drivers.host_facts(host_fs)
+    rows = []
+    for spec in drivers.default_specs(host_fs):
+        reason = drivers.probe(spec, facts=facts)
+        rows.append({"driver_spec": str(spec), "status": "ok" if not reason else "skipped",
+                     "reason": reason or spec.info.note})
+    click.echo(report.format_driver_status(rows))
+
+
+@main.command()
+@click.option("--drivers", "driver_list", help="Comma-separated specs, e.g. overlay2,overlay2@xfs,vfs "
+              "(default: every known spec; those this host cannot run are reported as skipped).")
+@click.option("--jobs", "job_list", help="Comma-separated built-in job names or paths of .fio files "
+              "(default: every built-in job).")
+@click.option("--placements", "placement_list", default=",".join(PLACEMENTS), show_default=True,
+              help="Where fio runs: host, union, volume, bind.")
+@click.option("--size", help="fio file size per placement (e.g. 256m, 2g); overrides the job files.")
+@click.option("--runtime", type=float, help="Seconds each fio run measures; overrides the job files.")
+@click.option("--ramp-time", type=float, help="Seconds fio runs before measuring.")
+@click.option("--repeat", type=click.IntRange(1, 100), help="Runs of each (driver, placement, job) [3].")
+@click.option("--quick", is_flag=True, help="A short sweep: 128m files, 2 s runs, no ramp, 2 repeats.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR, show_default=True,
+              help="Where data roots and loop files are made; must be on a real disk filesystem.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Results directory (default: a new ./storprof-results/<timestamp>).")
+@click.option("--docker-host", envvar="DOCKER_HOST",
+              help="Attach to this daemon (URL, or DOCKER_HOST) instead of starting ephemeral ones.")
+@click.option("--image", help="Use this bench image (e.g. built from Dockerfile.bench) instead of "
+              "importing one made from the host's fio.")
+@click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True,
+              help="Terminal table style.")
+@click.option("--quiet", is_flag=True, help="No line per finished run.")
+@one_line_errors
+def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repeat, quick, workdir, out,
+          docker_host, image, fmt, quiet):
+    """Run fio on the host and in containers for each storage driver, and print the overhead."""
+    started = time.monotonic()
+    preset = QUICK if quick else THOROUGH
+    size = size or preset["size"]
+    runtime = runtime if runtime is not None else preset["runtime"]
+    ramp_time = ramp_time if ramp_time is not None else preset["ramp_time"]
+    repeat = repeat or preset["repeat"]
+    if runtime is not None and runtime <= 0:
+        raise UserError("--runtime must be a positive number of seconds")
+
+    placements = tuple(_split(placement_list))
+    unknown = [p for p in placements if p not in PLACEMENTS]
+    if unknown or not placements:
+        raise UserError(f"unknown placement {', '.join(unknown) or '(none)'}; choose from: {', '.join(PLACEMENTS)}")
+
+    require("fio")
+    jobs = [load_job(name).with_overrides(size=size, runtime=runtime, ramp_time=ramp_time)
+            for name in (_split(job_list) or builtin_job_names())]
+    for job in jobs:
+        check_with_fio(job)
+    if len({j.name for j in jobs}) != len(jobs):
+        raise UserError("two jobs share a name; rename one of the job files")
+
+    if not docker_host:
+        require("dockerd")
+        if os.geteuid() != 0:
+            raise StorprofError("ephemeral daemons need root: run as root, or attach to a running "
+                                "daemon with --docker-host")
+        workdir = workdir.resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        backing.check_workdir(workdir)
+        host_fs = host_fs_type(workdir)
+        specs = ([drivers.DriverSpec.parse(t, host_fs) for t in _split(driver_list)]
+                 or drivers.default_specs(host_fs))
+    else:
+        if driver_list:
+            raise UserError("--drivers picks ephemeral daemons; with --docker-host the daemon's own driver is profiled")
+        specs = []
+
+    out = out or results.default_out_dir()
+    config = SweepConfig(specs=specs, jobs=jobs, placements=placements, repeat=repeat,
+                         workdir=workdir, docker_host=docker_host, image=image)
+    store = results.ResultsStore(out, {"command": shlex.join(sys.argv), "quick": quick,
+                                       "run_id": config.run_id, "placements": list(placements),
+                                       "jobs": [j.name for j in jobs], "repeat": repeat,
+                                       "drivers": [str(s) for s in specs] or [f"attached:{docker_host}"]})
+    progress = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        outcomes = Sweep(config, store, progress).run()
+    except (KeyboardInterrupt, _Terminated):
+        click.echo(f"storprof: interrupted; finished runs are kept in {store.dir}/{results.RESULTS_FILE}", err=True)
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    _print_tables(store.dir, fmt)
+    elapsed = time.monotonic() - started
+    click.echo(f"\nResults: {store.dir}  (overhead.csv, overhead.md, results.jsonl, raw/)")
+    click.echo(f"Total wall time: {elapsed:.0f} s")
+    if not any(o.status == "ok" for o in outcomes):
+        raise StorprofError("no driver could be measured (see the reasons above)")
+
+
+def _print_tables(results_dir: Path, fmt: str) -> None:
+    runs = results.load_runs(results_dir)
+    status = results.load_driver_status(results_dir)
+    over = report.overhead(runs) if not runs.empty else runs
+    if not runs.empty:
+        report.write_tables(over, status, results_dir)
+        click.echo(report.format_table(over, fmt))
+        click.echo(report.TABLE_NOTE)
+    click.echo("")
+    click.echo(report.format_driver_status(status, fmt))
+
+
+@main.command()
+@click.argument("results_dir", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True)
+@one_line_errors
+def table(results_dir: Path, fmt: str):
+    """Print the overhead table of a results directory again (and rewrite its CSV and Markdown)."""
+    _print_tables(results_dir, fmt)
+
+
+if __name__ == "__main__":
+    main()

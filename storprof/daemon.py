@@ -1,0 +1,242 @@
+"""Docker daemons to measure: ephemeral ones storprof starts itself, or one it attaches to.
+
+Modelled on moby's testutil/daemon: a daemon is an object with its own data root, exec root,
+socket, pidfile and log, started, waited on until its API answers, and stopped cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from . import mounts
+from .errors import DaemonError, EnvironmentProblem
+from .proc import require
+
+# Where ephemeral daemons keep their sockets and exec roots: short paths (unix socket paths are
+# limited to 108 bytes, and containerd nests its own sockets under the exec root).
+RUNTIME_ROOT = Path("/run/storprof")
+
+# The client waits this long for one API call; fio runs through exec and can take minutes.
+API_TIMEOUT = 1800
+
+
+def _client(base_url: str, timeout: float = API_TIMEOUT) -> docker.DockerClient:
+    return docker.DockerClient(base_url=base_url, version="auto", timeout=timeout)
+
+
+class Daemon:
+    """What a sweep needs of a daemon, whoever started it."""
+
+    spec_label: str
+    client: docker.DockerClient
+    ephemeral: bool
+
+    def info(self) -> dict:
+        return self.client.info()
+
+    def version(self) -> str:
+        return self.client.version().get("Version", "unknown")
+
+    def storage_driver(self) -> str:
+        return self.info().get("Driver", "unknown")
+
+    def data_root(self) -> str:
+        return self.info().get("DockerRootDir", "")
+
+
+class EphemeralDaemon(Daemon):
+    """A dockerd of storprof's own with one storage driver; stop() leaves nothing behind.
+
+    `data_root` lives on the spec's backing filesystem; socket, pidfile and exec root live in a
+    private 0700 directory under /run/storprof so no other user can reach the daemon.
+    """
+
+    ephemeral = True
+
+    def __init__(self, spec_label: str, storage_driver: str, data_root: Path, runtime_dir: Path,
+                 log_path: Path, *, start_timeout: float = 60, stop_timeout: float = 20,
+                 storage_opts: list[str] | None = None):
+        self.spec_label = spec_label
+        self.storage_driver_name = storage_driver
+        self.data_root_path = Path(data_root)
+        self.runtime_dir = Path(runtime_dir)
+        self.log_path = Path(log_path)
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.storage_opts = storage_opts or []
+        self.socket = self.runtime_dir / "docker.sock"
+        self.pidfile = self.runtime_dir / "docker.pid"
+        self.exec_root = self.runtime_dir / "exec"
+        self.config_file = self.runtime_dir / "daemon.json"
+        self.process: subprocess.Popen | None = None
+        self._client: docker.DockerClient | None = None
+        self._log = None
+
+    @property
+    def base_url(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            raise DaemonError(f"[{self.spec_label}] daemon is not running")
+        return self._client
+
+    def argv(self, dockerd: str = "dockerd") -> list[str]:
+        """The dockerd command line: isolated from the host's daemon, its config and networks."""
+        argv = [dockerd,
+                f"--storage-driver={self.storage_driver_name}",
+                f"--data-root={self.data_root_path}",
+                f"--exec-root={self.exec_root}",
+                f"--host=unix://{self.socket}",
+                f"--pidfile={self.pidfile}",
+                f"--config-file={self.config_file}",
+                # If a system containerd runs, dockerd shares it: own namespaces keep us apart.
+                f"--containerd-namespace=storprof-{self.runtime_dir.name}",
+                f"--containerd-plugins-namespace=storprof-{self.runtime_dir.name}-plugins",
+                "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
+                "--userland-proxy=false"]
+        argv += [f"--storage-opt={opt}" for opt in self.storage_opts]
+        return argv
+
+    def start(self) -> "EphemeralDaemon":
+        if os.geteuid() != 0:
+            raise EnvironmentProblem("starting an ephemeral dockerd needs root (run storprof as root, "
+                                     "or attach to a running daemon with --docker-host)")
+        dockerd = require("dockerd")
+        RUNTIME_ROOT.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=False)
+        os.chmod(self.runtime_dir, 0o700)
+        # An empty config file: the host's /etc/docker/daemon.json must not choose our driver.
+        self.config_file.write_text("{}\n")
+        self.data_root_path.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.argv(dockerd), stdin=subprocess.DEVNULL,
+                                        stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_ready(self) -> None:
+        """Ping until the API answers; fail early (with the log tail) if dockerd exits."""
+        deadline = time.monotonic() + self.start_timeout
+        last_error = "no answer"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise DaemonError(f"[{self.spec_label}] dockerd exited with code "
+                                  f"{self.process.returncode} while starting: {self.log_tail()}")
+            if self.socket.exists():
+                try:
+                    client = _client(self.base_url, timeout=5)
+                    client.ping()
+                    # A client with the daemon's own API version, and a long timeout for fio.
+                    client.close()
+                    self._client = _client(self.base_url)
+                    return
+                except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+                    last_error = str(e).splitlines()[0] if str(e) else type(e).__name__
+            time.sleep(0.1)
+        raise DaemonError(f"[{self.spec_label}] dockerd did not answer within "
+                          f"{self.start_timeout:g}s ({last_error}): {self.log_tail()}")
+
+    def log_tail(self, lines: int = 3) -> str:
+        """The last meaningful lines of the daemon's log, for one-line error messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        picked = [ln for ln in text.splitlines()
+                  if "level=error" in ln or "level=fatal" in ln or "failed" in ln.lower()]
+        picked = picked or text.splitlines()
+        tail = [_log_message(ln) for ln in picked[-lines:]]
+        return " / ".join(tail) + f" (log: {self.log_path})"
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after stop_timeout; then unmount whatever it left mounted."""
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:
+                pass
+            self._client = None
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        # dockerd's containerd and shims live in their own groups; a killed dockerd leaves them.
+        _kill_processes_under(self.exec_root)
+        mounts.unmount_below(self.data_root_path)
+        mounts.unmount_below(self.exec_root)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        _remove_tree(self.runtime_dir)
+
+
+class AttachedDaemon(Daemon):
+    """A daemon someone else runs: storprof only adds and removes its own labelled objects."""
+
+    ephemeral = False
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        try:
+            self.client = _client(base_url)
+            self.client.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise DaemonError(f"cannot reach the Docker daemon at {base_url}: "
+                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        self.spec_label = f"{self.storage_driver()}@attached"
+
+    def stop(self) -> None:
+        self.client.close()
+
+
+def _log_message(line: str) -> str:
+    """dockerd logs logfmt lines; keep the msg= part when there is one."""
+    if 'msg="' in line:
+        msg = line.split('msg="', 1)[1]
+        return msg.rsplit('"', 1)[0].replace('\\"', '"')
+    return line.strip()
+
+
+def _kill_processes_under(path: Path) -> None:
+    """Kill processes whose command line names `path` (containerd, shims of this daemon)."""
+    needle = str(path)
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
+            continue
+        try:
+            cmdline = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in cmdline:
+            try:
+                os.kill(int(pid_dir.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+

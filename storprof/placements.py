@@ -1,0 +1,159 @@
+"""Where fio runs: on the host, or in a container on its union top layer, a volume or a bind mount.
+
+Every placement of one driver spec sits on the same backing filesystem, so the host placement is
+the baseline the others are divided by. One container serves all the jobs of its placement:
+starting a container per run would measure container start-up, not I/O.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker.errors
+
+from .errors import DaemonError, StorprofError
+from .fiojob import fio_argv
+from .proc import CommandTimeout, run
+
+PLACEMENTS = ("host", "union", "volume", "bind")
+
+# Where each placement's fio files live inside a container (see image.BENCH_DIRS).
+CONTAINER_DIRS = {"union": "/bench/union", "volume": "/bench/volume",
+                  "bind": "/bench/bind", "host": "/bench/host"}
+CONTAINER_JOBS_DIR = "/storprof/jobs"
+
+
+@dataclass(frozen=True)
+class FioRun:
+    """What one fio invocation printed; parsing happens elsewhere (fioresult)."""
+
+    stdout: str
+    stderr: str
+    returncode: int
+    wall_seconds: float
+
+
+class Target:
+    """One placement of one driver spec, ready to run fio jobs in `fio_dir`."""
+
+    placement: str
+    fio_dir: str
+    description: str
+
+    def run_fio(self, job_text: str, job_key: str, timeout: float) -> FioRun:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class HostTarget(Target):
+    """fio on the host itself, in a directory of the spec's backing filesystem."""
+
+    def __init__(self, directory: Path, jobs_dir: Path):
+        self.placement = "host"
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.jobs_dir = Path(jobs_dir)
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.fio_dir = str(self.directory)
+        self.description = f"host directory {self.directory}"
+
+    def run_fio(self, job_text: str, job_key: str, timeout: float) -> FioRun:
+        path = self.jobs_dir / f"host-{job_key}.fio"
+        path.write_text(job_text)
+        start = time.monotonic()
+        try:
+            done = run(fio_argv(str(path)), timeout=timeout, check=False)
+        except CommandTimeout as e:
+            return FioRun("", str(e), -1, time.monotonic() - start)
+        return FioRun(done.stdout, done.stderr, done.returncode, time.monotonic() - start)
+
+
+class ContainerTarget(Target):
+    """fio through `docker exec` in one long-lived container of the bench image.
+
+    `placement` picks the directory: `union` is a directory of the container's writable top
+    layer; `volume` a named local volume made for this run; `bind` (and `host` in attach mode)
+    a bind-mounted directory of the daemon's host.
+    """
+
+    def __init__(self, client, image_ref: str, placement: str, labels: dict[str, str],
+                 name: str, bind_source: str | None = None):
+        self.client = client
+        self.placement = placement
+        self.labels = labels
+        self.fio_dir = CONTAINER_DIRS[placement]
+        self.volume = None
+        self.container = None
+        mounts = {}
+        try:
+            if placement == "volume":
+                self.volume = client.volumes.create(name=f"{name}-vol", labels=labels)
+                mounts[self.volume.name] = {"bind": self.fio_dir, "mode": "rw"}
+                self.description = f"named volume {self.volume.name}"
+            elif placement in ("bind", "host"):
+                if not bind_source:
+                    raise StorprofError(f"placement {placement} needs a host directory to bind")
+                mounts[bind_source] = {"bind": self.fio_dir, "mode": "rw"}
+                self.description = f"bind mount of {bind_source}"
+            else:
+                self.description = "container's writable top layer"
+            self.container = client.containers.run(
+                image_ref, command=["/bin/sleep", "infinity"], name=name, detach=True,
+                labels=labels, volumes=mounts, network_mode="none", auto_remove=False,
+                cap_drop=["NET_RAW", "MKNOD"], security_opt=["no-new-privileges"])
+        except docker.errors.DockerException as e:
+            self.close()
+            raise DaemonError(f"could not start a {placement} container: {_first_line(e)}") from None
+
+    def _put_job(self, job_text: str, job_key: str) -> str:
+        data = job_text.encode()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(f"{job_key}.fio")
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+        self.container.put_archive(CONTAINER_JOBS_DIR, buf.getvalue())
+        return f"{CONTAINER_JOBS_DIR}/{job_key}.fio"
+
+    def run_fio(self, job_text: str, job_key: str, timeout: float) -> FioRun:
+        path = self._put_job(job_text, job_key)
+        start = time.monotonic()
+        try:
+            code, (out, err) = self.container.exec_run(fio_argv(path), demux=True)
+        except docker.errors.DockerException as e:
+            raise DaemonError(f"docker exec of fio failed: {_first_line(e)}") from None
+        return FioRun((out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"),
+                      code if code is not None else -1, time.monotonic() - start)
+
+    def exec(self, argv: list[str]) -> tuple[int, str]:
+        code, out = self.container.exec_run(argv)
+        return code, (out or b"").decode(errors="replace")
+
+    def close(self) -> None:
+        """Remove the container (killing fio if it still runs) and this run's volume."""
+        if self.container is not None:
+            try:
+                self.container.remove(force=True, v=False)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.DockerException:
+                pass
+            self.container = None
+        if self.volume is not None:
+            try:
+                self.volume.remove(force=True)
+            except docker.errors.DockerException:
+                pass
+            self.volume = None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

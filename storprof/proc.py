@@ -1,0 +1,88 @@
+"""The one subprocess wrapper: argv lists only (no shell), timeouts, process-group kill."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+
+from .errors import MissingTool, StorprofError
+
+# Which Debian/Ubuntu package provides each external tool storprof runs.
+PACKAGES = {
+    "fio": "fio",
+    "dockerd": "docker.io",
+    "mkfs.xfs": "xfsprogs",
+    "mkfs.btrfs": "btrfs-progs",
+    "mkfs.ext4": "e2fsprogs",
+    "losetup": "mount",
+    "mount": "mount",
+    "umount": "mount",
+    "fuse-overlayfs": "fuse-overlayfs",
+}
+
+
+class CommandFailed(StorprofError):
+    """A command exited non-zero; keeps argv, returncode and the tail of stderr."""
+
+    def __init__(self, argv: list[str], returncode: int, stdout: str, stderr: str):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        tail = (stderr or stdout).strip().splitlines()[-3:]
+        super().__init__(f"{argv[0]} exited {returncode}: {' / '.join(tail) or 'no output'}")
+
+
+class CommandTimeout(StorprofError):
+    def __init__(self, argv: list[str], timeout: float):
+        self.argv = list(argv)
+        super().__init__(f"{argv[0]} did not finish within {timeout:g}s")
+
+
+def require(tool: str) -> str:
+    """Full path of an installed tool, or MissingTool naming the package that provides it."""
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if not path:
+        raise MissingTool(tool, PACKAGES.get(tool, tool))
+    return path
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(argv: list[str], *, timeout: float | None = 600, check: bool = True,
+        input: str | None = None, env: dict | None = None) -> Completed:
+    """Run argv in its own process group; on timeout or Ctrl-C kill the whole group."""
+    argv = [str(a) for a in argv]
+    argv[0] = require(argv[0]) if os.sep not in argv[0] else argv[0]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=env)
+    try:
+        out, err = proc.communicate(input=input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise CommandTimeout(argv, timeout) from None
+    except BaseException:
+        _kill_group(proc)
+        raise
+    result = Completed(argv, proc.returncode, out, err)
+    if check and proc.returncode != 0:
+        raise CommandFailed(argv, proc.returncode, out, err)
+    return result
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()

@@ -1,0 +1,35 @@
+"""Shared test helpers: where real fio output lives, and what 'nothing left behind' means."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def storprof_leftovers(marker: str) -> list[str]:
+    """Mounts, loop devices and processes that mention `marker` (a run id or work directory)."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        if marker in line:
+            found.append(f"mount: {line}")
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+    found += [f"loop: {ln}" for ln in loops.splitlines() if marker in ln]
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmd and "pytest" not in cmd:
+            found.append(f"process {pid}: {cmd}")
+    return found
+
+
+def needs_root():
+    return pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start dockerd and mount")

@@ -1,0 +1,94 @@
+"""Bad input ends in one line on stderr and a non-zero exit, before any daemon starts."""
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from storprof import cli, proc
+
+
+def run(args, **kw):
+    result = CliRunner().invoke(cli.main, args, **kw)
+    assert result.exit_code != 0, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    message = result.stderr.strip()
+    assert "Traceback" not in result.output + result.stderr
+    assert len(message.splitlines()) == 1, message
+    return result.exit_code, message
+
+
+def test_unknown_driver():
+    code, msg = run(["sweep", "--drivers", "overlay3"])
+    assert code == 2 and "unknown storage driver 'overlay3'" in msg and "overlay2" in msg
+
+
+def test_driver_on_a_filesystem_it_cannot_use():
+    code, msg = run(["sweep", "--drivers", "btrfs@xfs"])
+    assert code == 2 and "btrfs" in msg
+
+
+def test_unknown_job_name():
+    code, msg = run(["sweep", "--jobs", "nosuchjob"])
+    assert code == 2 and "nosuchjob" in msg and "randread-4k" in msg
+
+
+def test_broken_job_file_names_the_line(tmp_path):
+    job = tmp_path / "bad.fio"
+    job.write_text("[global]\nrw=randread\nthis is not an option line\n")
+    code, msg = run(["sweep", "--jobs", str(job)])
+    assert code == 2 and "bad.fio:3" in msg
+
+
+def test_job_file_fio_rejects(tmp_path):
+    job = tmp_path / "typo.fio"
+    job.write_text("[typo]\nrw=randread\nbogus_option=3\n")
+    code, msg = run(["sweep", "--jobs", str(job)])
+    assert code == 2 and "bogus_option" in msg
+
+
+def test_missing_job_file(tmp_path):
+    code, msg = run(["sweep", "--jobs", str(tmp_path / "absent.fio")])
+    assert code == 2 and "absent.fio" in msg
+
+
+def test_unknown_placement():
+    code, msg = run(["sweep", "--placements", "host,attic"])
+    assert code == 2 and "attic" in msg
+
+
+def test_bad_runtime():
+    code, msg = run(["sweep", "--runtime", "-1"])
+    assert code == 2 and "runtime" in msg
+
+
+def test_workdir_on_tmpfs_is_refused():
+    code, msg = run(["sweep", "--drivers", "vfs", "--workdir", "/dev/shm/storprof-test"])
+    assert "tmpfs" in msg
+    os.rmdir("/dev/shm/storprof-test") if os.path.isdir("/dev/shm/storprof-test") else None
+
+
+def test_output_directory_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, msg = run(["sweep", "--drivers", "vfs", "--workdir", str(tmp_path / "w"), "--out", str(blocker / "x")])
+    assert code == 2 and "cannot write the output directory" in msg
+
+
+def test_not_root(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    code, msg = run(["sweep", "--drivers", "vfs"])
+    assert "root" in msg
+
+
+@pytest.mark.parametrize("tool,package", [("fio", "fio"), ("dockerd", "docker.io")])
+def test_missing_binary_names_its_package(monkeypatch, tool, package):
+    real_which = proc.shutil.which
+    monkeypatch.setattr(proc.shutil, "which", lambda name, path=None: None if name == tool else real_which(name))
+    code, msg = run(["sweep", "--drivers", "vfs"])
+    assert f"{tool} is not installed" in msg and f"'{package}'" in msg
+
+
+def test_table_of_a_directory_that_is_not_a_results_directory(tmp_path):
+    code, msg = run(["table", str(tmp_path)])
+    assert code == 2 and "not a storprof results directory" in msg

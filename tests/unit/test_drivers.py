@@ -1,0 +1,216 @@
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from storprof.drivers import (DRIVERS, DriverSpec, HostFacts, default_specs, host_facts,
+                              parse_docker_version, probe, reasons)
+from storprof.mounts import fs_type_from_mountinfo, host_fs_type, mount_from_mountinfo
+from storprof.errors import UserError
+
+# --------------------------------------------------------------------------- parsing
+
+@pytest.mark.parametrize("text,host,expected", [
+    ("overlay2@xfs", "ext4", DriverSpec("overlay2", "xfs")),
+    ("overlay2", "ext4", DriverSpec("overlay2", "ext4")),
+    ("overlay2", "xfs", DriverSpec("overlay2", "xfs")),
+    ("btrfs", "ext4", DriverSpec("btrfs", "btrfs")),
+    ("zfs", "ext4", DriverSpec("zfs", "zfs")),
+    ("vfs", "ext4", DriverSpec("vfs", "ext4")),
+    ("vfs@btrfs", "ext4", DriverSpec("vfs", "btrfs")),
+    ("fuse-overlayfs", "ext4", DriverSpec("fuse-overlayfs", "ext4")),
+    ("devicemapper", "xfs", DriverSpec("devicemapper", "xfs")),
+    ("aufs", "ext4", DriverSpec("aufs", "ext4")),
+    (" Overlay2@XFS ", "ext4", DriverSpec("overlay2", "xfs")),
+])
+def test_parse_valid(text, host, expected):
+    assert DriverSpec.parse(text, host) == expected
+
+
+@pytest.mark.parametrize("text,host,must_mention", [
+    ("nosuch", "ext4", "overlay2"),               # unknown driver: lists drivers
+    ("nosuch@xfs", "ext4", "devicemapper"),
+    ("overlay2@btrfs", "ext4", "ext4, xfs"),      # docker does not support overlay2 on btrfs
+    ("btrfs@ext4", "ext4", "btrfs"),
+    ("btrfs@xfs", "ext4", "btrfs"),
+    ("zfs@ext4", "ext4", "zfs"),
+    ("overlay2@ntfs", "ext4", "ext4"),            # unknown fs: lists filesystems
+    ("overlay2@", "ext4", "xfs"),
+    ("overlay2", "tmpfs", "ext4, xfs"),           # natural fs unusable
+    ("overlay2", "btrfs", "ext4, xfs"),
+    ("", "ext4", "overlay2"),
+])
+def test_parse_invalid(text, host, must_mention):
+    with pytest.raises(UserError) as err:
+        DriverSpec.parse(text, host)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert must_mention in msg
+
+
+def test_spec_str_and_order():
+    assert str(DriverSpec("overlay2", "xfs")) == "overlay2@xfs"
+    assert sorted([DriverSpec("vfs", "ext4"), DriverSpec("btrfs", "btrfs")])[0].driver == "btrfs"
+    assert DriverSpec.parse(str(DriverSpec("overlay2", "xfs")), "ext4") == DriverSpec("overlay2", "xfs")
+
+
+def test_catalogue():
+    assert set(DRIVERS) == {"overlay2", "btrfs", "vfs", "fuse-overlayfs", "devicemapper", "zfs", "aufs"}
+    assert DRIVERS["fuse-overlayfs"].honours_direct_io is False
+    assert DRIVERS["overlay2"].honours_direct_io is True
+    assert "fuse-overlayfs" in DRIVERS["fuse-overlayfs"].tools
+    assert DRIVERS["devicemapper"].removed_in == 25
+    assert DRIVERS["aufs"].removed_in == 24
+    assert "btrfs" not in DRIVERS["overlay2"].filesystems
+    for info in DRIVERS.values():
+        assert info.note and "\n" not in info.note
+
+
+# --------------------------------------------------------------------------- defaults
+
+def test_default_specs_ext4():
+    assert [str(s) for s in default_specs("ext4")] == [
+        "overlay2@ext4", "overlay2@xfs", "btrfs@btrfs", "vfs@ext4", "fuse-overlayfs@ext4",
+        "devicemapper@ext4", "zfs@zfs", "aufs@ext4"]
+
+
+def test_default_specs_xfs_has_no_duplicate():
+    specs = [str(s) for s in default_specs("xfs")]
+    assert specs.count("overlay2@xfs") == 1
+    assert specs[0] == "overlay2@xfs" and "vfs@xfs" in specs
+
+
+@pytest.mark.parametrize("host", ["ext4", "xfs", "btrfs", "tmpfs"])
+def test_default_specs_all_parse(host):
+    for spec in default_specs(host):
+        assert DriverSpec.parse(str(spec), host) == spec
+
+
+# --------------------------------------------------------------------------- mountinfo
+
+MOUNTINFO = r"""22 27 0:21 / /proc rw,relatime - proc proc rw
+24 27 0:6 / /dev rw,relatime - devtmpfs devtmpfs rw,size=123k
+25 24 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw,size=24684092k
+27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard
+30 25 0:27 / /dev/shm rw,nosuid - tmpfs shm rw,size=64k
+50 27 7:0 / /var/tmp/my\040dir/b rw,relatime shared:7 master:2 - xfs /dev/loop0 rw,inode64
+51 27 7:1 / /var/tmp/my\040dir/bb rw,relatime - btrfs /dev/loop1 rw,space_cache=v2
+52 27 0:40 / /srv/a\134b\011c rw - overlay overlay rw,lowerdir=/x
+"""
+
+
+@pytest.mark.parametrize("path,fs", [
+    ("/", "ext4"),
+    ("/home/x", "ext4"),
+    ("/dev/shm", "tmpfs"),
+    ("/dev/shm/sub/file", "tmpfs"),
+    ("/dev/null", "devtmpfs"),
+    ("/devices", "ext4"),                    # prefix must end at a path component
+    ("/var/tmp/my dir/b", "xfs"),            # \040 is a space
+    ("/var/tmp/my dir/b/data/x", "xfs"),
+    ("/var/tmp/my dir/bb/x", "btrfs"),       # longest prefix wins, not string prefix
+    ("/var/tmp/my dir", "ext4"),
+    ("/srv/a\\b\tc/x", "overlay"),
+    ("/proc/self", "proc"),
+])
+def test_fs_type_from_mountinfo(path, fs):
+    assert fs_type_from_mountinfo(MOUNTINFO, path) == fs
+
+
+def test_stacked_mount_last_wins():
+    entry = mount_from_mountinfo(MOUNTINFO, "/dev/shm/x")
+    assert entry.source == "shm" and entry.options == "rw,nosuid"
+
+
+def test_mount_entry_fields():
+    entry = mount_from_mountinfo(MOUNTINFO, "/var/tmp/my dir/b")
+    assert entry.mount_point == "/var/tmp/my dir/b"
+    assert entry.source == "/dev/loop0"
+    assert entry.super_options == "rw,inode64"
+
+
+def test_host_fs_type_real():
+    assert host_fs_type(Path("/proc/self")) == "proc"
+    assert host_fs_type(Path("/dev/shm")) == "tmpfs"
+    # a path that does not exist resolves through its nearest existing ancestor
+    assert host_fs_type(Path("/dev/shm/does/not/exist")) == "tmpfs"
+
+
+# --------------------------------------------------------------------------- docker version
+
+@pytest.mark.parametrize("text,version", [
+    ("Docker version 20.10.24+dfsg1, build 5d6db84", (20, 10, 24)),
+    ("Docker version 25.0.3, build f417435", (25, 0, 3)),
+    ("Docker version 28.0.0-rc.1, build abc", (28, 0, 0)),
+    ("garbage", None),
+])
+def test_parse_docker_version(text, version):
+    assert parse_docker_version(text) == version
+
+
+FAKE = HostFacts(filesystems=frozenset({"ext4", "xfs", "btrfs", "overlay", "fuse", "aufs"}),
+                 device_mapper=True, dev_fuse=True, loop_control=True, is_root=True,
+                 tools=frozenset({"dockerd", "losetup", "mount", "umount", "fuse-overlayfs",
+                                  "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs"}),
+                 dockerd_version=(20, 10, 24), host_fs="ext4")
+
+
+def test_reasons_version_gate():
+    dm, aufs = DriverSpec("devicemapper", "ext4"), DriverSpec("aufs", "ext4")
+    assert reasons(dm, FAKE) == [] and reasons(aufs, FAKE) == []
+    new = replace(FAKE, dockerd_version=(24, 0, 7))
+    assert reasons(dm, new) == []
+    assert any("removed in Docker 24" in r for r in reasons(aufs, new))
+    newer = replace(FAKE, dockerd_version=(25, 0, 0))
+    assert any("removed in Docker 25" in r for r in reasons(dm, newer))
+
+
+def test_reasons_missing_things():
+    bare = replace(FAKE, filesystems=frozenset({"ext4"}), tools=frozenset({"dockerd"}),
+                   loop_control=False, dev_fuse=False, device_mapper=False)
+    xfs = " ; ".join(reasons(DriverSpec("overlay2", "xfs"), bare))
+    assert "kernel has no overlay" in xfs and "kernel has no xfs" in xfs
+    assert "mkfs.xfs is not installed (package xfsprogs)" in xfs
+    assert "losetup" in xfs and "/dev/loop-control" in xfs
+    fuse = " ; ".join(reasons(DriverSpec("fuse-overlayfs", "ext4"), replace(FAKE, tools=frozenset({"dockerd"}))))
+    assert "fuse-overlayfs is not installed (package fuse-overlayfs)" in fuse
+    assert "kernel has no device-mapper" in reasons(DriverSpec("devicemapper", "ext4"), bare)
+    nodocker = replace(FAKE, tools=FAKE.tools - {"dockerd"}, dockerd_version=None)
+    assert any("docker.io" in r for r in reasons(DriverSpec("vfs", "ext4"), nodocker))
+    # the host's own filesystem needs no loop device
+    assert reasons(DriverSpec("vfs", "ext4"), replace(FAKE, loop_control=False)) == []
+
+
+# --------------------------------------------------------------------------- this real host
+
+@pytest.fixture(scope="module")
+def facts():
+    return host_facts()
+
+
+def test_probe_real_overlay2_ok(facts):
+    assert probe(DriverSpec("overlay2", host_fs_type(Path("/"))), facts=facts) is None
+
+
+def test_probe_real_overlay2_on_loop_xfs(facts):
+    assert probe(DriverSpec("overlay2", "xfs")) is None
+
+
+def test_probe_real_devicemapper(facts):
+    reason = probe(DriverSpec("devicemapper", "ext4"), facts=facts)
+    assert reason and "device-mapper" in reason
+
+
+def test_probe_real_zfs(facts):
+    reason = probe(DriverSpec("zfs", "zfs"), facts=facts)
+    assert reason and "zfs" in reason
+    assert "\n" not in reason
+
+
+def test_probe_real_aufs(facts):
+    reason = probe(DriverSpec("aufs", "ext4"), facts=facts)
+    assert reason and "aufs" in reason
+
+
+def test_probe_never_raises_for_unknown_driver():
+    assert "unknown" in probe(DriverSpec("nosuch", "ext4"))

@@ -1,0 +1,31 @@
+from collections import Counter
+
+from storprof.sweep import Cell, plan_order
+
+PLACEMENTS = ("host", "union", "volume", "bind")
+
+
+def test_every_cell_once():
+    cells = plan_order(["a", "b", "c"], PLACEMENTS, 3)
+    assert len(cells) == 3 * 3 * 4
+    assert len(set(cells)) == len(cells)
+    assert Counter(c.placement for c in cells) == {p: 9 for p in PLACEMENTS}
+
+
+def test_repeats_outermost_and_placements_of_one_job_consecutive():
+    cells = plan_order(["a", "b"], PLACEMENTS, 2)
+    assert [c.repeat for c in cells] == [0] * 8 + [1] * 8
+    assert [c.job for c in cells[:8]] == ["a"] * 4 + ["b"] * 4
+
+
+def test_first_placement_rotates_so_none_is_always_first():
+    cells = plan_order(["a"], PLACEMENTS, 4)
+    firsts = [cells[i * 4].placement for i in range(4)]
+    assert sorted(firsts) == sorted(PLACEMENTS)
+    assert cells[:4] == [Cell(0, "a", p) for p in PLACEMENTS]
+    assert cells[4:8] == [Cell(1, "a", p) for p in ("union", "volume", "bind", "host")]
+
+
+def test_empty_inputs():
+    assert plan_order([], PLACEMENTS, 3) == []
+    assert plan_order(["a"], PLACEMENTS, 0) == []
