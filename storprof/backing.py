@@ -39,6 +39,15 @@ def _gib(n: int | float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
+def require_free_space(path: Path, needed: int, purpose: str) -> None:
+    """Refuse, with the numbers, before making something that will not fit."""
+    st = os.statvfs(path)
+    free = st.f_bavail * st.f_frsize
+    if free < needed:
+        raise EnvironmentProblem(f"not enough space in {path} for {purpose}: needs {_gib(needed)}, "
+                                 f"free {_gib(free)}")
+
+
 def check_workdir(path: Path) -> None:
     """UserError unless `path` is an existing, writable directory on a real disk filesystem."""
     path = Path(path)
@@ -155,12 +164,7 @@ class BackingFS:
         proc.require("losetup")
         if not os.path.exists("/dev/loop-control"):
             raise EnvironmentProblem("/dev/loop-control is missing: this kernel has no loop devices")
-        st = os.statvfs(self.workdir)
-        free = st.f_bavail * st.f_frsize
-        if free < self.size_bytes:
-            raise EnvironmentProblem(
-                f"not enough space in {self.workdir} for a {self.fs} image: needs "
-                f"{self.size_bytes} bytes ({_gib(self.size_bytes)}), free {free} bytes ({_gib(free)})")
+        require_free_space(self.workdir, self.size_bytes, f"a {self.fs} image")
 
     def _attach_loop(self) -> None:
         try:

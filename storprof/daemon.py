@@ -114,7 +114,11 @@ class EphemeralDaemon(Daemon):
                                      "or attach to a running daemon with --docker-host)")
         dockerd = require("dockerd")
         RUNTIME_ROOT.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=False)
+        try:
+            self.runtime_dir.mkdir(mode=0o700, exist_ok=False)
+        except FileExistsError:
+            raise DaemonError(f"[{self.spec_label}] {self.runtime_dir} already exists: another storprof "
+                              "daemon uses it (or a killed one left it)") from None
         os.chmod(self.runtime_dir, 0o700)
         # An empty config file: the host's /etc/docker/daemon.json must not choose our driver.
         self.config_file.write_text("{}\n")

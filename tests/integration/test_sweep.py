@@ -83,15 +83,16 @@ def test_sweep_measures_every_placement_and_cleans_up(driver, workdir, tmp_path)
 
 
 def test_daemon_that_will_not_start_is_reported_and_sweep_goes_on(workdir, tmp_path):
-    # btrfs on a plain ext4 directory: dockerd refuses to start; overlay2 must still be measured.
-    bad = DriverSpec("btrfs", "ext4")
-    config = SweepConfig(specs=[bad, DriverSpec("overlay2", "ext4")], jobs=tiny_jobs(["randread-4k"]),
-                         placements=("host", "union"), repeat=1, workdir=workdir)
+    # vfs with an option it does not have: dockerd exits while starting; overlay2 is still measured.
+    config = SweepConfig(specs=[DriverSpec("vfs", "ext4"), DriverSpec("overlay2", "ext4")],
+                         jobs=tiny_jobs(["randread-4k"]), placements=("host", "union"), repeat=1,
+                         workdir=workdir, storage_opts=["vfs.nosuchoption=1"])
     store = results.ResultsStore(tmp_path / "out", {})
     lines: list[str] = []
     outcomes = Sweep(config, store, lines.append).run()
     assert [o.status for o in outcomes] == ["failed", "ok"]
-    assert "dockerd" in outcomes[0].reason and "log:" in outcomes[0].reason
+    assert "dockerd exited" in outcomes[0].reason and "nosuchoption" in outcomes[0].reason
+    assert "log:" in outcomes[0].reason
     status = results.load_driver_status(store.dir)
     assert [s["status"] for s in status] == ["failed", "ok"]
     assert len(results.load_runs(store.dir)) == 2

@@ -92,3 +92,10 @@ def test_missing_binary_names_its_package(monkeypatch, tool, package):
 def test_table_of_a_directory_that_is_not_a_results_directory(tmp_path):
     code, msg = run(["table", str(tmp_path)])
     assert code == 2 and "not a storprof results directory" in msg
+
+
+def test_not_enough_disk_space_is_refused_with_numbers(tmp_path):
+    code, msg = run(["sweep", "--drivers", "vfs", "--size", "100t", "--workdir", str(tmp_path / "w"),
+                     "--out", str(tmp_path / "out")])
+    assert "not enough space" in msg and "GiB" in msg
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,83 @@
+"""The table's arithmetic, checked against a real quick sweep's results.jsonl, computed independently."""
+
+import json
+import statistics
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from storprof import cli, report
+from storprof.results import load_runs
+
+SWEEP = Path(__file__).parent.parent / "fixtures" / "results-quick"
+
+
+def _records():
+    return [json.loads(ln) for ln in (SWEEP / "results.jsonl").read_text().splitlines()]
+
+
+def _value(rec):
+    m = rec["metrics"]
+    return m["total_iops"] if rec["primary_metric"] == "iops" else m["total_bw_bytes"]
+
+
+def test_ratios_are_medians_over_repeats_divided_by_the_host_median():
+    recs = [r for r in _records() if r["kind"] == "fio" and r["status"] == "ok"]
+    over = report.overhead(load_runs(SWEEP))
+    assert len(over) == len({(r["driver_spec"], r["job"], r["placement"]) for r in recs})
+    checked = 0
+    for (spec, job), _ in over.groupby(["driver_spec", "job"]):
+        host = statistics.median(_value(r) for r in recs
+                                 if (r["driver_spec"], r["job"], r["placement"]) == (spec, job, "host"))
+        for placement in ("union", "volume", "bind"):
+            vals = [_value(r) for r in recs if (r["driver_spec"], r["job"], r["placement"]) == (spec, job, placement)]
+            row = over[(over.driver_spec == spec) & (over.job == job) & (over.placement == placement)].iloc[0]
+            assert row["ratio"] == pytest.approx(statistics.median(vals) / host)
+            assert row["n"] == len(vals)
+            assert row["spread"] == pytest.approx((max(vals) - min(vals)) / 2 / statistics.median(vals))
+            checked += 1
+    assert checked >= 3 * 6
+
+
+def test_fsync_job_latency_is_the_fsync_latency():
+    recs = [r for r in _records() if r["kind"] == "fio" and r["job"] == "fsync-write-4k" and r["status"] == "ok"]
+    assert recs, "the fixture sweep has the fsync job"
+    over = report.overhead(load_runs(SWEEP))
+    spec = recs[0]["driver_spec"]
+    host = [r["metrics"]["sync_lat_p99_ns"] for r in recs if r["driver_spec"] == spec and r["placement"] == "host"]
+    row = over[(over.driver_spec == spec) & (over.job == "fsync-write-4k") & (over.placement == "host")].iloc[0]
+    assert row["p99_ns"] == pytest.approx(statistics.median(host))
+
+
+def test_table_has_a_row_per_driver_and_job_and_every_cell_filled():
+    over = report.overhead(load_runs(SWEEP))
+    headers, rows = report.table_rows(over)
+    assert headers[:3] == ["driver", "job", "host"]
+    assert len(rows) == len(over.groupby(["driver_spec", "job"]))
+    assert all(cell not in ("", "-") for row in rows for cell in row)
+
+
+def test_fuse_overlayfs_union_direct_cells_are_flagged():
+    over = report.overhead(load_runs(SWEEP))
+    fuse = over[over.driver_spec.str.startswith("fuse-overlayfs") & (over.placement == "union")]
+    if fuse.empty:
+        pytest.skip("fixture sweep has no fuse-overlayfs")
+    direct_jobs = {r["job"] for r in _records() if r["kind"] == "fio" and r.get("direct")}
+    for _, row in fuse.iterrows():
+        assert ("†" in row["flags"]) == (row["job"] in direct_jobs)
+    assert (over[over.placement != "union"]["flags"] == "").all()
+    assert "†" in report.format_table(over)
+
+
+def test_relative_spread():
+    assert report.relative_spread(pd.Series([90.0, 100.0, 110.0])) == pytest.approx(0.1)
+    assert report.relative_spread(pd.Series([5.0])) == 0.0
+
+
+def test_table_command_matches_the_golden_output():
+    result = CliRunner().invoke(cli.main, ["table", str(SWEEP)], catch_exceptions=False)
+    assert result.exit_code == 0
+    golden = (SWEEP / "table.golden.txt").read_text()
+    assert result.output == golden
