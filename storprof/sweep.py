@@ -191,7 +191,10 @@ class Sweep:
     def _labels(self) -> dict[str, str]:
         return {LABEL: self.config.run_id}
 
-    def _run_ephemeral(self, index: int, spec: DriverSpec) -> int:
+    @contextlib.contextmanager
+    def ephemeral_session(self, index: int, spec: DriverSpec):
+        """Backing filesystem, daemon, bench image and one target per placement, torn down on
+        exit in reverse order (also on error or Ctrl-C). Yields (targets, context, daemon)."""
         cfg = self.config
         slug = f"{spec.driver}-{spec.fs}"
         with contextlib.ExitStack() as stack:
@@ -210,10 +213,15 @@ class Sweep:
             if actual != spec.driver:
                 raise StorprofError(f"[{spec}] dockerd runs {actual}, not {spec.driver}")
             context = self._context(spec, daemon, fs.describe())
-            self.progress(f"[{spec}] dockerd {context['docker_version']} up on {fs.path} "
-                          f"({'loop ' + str(fs.loop_device) + (' direct-io' if fs.direct_io else ' BUFFERED') if fs.is_loop else 'host filesystem'})")
+            where = (f"loop {fs.loop_device} {'direct-io' if fs.direct_io else 'BUFFERED'}"
+                     if fs.is_loop else "host filesystem")
+            self.progress(f"[{spec}] dockerd {context['docker_version']} up on {fs.path} ({where})")
             targets = self._open_targets(stack, spec, daemon, host_dir=fs.path / "host",
                                          bind_dir=fs.path / "bind")
+            yield targets, context, daemon
+
+    def _run_ephemeral(self, index: int, spec: DriverSpec) -> int:
+        with self.ephemeral_session(index, spec) as (targets, context, _daemon):
             return self._run_cells(spec, targets, context)
 
     def _run_attached(self) -> DriverOutcome:
@@ -292,7 +300,7 @@ class Sweep:
         return targets
 
     # ------------------------------------------------------------------ cells
-    def _precondition(self, spec: DriverSpec, targets: dict[str, Target], jobs: list[FioJob]) -> None:
+    def precondition(self, spec: DriverSpec, targets: dict[str, Target], jobs: list[FioJob]) -> None:
         """Bring every placement's data file to the same state before anything is measured."""
         sizes = {j.option("size"): data_file_name(j) for j in jobs if j.option("size")}
         for size, filename in sizes.items():
@@ -310,34 +318,37 @@ class Sweep:
         cfg = self.config
         jobs = {j.name: j for j in cfg.jobs}
         order = plan_order(list(jobs), tuple(targets), cfg.repeat)
-        self._precondition(spec, targets, list(jobs.values()))
+        self.precondition(spec, targets, list(jobs.values()))
         for n, cell in enumerate(order, 1):
-            job = jobs[cell.job]
-            target = targets[cell.placement]
-            text = job.render(directory=target.fio_dir, filename=data_file_name(job))
-            fio_run = target.run_fio(text, job.name, cfg.fio_timeout)
-            self.timings["fio"] += fio_run.wall_seconds
-            raw = self.store.save_raw(
-                f"{spec.driver}-{spec.fs}/{cell.placement}/{job.name}-r{cell.repeat}.json",
-                fio_run.stdout if fio_run.stdout.strip() else fio_run.stderr)
-            record = {"kind": "fio", **{k: v for k, v in context.items() if k != "backing"},
-                      "placement": cell.placement, "placement_detail": target.description,
-                      "job": job.name, "repeat": cell.repeat, "direct": job.direct,
-                      "primary_metric": job.primary_metric, "raw": raw,
-                      "wall_seconds": round(fio_run.wall_seconds, 3),
-                      "loop_direct_io": context["backing"].get("direct_io"),
-                      "params": {"size": job.option("size"), "runtime": job.option("runtime"),
-                                 "ramp_time": job.option("ramp_time"), "source": str(job.source)}}
-            try:
-                result = parse_fio_output(fio_run.stdout, fio_run.stderr)
-                record.update(status="ok", fio_version=result.fio_version, metrics=result.metrics())
-                summary = _summary(job, result.metrics())
-            except FioError as e:
-                record.update(status="failed", error=str(e), metrics={})
-                summary = f"FAILED: {e}"
-            self.store.append(record)
-            self.progress(f"[{spec}] {n}/{len(order)} {job.name} {cell.placement} r{cell.repeat + 1}: {summary}")
+            summary = self.run_cell(spec, targets[cell.placement], jobs[cell.job], cell.repeat, context)
+            self.progress(f"[{spec}] {n}/{len(order)} {cell.job} {cell.placement} r{cell.repeat + 1}: {summary}")
         return len(order)
+
+
+    def run_cell(self, spec: DriverSpec, target: Target, job: FioJob, repeat: int, context: dict) -> str:
+        """Run one job once on one target, append its record (and keep fio's JSON); returns a summary."""
+        text = job.render(directory=target.fio_dir, filename=data_file_name(job))
+        fio_run = target.run_fio(text, job.name, self.config.fio_timeout)
+        self.timings["fio"] += fio_run.wall_seconds
+        raw = self.store.save_raw(f"{spec.driver}-{spec.fs}/{target.placement}/{job.name}-r{repeat}.json",
+                                  fio_run.stdout if fio_run.stdout.strip() else fio_run.stderr)
+        record = {"kind": "fio", **{k: v for k, v in context.items() if k != "backing"},
+                  "placement": target.placement, "placement_detail": target.description,
+                  "job": job.name, "repeat": repeat, "direct": job.direct,
+                  "primary_metric": job.primary_metric, "raw": raw,
+                  "wall_seconds": round(fio_run.wall_seconds, 3),
+                  "loop_direct_io": context["backing"].get("direct_io"),
+                  "params": {"size": job.option("size"), "runtime": job.option("runtime"),
+                             "ramp_time": job.option("ramp_time"), "source": str(job.source)}}
+        try:
+            result = parse_fio_output(fio_run.stdout, fio_run.stderr)
+            record.update(status="ok", fio_version=result.fio_version, metrics=result.metrics())
+            summary = _summary(job, result.metrics())
+        except FioError as e:
+            record.update(status="failed", error=str(e), metrics={})
+            summary = f"FAILED: {e}"
+        self.store.append(record)
+        return summary
 
 
 def _one_line(e: Exception) -> str:

@@ -1,0 +1,200 @@
+"""How far to trust storprof: control ratios, repeatability, agreement with fio run by hand,
+harness overhead and memory, each measured in one run on this machine and printed with its target.
+
+It reports and does not gate: it exits 0 whether or not a target holds (non-zero only for bad
+input, such as not being root). Run as root:  .venv/bin/python benchmarks/fidelity.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shlex
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tabulate import tabulate
+
+from storprof import backing, report, results
+from storprof.cli import QUICK
+from storprof.drivers import DriverSpec
+from storprof.errors import StorprofError
+from storprof.fiojob import load_job
+from storprof.mounts import host_fs_type
+from storprof.proc import run
+from storprof.sweep import Sweep, SweepConfig, data_file_name, plan_order
+
+CONTROL_JOBS = ["randread-4k", "randwrite-4k", "seqread-1m", "seqwrite-1m"]
+BY_HAND = "fio-by-hand"
+
+
+def by_hand_argv(job_text: str, scratch: Path) -> list[str]:
+    """What a person would type: fio's own command-line form of the job (fio --showcmd), with
+    terse output, so neither storprof's runner nor its JSON parser is in the path."""
+    path = scratch / "by-hand.fio"
+    path.write_text(job_text)
+    cmd = run(["fio", "--showcmd", str(path)], timeout=60).stdout.strip()
+    return shlex.split(cmd) + ["--minimal"]
+
+
+def terse_iops(line: str) -> float:
+    """fio terse v3: field 8 is read IOPS, field 49 write IOPS (1-based)."""
+    fields = line.strip().splitlines()[-1].split(";")
+    if fields[0] != "3":
+        raise ValueError(f"not fio terse v3 output: {line[:80]!r}")
+    return float(fields[7]) + float(fields[48])
+
+
+def terse_bw_bytes(line: str) -> float:
+    """fio terse v3: fields 7 and 48 are read and write bandwidth in KiB/s."""
+    fields = line.strip().splitlines()[-1].split(";")
+    return (float(fields[6]) + float(fields[47])) * 1024
+
+
+def cv(values: list[float]) -> float:
+    return statistics.stdev(values) / statistics.mean(values) if len(values) > 1 else 0.0
+
+
+def verdict(ok: bool) -> str:
+    return "holds" if ok else "MISSED"
+
+
+def measure_fidelity(workdir: Path, spec: DriverSpec, repeats: int, runtime: float, ramp: float,
+                     size: str, out: Path, progress) -> tuple[list[list], dict]:
+    jobs = [load_job(n).with_overrides(size=size, runtime=runtime, ramp_time=ramp) for n in CONTROL_JOBS]
+    config = SweepConfig(specs=[spec], jobs=jobs, placements=("host", "volume", "bind"),
+                         repeat=repeats, workdir=workdir)
+    store = results.ResultsStore(out, {"benchmark": "fidelity"})
+    sweep = Sweep(config, store, progress)
+    by_hand: dict[str, list[float]] = {j.name: [] for j in jobs}
+    scratch = Path(tempfile.mkdtemp(prefix="storprof-bench-"))
+    try:
+        with sweep.ephemeral_session(0, spec) as (targets, context, _daemon):
+            sweep.precondition(spec, targets, jobs)
+            by_name = {j.name: j for j in jobs}
+            order = plan_order(list(by_name), ("host", "volume", "bind", BY_HAND), repeats)
+            for n, cell in enumerate(order, 1):
+                job = by_name[cell.job]
+                if cell.placement == BY_HAND:
+                    host = targets["host"]
+                    argv = by_hand_argv(job.render(host.fio_dir, data_file_name(job)), scratch)
+                    line = run(argv, timeout=3600).stdout
+                    value = terse_iops(line) if job.primary_metric == "iops" else terse_bw_bytes(line)
+                    by_hand[job.name].append(value)
+                    summary = f"{value:,.0f}"
+                else:
+                    summary = sweep.run_cell(spec, targets[cell.placement], job, cell.repeat, context)
+                progress(f"  {n}/{len(order)} {cell.job} {cell.placement} r{cell.repeat + 1}: {summary}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    runs = results.load_runs(out)
+    runs = runs[runs["status"] == "ok"].copy()
+    runs["value"] = report.primary_value(runs)
+    over = report.overhead(runs)
+    rows = []
+    for job in CONTROL_JOBS:
+        for placement in ("bind", "volume"):
+            r = over[(over.job == job) & (over.placement == placement)]["ratio"]
+            ratio = float(r.iloc[0]) if len(r) else float("nan")
+            rows.append([f"control {placement}/host", job, f"{ratio:.3f}", "1.00 ± 0.05",
+                         verdict(abs(ratio - 1) <= 0.05)])
+    for job in CONTROL_JOBS:
+        for placement in ("host", "volume", "bind"):
+            vals = list(runs[(runs.job == job) & (runs.placement == placement)]["value"])
+            c = cv(vals)
+            rows.append([f"repeatability CV ({placement})", job, f"{c * 100:.1f}% (n={len(vals)})",
+                         "≤ 5%", verdict(c <= 0.05)])
+        c = cv(by_hand[job])
+        rows.append([f"repeatability CV ({BY_HAND})", job, f"{c * 100:.1f}% (n={len(by_hand[job])})",
+                     "(noise floor)", "-"])
+    for job in CONTROL_JOBS:
+        host = list(runs[(runs.job == job) & (runs.placement == "host")]["value"])
+        ratio = statistics.median(host) / statistics.median(by_hand[job])
+        rows.append(["agreement storprof/fio by hand", job, f"{ratio:.3f}", "1.00 ± 0.03",
+                     verdict(abs(ratio - 1) <= 0.03)])
+    bench_fio = shutil.which("bench-fio")
+    rows.append(["agreement storprof/bench-fio", "-", "not measured" if not bench_fio else "see note",
+                 "1.00 ± 0.03", "-" if not bench_fio else "?"])
+    return rows, {"by_hand": by_hand}
+
+
+def measure_harness(workdir: Path, spec: DriverSpec, out: Path, progress) -> tuple[list[list], dict]:
+    """A quick sweep of one driver, in this process, timed by phase."""
+    jobs = [load_job(n).with_overrides(size=QUICK["size"], runtime=QUICK["runtime"],
+                                       ramp_time=QUICK["ramp_time"]) for n in QUICK["jobs"]]
+    config = SweepConfig(specs=[spec], jobs=jobs, repeat=QUICK["repeat"], workdir=workdir)
+    store = results.ResultsStore(out, {"benchmark": "harness"})
+    sweep = Sweep(config, store, progress)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.monotonic()
+    outcomes = sweep.run()
+    wall = time.monotonic() - start
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if [o.status for o in outcomes] != ["ok"]:
+        raise StorprofError(f"the quick sweep of {spec} did not finish: {outcomes}")
+    runs = results.load_runs(out)
+    asked = len(runs) * (QUICK["runtime"] + QUICK["ramp_time"])
+    t = sweep.timings
+    measured_wall = wall - t["daemon_start"]
+    outside = measured_wall - asked
+    costs = {"daemon start (excluded)": t["daemon_start"], "bench image import": t["image"],
+             "container start": t["containers"], "preconditioning data files": t["precondition"],
+             "fio start/exit and layout per run": t["fio"] - asked, "teardown": t["teardown"]}
+    costs["everything else (mkfs, probing, results)"] = measured_wall - asked - sum(
+        v for k, v in costs.items() if not k.startswith("daemon"))
+    largest = max((k for k in costs if not k.startswith("daemon")), key=costs.get)
+    share = outside / measured_wall
+    rows = [["quick sweep wall time", str(spec), f"{wall:.1f} s ({len(runs)} runs)", "-", "-"],
+            ["fio time asked for", str(spec), f"{asked:.1f} s", "-", "-"]]
+    rows += [[f"  {k}", "", f"{v:.1f} s", "", ""] for k, v in costs.items()]
+    rows.append(["time outside fio (daemon start excluded)", str(spec),
+                 f"{share * 100:.1f}% (largest: {largest})", "≤ 20%", verdict(share <= 0.20)])
+    rows.append(["peak RSS of the storprof process", "", f"{rss_peak / 1024:.0f} MiB "
+                 f"(before the sweep: {rss_before / 1024:.0f} MiB)", "-", "-"])
+    return rows, {"wall": wall, "costs": costs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/storprof-bench"))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--runtime", type=float, default=3.0)
+    ap.add_argument("--ramp-time", type=float, default=1.0)
+    ap.add_argument("--size", default="256m")
+    ap.add_argument("--out", type=Path, help="keep the results here (default: a temporary directory)")
+    ap.add_argument("--skip-harness", action="store_true", help="only the fidelity figures")
+    args = ap.parse_args(argv)
+    progress = (lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        backing.check_workdir(args.workdir)
+        spec = DriverSpec("overlay2", host_fs_type(args.workdir))
+        out = args.out or Path(tempfile.mkdtemp(prefix="storprof-fidelity-"))
+        started = time.monotonic()
+        rows, _ = measure_fidelity(args.workdir, spec, args.repeats, args.runtime, args.ramp_time,
+                                   args.size, out / "fidelity", progress)
+        if not args.skip_harness:
+            more, _ = measure_harness(args.workdir, spec, out / "harness", progress)
+            rows += more
+    except StorprofError as e:
+        print(f"fidelity: {e}", file=sys.stderr)
+        return 2
+    finally:
+        try:
+            args.workdir.rmdir()
+        except OSError:
+            pass
+    print(tabulate(rows, headers=["figure", "job / driver", "measured", "target", "verdict"],
+                   disable_numparse=True))
+    print(f"\n{spec}: {args.repeats} repeats of {args.runtime:g} s runs after {args.ramp_time:g} s ramp, "
+          f"{args.size} files; benchmark wall time {time.monotonic() - started:.0f} s; results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
