@@ -14,11 +14,13 @@ from pathlib import Path
 import click
 
 from . import __version__, backing, drivers, report, results
+from .cpu import fio_cpus
 from .errors import StorprofError, UserError
 from .fiojob import builtin_job_names, check_with_fio, load_job
 from .mounts import host_fs_type
 from .placements import PLACEMENTS
 from .proc import require
+from .layers import QUICK_PLAN, SWEEP_QUICK_PLAN, LayerPlan
 from .sweep import Sweep, SweepConfig
 
 DEFAULT_WORKDIR = Path("/var/tmp/storprof")
@@ -99,15 +101,20 @@ def drivers_cmd(workdir: Path):
               help="Attach to this daemon (URL, or DOCKER_HOST) instead of starting ephemeral ones.")
 @click.option("--image", help="Use this bench image (e.g. built from Dockerfile.bench) instead of "
               "importing one made from the host's fio.")
+@click.option("--cpus", default="auto", show_default=True,
+              help="CPUs fio runs on (fio cpus_allowed): auto = those not taking the disk's interrupts, "
+              "none = no pinning, or a list such as 0-3.")
 @click.option("--storage-opt", "storage_opts", multiple=True, metavar="DRIVER.KEY=VALUE",
               help="Passed to the ephemeral dockerd of that driver as --storage-opt (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True,
               help="Terminal table style.")
+@click.option("--no-layers", is_flag=True, help="Skip layer create/delete timing (storprof layers).")
 @click.option("--quiet", is_flag=True, help="No line per finished run.")
 @one_line_errors
 def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repeat, quick, workdir, out,
-          docker_host, image, storage_opts, fmt, quiet):
+          docker_host, image, cpus, storage_opts, fmt, no_layers, quiet):
     """Run fio on the host and in containers for each storage driver, and print the overhead."""
+    layer_plan = None if no_layers else (SWEEP_QUICK_PLAN if quick else LayerPlan())
     started = time.monotonic()
     preset = QUICK if quick else THOROUGH
     size = size or preset["size"]
@@ -123,13 +130,21 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
         raise UserError(f"unknown placement {', '.join(unknown) or '(none)'}; choose from: {', '.join(PLACEMENTS)}")
 
     require("fio")
-    jobs = [load_job(name).with_overrides(size=size, runtime=runtime, ramp_time=ramp_time)
+    pinned = fio_cpus(cpus)
+    jobs = [load_job(name).with_overrides(size=size, runtime=runtime, ramp_time=ramp_time, cpus_allowed=pinned)
             for name in (_split(job_list) or preset.get("jobs") or builtin_job_names())]
     for job in jobs:
         check_with_fio(job)
     if len({j.name for j in jobs}) != len(jobs):
         raise UserError("two jobs share a name; rename one of the job files")
 
+    _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, image, storage_opts,
+             layer_plan, fmt, quiet, started, {"quick": quick, "fio_cpus_allowed": pinned})
+
+
+def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, image, storage_opts,
+             layer_plan, fmt, quiet, started, meta) -> None:
+    """Shared by sweep and layers: resolve the specs, check the machine, run, print the tables."""
     if not docker_host:
         require("dockerd")
         if os.geteuid() != 0:
@@ -144,6 +159,9 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
         host_fs = host_fs_type(workdir)
         specs = ([drivers.DriverSpec.parse(t, host_fs) for t in _split(driver_list)]
                  or drivers.default_specs(host_fs))
+        if layer_plan:
+            for spec in specs:
+                layer_plan.validate(spec.driver)
     else:
         if driver_list:
             raise UserError("--drivers picks ephemeral daemons; with --docker-host the daemon's own driver is profiled")
@@ -152,14 +170,16 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
     out = out or results.default_out_dir()
     config = SweepConfig(specs=specs, jobs=jobs, placements=placements, repeat=repeat,
                          workdir=workdir, docker_host=docker_host, image=image,
-                         storage_opts=list(storage_opts))
+                         storage_opts=list(storage_opts), layers=layer_plan)
     if not docker_host:
         backing.require_free_space(workdir, config.backing_size_bytes(),
-                                   "one driver's data root, fio files and images (use a smaller --size)")
-    store = results.ResultsStore(out, {"command": shlex.join(sys.argv), "quick": quick,
-                                       "run_id": config.run_id, "placements": list(placements),
-                                       "jobs": [j.name for j in jobs], "repeat": repeat,
-                                       "drivers": [str(s) for s in specs] or [f"attached:{docker_host}"]})
+                                   "one driver's data root, fio files, images and layers "
+                                   "(use a smaller --size or --layer-sizes)")
+    store = results.ResultsStore(out, {"command": shlex.join(sys.argv), "run_id": config.run_id,
+                                       "placements": list(placements), "jobs": [j.name for j in jobs],
+                                       "repeat": repeat, "layers": vars(layer_plan) if layer_plan else None,
+                                       "drivers": [str(s) for s in specs] or [f"attached:{docker_host}"],
+                                       **meta})
     progress = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -172,10 +192,52 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
 
     _print_tables(store.dir, fmt)
     elapsed = time.monotonic() - started
-    click.echo(f"\nResults: {store.dir}  (overhead.csv, overhead.md, results.jsonl, raw/)")
+    click.echo(f"\nResults: {store.dir}  (overhead.csv/.md, layers.csv/.md, results.jsonl, raw/)")
     click.echo(f"Total wall time: {elapsed:.0f} s")
     if not any(o.status == "ok" for o in outcomes):
         raise StorprofError("no driver could be measured (see the reasons above)")
+
+
+def _sizes(text: str, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in _split(text))
+    except ValueError:
+        raise UserError(f"{what} takes whole numbers separated by commas, got {text!r}") from None
+    if not values:
+        raise UserError(f"{what} needs at least one value")
+    return values
+
+
+@main.command()
+@click.option("--drivers", "driver_list", help="Comma-separated specs (default: every known spec).")
+@click.option("--samples", type=int, help="Timed samples of each operation [20; quick 5].")
+@click.option("--layer-sizes", help="MiB written before each timed commit [0,16,256; quick 0,16,64].")
+@click.option("--depths", help="Image depths in layers [1,8,32; quick 1,4,8].")
+@click.option("--bulk", type=int, help="Containers created then removed in a row [50; quick 10].")
+@click.option("--large-image", type=int, help="MiB of files added to the bench image for the large image "
+              "[256; quick 128].")
+@click.option("--quick", is_flag=True, help="Small sizes and few samples.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Results directory.")
+@click.option("--docker-host", envvar="DOCKER_HOST", help="Attach to this daemon instead.")
+@click.option("--image", help="Use this bench image instead of the offline one.")
+@click.option("--storage-opt", "storage_opts", multiple=True, metavar="DRIVER.KEY=VALUE")
+@click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True)
+@click.option("--quiet", is_flag=True)
+@one_line_errors
+def layers(driver_list, samples, layer_sizes, depths, bulk, large_image, quick, workdir, out, docker_host,
+           image, storage_opts, fmt, quiet):
+    """Time layer creation and deletion per storage driver, and how the cost grows."""
+    started = time.monotonic()
+    base = QUICK_PLAN if quick else LayerPlan()
+    plan = LayerPlan(samples=samples if samples is not None else base.samples,
+                     layer_sizes_mib=_sizes(layer_sizes, "--layer-sizes") if layer_sizes else base.layer_sizes_mib,
+                     depths=_sizes(depths, "--depths") if depths else base.depths,
+                     bulk=bulk if bulk is not None else base.bulk,
+                     large_image_mib=large_image if large_image is not None else base.large_image_mib)
+    plan.validate("any")
+    _execute(driver_list, [], ("host",), 1, workdir, out, docker_host, image, storage_opts, plan, fmt,
+             quiet, started, {"quick": quick})
 
 
 def _print_tables(results_dir: Path, fmt: str, write: bool = True) -> None:
@@ -187,6 +249,13 @@ def _print_tables(results_dir: Path, fmt: str, write: bool = True) -> None:
             report.write_tables(over, status, results_dir)
         click.echo(report.format_table(over, fmt))
         click.echo(report.TABLE_NOTE)
+    records = results.read_records(results_dir)
+    ops, slopes = report.layer_tables(records)
+    if not ops.empty:
+        if write:
+            report.write_layer_tables(ops, slopes, results_dir)
+        click.echo("")
+        click.echo(report.format_layers(ops, slopes, fmt))
     click.echo("")
     click.echo(report.format_driver_status(status, fmt))
 

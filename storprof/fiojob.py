@@ -57,7 +57,8 @@ class FioJob:
     line_numbers: tuple[tuple[int, tuple[int, ...]], ...] = field(default=(), compare=False, repr=False)
 
     def with_overrides(self, size: str | None = None, runtime: float | None = None,
-                       ramp_time: float | None = None, direct: bool | None = None) -> FioJob:
+                       ramp_time: float | None = None, direct: bool | None = None,
+                       cpus_allowed: str | None = None) -> FioJob:
         """The same job with the sweep's settings forced in [global], so no job section can undo them."""
         forced: list[Option] = []
         if size is not None:
@@ -69,6 +70,8 @@ class FioJob:
             forced.append(("ramp_time", _seconds("ramp_time", ramp_time)))
         if direct is not None:
             forced.append(("direct", "1" if direct else "0"))
+        if cpus_allowed is not None:
+            forced.append(("cpus_allowed", _plain_value("cpus_allowed", cpus_allowed)))
         return self._with_global(forced)
 
     def render(self, directory: str, filename: str) -> str:

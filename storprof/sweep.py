@@ -27,6 +27,7 @@ from .errors import FioError, StorprofError
 from .fiojob import FioJob, parse_job, parse_size
 from .fioresult import parse_fio_output
 from .mounts import host_fs_type
+from .layers import LayerPlan, LayerTimer
 from .image import BenchImage, RootfsPlan, plan_rootfs, rootfs_tar
 from .placements import PLACEMENTS, ContainerTarget, HostTarget, Target
 from .results import ResultsStore
@@ -69,6 +70,7 @@ class SweepConfig:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     fio_timeout: float = 3600
     storage_opts: list[str] = field(default_factory=list)   # e.g. overlay2.override_kernel_check=true
+    layers: LayerPlan | None = None    # also time layer operations in each daemon (storprof layers)
 
     def storage_opts_for(self, driver: str) -> list[str]:
         """Only a driver's own options (`<driver>.key=value`): dockerd refuses another's."""
@@ -79,7 +81,8 @@ class SweepConfig:
 
     def backing_size_bytes(self) -> int:
         """Room for one fio file per placement plus images, layers and fs overhead."""
-        return max(4 << 30, len(self.placements) * self.data_file_bytes() * 2 + (2 << 30))
+        layers = self.layers.bytes_needed() if self.layers else 0
+        return max(4 << 30, len(self.placements) * self.data_file_bytes() * 2 + (2 << 30) + layers)
 
 
 # Untimed, before the first measured run of each data file: write it whole with direct I/O.
@@ -198,6 +201,7 @@ class Sweep:
         cfg = self.config
         slug = f"{spec.driver}-{spec.fs}"
         with contextlib.ExitStack() as stack:
+            stack.callback(shutil.rmtree, self.run_dir, ignore_errors=True)
             fs = backing.BackingFS(spec.fs, cfg.workdir, f"{cfg.run_id}-{slug}", cfg.backing_size_bytes())
             stack.callback(self._timed_teardown, fs.teardown)
             fs.setup()
@@ -217,12 +221,30 @@ class Sweep:
                      if fs.is_loop else "host filesystem")
             self.progress(f"[{spec}] dockerd {context['docker_version']} up on {fs.path} ({where})")
             targets = self._open_targets(stack, spec, daemon, host_dir=fs.path / "host",
-                                         bind_dir=fs.path / "bind")
+                                         bind_dir=fs.path / "bind", context=context)
             yield targets, context, daemon
 
     def _run_ephemeral(self, index: int, spec: DriverSpec) -> int:
-        with self.ephemeral_session(index, spec) as (targets, context, _daemon):
-            return self._run_cells(spec, targets, context)
+        with self.ephemeral_session(index, spec) as (targets, context, daemon):
+            runs = self._run_cells(spec, targets, context)
+            if self.config.layers:
+                host = targets.get("host")
+                self.time_layers(spec, daemon, context, getattr(host, "directory", None),
+                                 Path(context["backing"]["path"]) / "docker")
+            return runs
+
+    def time_layers(self, spec: DriverSpec, daemon: Daemon, context: dict, host_dir: Path | None,
+                    data_root: Path | None) -> None:
+        """Layer create/delete timing in this daemon; records go to the same results store."""
+        plan = self.config.layers
+        plan.validate(spec.driver)
+        common = {k: v for k, v in context.items() if k not in ("backing", "image")}
+        timer = LayerTimer(str(spec), daemon.client, context["image"], self._labels(),
+                           lambda rec: self.store.append({**common, **rec}), host_dir, data_root, self.progress)
+        try:
+            timer.run(plan)
+        finally:
+            timer.cleanup()
 
     def _run_attached(self) -> DriverOutcome:
         """Profile a running daemon's current driver; the baseline runs in a container on a
@@ -243,8 +265,10 @@ class Sweep:
                 work = f"{daemon.data_root()}/storprof-{cfg.run_id}"
                 context = self._context(spec, daemon, {"fs": fs, "path": work, "attached": True})
                 targets = self._open_targets(stack, spec, daemon, host_dir=Path(work) / "host",
-                                             bind_dir=Path(work) / "bind", attached_root=work)
+                                             bind_dir=Path(work) / "bind", attached_root=work, context=context)
                 runs = self._run_cells(spec, targets, context)
+                if cfg.layers:
+                    self.time_layers(spec, daemon, context, None, None)
             outcome = DriverOutcome(label, "ok", "", runs)
         except (StorprofError, docker.errors.DockerException, requests.exceptions.RequestException) as e:
             message = _one_line(e)
@@ -268,7 +292,8 @@ class Sweep:
                 "driver_honours_direct_io": info.honours_direct_io if info else None}
 
     def _open_targets(self, stack: contextlib.ExitStack, spec: DriverSpec, daemon: Daemon,
-                      host_dir: Path, bind_dir: Path, attached_root: str | None = None) -> dict[str, Target]:
+                      host_dir: Path, bind_dir: Path, attached_root: str | None = None,
+                      context: dict | None = None) -> dict[str, Target]:
         cfg = self.config
         t0 = time.monotonic()
         image = BenchImage(daemon.client, self._labels(), cfg.image)
@@ -279,6 +304,8 @@ class Sweep:
             plan, tar = self._bench_rootfs()
             ref = image.ensure(plan, tar)
         self.timings["image"] += time.monotonic() - t0
+        if context is not None:
+            context["image"] = ref
         t0 = time.monotonic()
         if attached_root:
             stack.callback(self._timed_teardown, lambda: _remove_attached_dirs(daemon, ref, self._labels(),
@@ -332,14 +359,15 @@ class Sweep:
         self.timings["fio"] += fio_run.wall_seconds
         raw = self.store.save_raw(f"{spec.driver}-{spec.fs}/{target.placement}/{job.name}-r{repeat}.json",
                                   fio_run.stdout if fio_run.stdout.strip() else fio_run.stderr)
-        record = {"kind": "fio", **{k: v for k, v in context.items() if k != "backing"},
+        record = {"kind": "fio", **{k: v for k, v in context.items() if k not in ("backing", "image")},
                   "placement": target.placement, "placement_detail": target.description,
                   "job": job.name, "repeat": repeat, "direct": job.direct,
                   "primary_metric": job.primary_metric, "raw": raw,
                   "wall_seconds": round(fio_run.wall_seconds, 3),
                   "loop_direct_io": context["backing"].get("direct_io"),
                   "params": {"size": job.option("size"), "runtime": job.option("runtime"),
-                             "ramp_time": job.option("ramp_time"), "source": str(job.source)}}
+                             "ramp_time": job.option("ramp_time"), "cpus_allowed": job.option("cpus_allowed"),
+                             "source": str(job.source)}}
         try:
             result = parse_fio_output(fio_run.stdout, fio_run.stderr)
             record.update(status="ok", fio_version=result.fio_version, metrics=result.metrics())

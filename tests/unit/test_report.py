@@ -23,22 +23,35 @@ def _value(rec):
     return m["total_iops"] if rec["primary_metric"] == "iops" else m["total_bw_bytes"]
 
 
-def test_ratios_are_medians_over_repeats_divided_by_the_host_median():
+def test_ratios_are_medians_of_per_repeat_ratios_to_host():
     recs = [r for r in _records() if r["kind"] == "fio" and r["status"] == "ok"]
     over = report.overhead(load_runs(SWEEP))
     assert len(over) == len({(r["driver_spec"], r["job"], r["placement"]) for r in recs})
     checked = 0
     for (spec, job), _ in over.groupby(["driver_spec", "job"]):
-        host = statistics.median(_value(r) for r in recs
-                                 if (r["driver_spec"], r["job"], r["placement"]) == (spec, job, "host"))
+        host = {r["repeat"]: _value(r) for r in recs
+                if (r["driver_spec"], r["job"], r["placement"]) == (spec, job, "host")}
         for placement in ("union", "volume", "bind"):
-            vals = [_value(r) for r in recs if (r["driver_spec"], r["job"], r["placement"]) == (spec, job, placement)]
+            mine = {r["repeat"]: _value(r) for r in recs
+                    if (r["driver_spec"], r["job"], r["placement"]) == (spec, job, placement)}
+            ratios = [mine[k] / host[k] for k in sorted(mine) if k in host]
             row = over[(over.driver_spec == spec) & (over.job == job) & (over.placement == placement)].iloc[0]
-            assert row["ratio"] == pytest.approx(statistics.median(vals) / host)
-            assert row["n"] == len(vals)
-            assert row["spread"] == pytest.approx((max(vals) - min(vals)) / 2 / statistics.median(vals))
+            assert row["ratio"] == pytest.approx(statistics.median(ratios))
+            assert row["ratio_spread"] == pytest.approx((max(ratios) - min(ratios)) / 2 / statistics.median(ratios))
+            assert row["n"] == len(mine)
+            vals = list(mine.values())
+            assert row["median"] == pytest.approx(statistics.median(vals))
             checked += 1
     assert checked >= 3 * 6
+
+
+def test_paired_ratio_cancels_drift_between_repeats():
+    # a machine twice as fast in repeat 1: every placement equal to host within its repeat
+    runs = pd.DataFrame({"repeat": [0, 0, 1, 1], "placement": ["host", "bind"] * 2,
+                         "value": [100.0, 100.0, 200.0, 200.0]})
+    host, bind = runs[runs.placement == "host"], runs[runs.placement == "bind"]
+    assert list(report.paired_ratio(bind, host, "value")) == [1.0, 1.0]
+    assert bind["value"].median() / host["value"].median() == 1.0
 
 
 def test_fsync_job_latency_is_the_fsync_latency():

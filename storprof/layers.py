@@ -1,0 +1,341 @@
+"""Layer timing: what each storage driver pays to make and drop layers, and how that grows.
+
+Container create/start/remove on a small and a large image, commit of an S MiB layer and removal
+of the image, images K layers deep, bulk create/remove, and the bytes each step leaves in the data
+root, against a host baseline (the same bytes written, and copied, in a plain directory on the same
+backing filesystem). Every call is timed with a monotonic clock around the SDK call, after one
+untimed warm-up of the same operation.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import docker.errors
+
+from .errors import UserError
+from .growth import fit_line, percentile
+from .proc import run
+
+MIB = 2**20
+# overlay2 stacks at most 128 lower directories; the image's own layers count too.
+MAX_DEPTH = {"overlay2": 120, "fuse-overlayfs": 120, "aufs": 120}
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    samples: int = 20
+    layer_sizes_mib: tuple[int, ...] = (0, 16, 256)
+    depths: tuple[int, ...] = (1, 8, 32)
+    bulk: int = 50
+    large_image_mib: int = 256
+
+    def validate(self, driver: str) -> None:
+        if self.samples < 1 or self.bulk < 1:
+            raise UserError("--samples and --bulk must be positive whole numbers")
+        if any(s < 0 for s in self.layer_sizes_mib) or self.large_image_mib <= 0:
+            raise UserError("--layer-sizes must be sizes in MiB, 0 or more")
+        if any(d < 1 for d in self.depths):
+            raise UserError("--depths must be positive whole numbers")
+        limit = MAX_DEPTH.get(driver)
+        if limit and max(self.depths) > limit:
+            raise UserError(f"{driver} allows at most {limit} layers on top of the bench image "
+                            f"(its lower-directory limit is 128); asked for {max(self.depths)}")
+
+    def bytes_needed(self) -> int:
+        """Room for the largest commit, the large image, and a host copy of each."""
+        return (2 * max(self.layer_sizes_mib, default=0) + 3 * self.large_image_mib) * MIB + (1 << 30)
+
+
+QUICK_PLAN = LayerPlan(samples=5, layer_sizes_mib=(0, 16, 64), depths=(1, 4, 8), bulk=10, large_image_mib=128)
+# What `sweep --quick` adds per driver: the same operations, fewer samples (the sweep's budget is fio's).
+SWEEP_QUICK_PLAN = LayerPlan(samples=3, layer_sizes_mib=(0, 16, 64), depths=(1, 4), bulk=5, large_image_mib=64)
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes allocated under path (st_blocks), each inode once: what the data root really holds."""
+    seen, total = set(), 0
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total
+
+
+def fill_argv(directory: str, mib: int) -> list[str]:
+    """fio writing `mib` MiB as 4 MiB files (buffered, like a build or package install)."""
+    return ["fio", "--name=fill", f"--directory={directory}", "--rw=write", "--bs=1m", "--ioengine=psync",
+            f"--size={mib}m", f"--nrfiles={max(1, mib // 4)}", "--create_only=1", "--output-format=json"]
+
+
+class LayerTimer:
+    """Runs the layer operations of one daemon, appending one record per timed sample."""
+
+    def __init__(self, spec: str, client, image_ref: str, labels: dict[str, str], record: Callable[[dict], None],
+                 host_dir: Path | None, data_root: Path | None, progress: Callable[[str], None]):
+        self.spec = spec
+        self.client = client
+        self.image = image_ref
+        self.labels = labels
+        self.record = record
+        self.host_dir = host_dir
+        self.data_root = data_root
+        self.progress = progress
+        self._made_images: list[str] = []
+        self._made_containers: list = []
+
+    # ------------------------------------------------------------------ helpers
+    def _emit(self, op: str, seconds: float, **extra) -> None:
+        self.record({"kind": "layer", "op": op, "seconds": seconds, **extra})
+
+    def _timed(self, fn):
+        t0 = time.monotonic()
+        out = fn()
+        return out, time.monotonic() - t0
+
+    def _create(self, image: str, **kw):
+        c = self.client.containers.create(image, command=["/bin/sleep", "infinity"], labels=self.labels,
+                                          network_mode="none", **kw)
+        self._made_containers.append(c)
+        return c
+
+    def _remove(self, c) -> None:
+        c.remove(force=True)
+        if c in self._made_containers:
+            self._made_containers.remove(c)
+
+    def _commit(self, c) -> str:
+        changes = [f"LABEL {k}={v}" for k, v in self.labels.items()]
+        img = c.commit(changes=changes)
+        self._made_images.append(img.id)
+        return img.id
+
+    def _remove_image(self, image_id: str) -> None:
+        """Remove an image; its untagged parents made here go with it (docker prunes them)."""
+        try:
+            self.client.images.remove(image_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        if image_id in self._made_images:
+            self._made_images.remove(image_id)
+
+    def _space(self) -> int | None:
+        if self.data_root and self.data_root.is_dir():
+            return tree_bytes(self.data_root)
+        try:
+            return int(self.client.df().get("LayersSize") or 0)
+        except docker.errors.DockerException:
+            return None
+
+    def _image_with_files(self, mib: int) -> str:
+        """The bench image plus one committed layer of `mib` MiB of files."""
+        c = self._create(self.image)
+        c.start()
+        code, out = c.exec_run(fill_argv("/bench/union", mib))
+        if code != 0:
+            raise UserError(f"[{self.spec}] writing {mib} MiB in a container failed: {out.decode()[-200:]}")
+        image = self._commit(c)
+        self._remove(c)
+        return image
+
+    # ------------------------------------------------------------------ operations
+    def container_lifecycle(self, image: str, image_label: str, image_mib: float, samples: int) -> None:
+        """create, start, rm of a container, each timed; one untimed warm-up first."""
+        warm = self._create(image)
+        warm.start()
+        self._remove(warm)
+        for i in range(samples):
+            c, t_create = self._timed(lambda: self._create(image))
+            _, t_start = self._timed(c.start)
+            _, t_rm = self._timed(lambda: self._remove(c))
+            for op, t in (("container create", t_create), ("container start", t_start), ("container rm", t_rm)):
+                self._emit(op, t, image=image_label, image_mib=image_mib, sample=i)
+
+    def _commit_once(self, s_mib: int) -> tuple[float, float, int | None]:
+        """A container writes s_mib MiB; returns (commit seconds, image rm seconds, bytes added)."""
+        c = self._create(self.image)
+        c.start()
+        if s_mib:
+            code, out = c.exec_run(fill_argv("/bench/union", s_mib))
+            if code != 0:
+                raise UserError(f"[{self.spec}] writing {s_mib} MiB failed: {out.decode()[-200:]}")
+        before = self._space()
+        image, t_commit = self._timed(lambda: self._commit(c))
+        after = self._space()
+        self._remove(c)
+        _, t_rmi = self._timed(lambda: self._remove_image(image))
+        added = after - before if before is not None and after is not None else None
+        return t_commit, t_rmi, added
+
+    def commit_sizes(self, sizes_mib: tuple[int, ...], samples: int) -> None:
+        """A container writes S MiB, then commit is timed, then removal of the new image."""
+        self._commit_once(min(sizes_mib))                      # untimed warm-up
+        for s_mib in sizes_mib:
+            for i in range(samples):
+                t_commit, t_rmi, added = self._commit_once(s_mib)
+                self._emit("commit", t_commit, layer_mib=s_mib, sample=i, bytes_added=added)
+                self._emit("image rm", t_rmi, layer_mib=s_mib, sample=i)
+
+    def depth(self, depths: tuple[int, ...], samples: int) -> None:
+        """Images K layers deep (one small file per layer, by commit): build, create on top, remove."""
+        for k in depths:
+            parent, t_build = self.image, 0.0
+            for layer in range(k):
+                c = self._create(parent)
+                data = f"layer {layer}\n".encode()
+                buf = io.BytesIO()
+                with tarfile.open(fileobj=buf, mode="w") as tar:
+                    info = tarfile.TarInfo(f"layer-{layer}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+                t0 = time.monotonic()
+                c.put_archive("/", buf.getvalue())
+                parent = self._commit(c)
+                t_build += time.monotonic() - t0
+                self._remove(c)
+            self._emit("image build (per layer)", t_build / k, depth=k)
+            layers = len(self.client.images.get(parent).attrs["RootFS"]["Layers"])
+            warm = self._create(parent)
+            self._remove(warm)
+            for i in range(samples):
+                c, t_create = self._timed(lambda: self._create(parent))
+                self._remove(c)
+                self._emit("container create", t_create, image=f"depth {k}", depth=k, layers=layers, sample=i)
+            chain = list(self._made_images)
+            _, t_rm = self._timed(lambda: self._remove_image(parent))   # prunes the untagged stack below
+            self._emit("image rm (whole stack)", t_rm, depth=k, layers=layers)
+            for image_id in chain:                                    # already gone: forget them
+                if image_id in self._made_images and not self._image_exists(image_id):
+                    self._made_images.remove(image_id)
+
+    def bulk(self, count: int) -> None:
+        before = self._space()
+        made, t_create = self._timed(lambda: [self._create(self.image) for _ in range(count)])
+        during = self._space()
+        _, t_rm = self._timed(lambda: [self._remove(c) for c in made])
+        per = ((during - before) / count) if before is not None and during is not None else None
+        self._emit("bulk create", t_create, count=count, per_container=t_create / count, bytes_per_container=per)
+        self._emit("bulk rm", t_rm, count=count, per_container=t_rm / count)
+
+    def host_baseline(self, sizes_mib: tuple[int, ...], samples: int) -> None:
+        """The same bytes written, then copied (cp -a), in a plain directory on the same filesystem."""
+        if self.host_dir is None:
+            return
+        for s_mib in sizes_mib:
+            if not s_mib:
+                continue
+            for i in range(samples):
+                src, dst = self.host_dir / f"w-{s_mib}", self.host_dir / f"c-{s_mib}"
+                src.mkdir(parents=True, exist_ok=True)
+                _, t_write = self._timed(lambda: run(fill_argv(str(src), s_mib), timeout=3600))
+                _, t_copy = self._timed(lambda: run(["cp", "-a", str(src), str(dst)], timeout=3600))
+                self._emit("host write", t_write, layer_mib=s_mib, sample=i)
+                self._emit("host copy", t_copy, layer_mib=s_mib, sample=i)
+                shutil.rmtree(src)
+                shutil.rmtree(dst)
+
+    def run(self, plan: LayerPlan) -> None:
+        base_mib = self._image_mib(self.image)
+        self.progress(f"[{self.spec}] layers: container lifecycle on the bench image ({base_mib:.0f} MiB)")
+        self.container_lifecycle(self.image, "bench", base_mib, plan.samples)
+        large = self._image_with_files(plan.large_image_mib)
+        large_mib = self._image_mib(large)
+        self.progress(f"[{self.spec}] layers: container lifecycle on a {large_mib:.0f} MiB image")
+        self.container_lifecycle(large, "large", large_mib, plan.samples)
+        self._remove_image(large)
+        self.progress(f"[{self.spec}] layers: commit of {', '.join(map(str, plan.layer_sizes_mib))} MiB")
+        self.commit_sizes(plan.layer_sizes_mib, plan.samples)
+        self.progress(f"[{self.spec}] layers: image depths {', '.join(map(str, plan.depths))}")
+        self.depth(plan.depths, max(1, plan.samples // 2))
+        self.progress(f"[{self.spec}] layers: {plan.bulk} containers in a row")
+        self.bulk(plan.bulk)
+        self.host_baseline(plan.layer_sizes_mib + (plan.large_image_mib,), max(1, plan.samples // 2))
+
+    def _image_exists(self, image_id: str) -> bool:
+        try:
+            self.client.images.get(image_id)
+            return True
+        except docker.errors.NotFound:
+            return False
+
+    def _image_mib(self, image: str) -> float:
+        return self.client.images.get(image).attrs.get("Size", 0) / MIB
+
+    def cleanup(self) -> None:
+        """Remove whatever an error left: this timer's containers, then its images, newest first."""
+        for c in list(self._made_containers):
+            try:
+                self._remove(c)
+            except docker.errors.DockerException:
+                pass
+        for image_id in reversed(list(self._made_images)):
+            try:
+                self._remove_image(image_id)
+            except docker.errors.DockerException:
+                pass
+
+
+# ------------------------------------------------------------------ aggregation (pure)
+
+def summarize_layers(records: list[dict]) -> list[dict]:
+    """Per (driver spec, operation, variant): p50 and p95 in ms, host ratio, growth slope."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r.get("kind") != "layer":
+            continue
+        variant = r.get("image") or (f"{r['layer_mib']} MiB" if "layer_mib" in r else "") or \
+            (f"depth {r['depth']}" if "depth" in r else "") or (f"x{r['count']}" if "count" in r else "")
+        groups.setdefault((r["driver_spec"], r["op"], variant), []).append(r)
+    host = {(k[0], r.get("layer_mib")): percentile([x["seconds"] for x in v], 50)
+            for k, v in groups.items() if k[1] == "host copy" for r in v[:1]}
+    rows = []
+    for (spec, op, variant), recs in groups.items():
+        secs = [r["seconds"] for r in recs]
+        row = {"driver_spec": spec, "op": op, "variant": variant, "n": len(secs),
+               "p50_ms": percentile(secs, 50) * 1000, "p95_ms": percentile(secs, 95) * 1000}
+        if op == "commit" and recs[0].get("layer_mib"):
+            base = host.get((spec, recs[0]["layer_mib"]))
+            row["host_ratio"] = percentile(secs, 50) / base if base else None
+        bytes_added = [r.get("bytes_added") or r.get("bytes_per_container") for r in recs]
+        bytes_added = [b for b in bytes_added if b is not None]
+        if bytes_added:
+            row["bytes"] = percentile(bytes_added, 50)
+        rows.append(row)
+    return rows
+
+
+def growth(records: list[dict]) -> list[dict]:
+    """Slopes: container create ms per 100 MiB of image, commit ms per 100 MiB of layer,
+    container create ms per layer of depth; each with R²."""
+    out = []
+    specs = sorted({r["driver_spec"] for r in records if r.get("kind") == "layer"})
+    for spec in specs:
+        rs = [r for r in records if r.get("kind") == "layer" and r["driver_spec"] == spec]
+        series = {
+            ("container create", "ms per 100 MiB of image"):
+                [(r["image_mib"] / 100, r["seconds"] * 1000) for r in rs
+                 if r["op"] == "container create" and "image_mib" in r],
+            ("commit", "ms per 100 MiB of layer"):
+                [(r["layer_mib"] / 100, r["seconds"] * 1000) for r in rs if r["op"] == "commit"],
+            ("container create", "ms per layer of depth"):
+                [(r["layers"], r["seconds"] * 1000) for r in rs if r["op"] == "container create" and "layers" in r],
+        }
+        for (op, unit), pts in series.items():
+            fit = fit_line([p[0] for p in pts], [p[1] for p in pts])
+            if fit:
+                out.append({"driver_spec": spec, "op": op, "unit": unit, "slope": fit.slope,
+                            "r2": fit.r2, "n": fit.n})
+    return out
