@@ -106,8 +106,11 @@ def precondition_job(size: str) -> FioJob:
 
 
 def data_file_name(job: FioJob) -> str:
-    """One data file per size: jobs of equal size share it, so it is laid out once."""
-    return f"storprof-{(job.option('size') or 'default').lower()}.dat"
+    """One data file per size and I/O mode: jobs of equal size share it, so it is laid out once.
+    Buffered jobs get their own file: pages they leave in the page cache would otherwise make
+    the next direct job on that file pay for invalidating them."""
+    size = (job.option("size") or "default").lower()
+    return f"storprof-{size}.dat" if job.direct else f"storprof-{size}-buffered.dat"
 
 
 Progress = Callable[[str], None]
@@ -329,8 +332,8 @@ class Sweep:
     # ------------------------------------------------------------------ cells
     def precondition(self, spec: DriverSpec, targets: dict[str, Target], jobs: list[FioJob]) -> None:
         """Bring every placement's data file to the same state before anything is measured."""
-        sizes = {j.option("size"): data_file_name(j) for j in jobs if j.option("size")}
-        for size, filename in sizes.items():
+        files = {data_file_name(j): j.option("size") for j in jobs if j.option("size")}
+        for filename, size in files.items():
             job = precondition_job(size)
             for placement, target in targets.items():
                 text = job.render(directory=target.fio_dir, filename=filename)
