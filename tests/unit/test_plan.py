@@ -29,3 +29,14 @@ def test_first_placement_rotates_so_none_is_always_first():
 def test_empty_inputs():
     assert plan_order([], PLACEMENTS, 3) == []
     assert plan_order(["a"], PLACEMENTS, 0) == []
+
+
+def test_buffered_jobs_do_not_share_a_data_file_with_direct_ones():
+    from storprof.fiojob import load_job
+    from storprof.sweep import data_file_name
+
+    direct = [load_job(n).with_overrides(size="64m") for n in ("randread-4k", "randwrite-4k", "seqwrite-1m")]
+    buffered = load_job("fsync-write-4k").with_overrides(size="64m")
+    assert len({data_file_name(j) for j in direct}) == 1
+    assert data_file_name(buffered) not in {data_file_name(j) for j in direct}
+    assert data_file_name(load_job("randread-4k").with_overrides(size="1g")) != data_file_name(direct[0])
