@@ -15,6 +15,7 @@ import click
 
 from . import __version__, backing, drivers, report, results
 from .cpu import fio_cpus
+from .daemon import AttachedDaemon
 from .errors import StorprofError, UserError
 from .fiojob import builtin_job_names, check_with_fio, load_job
 from .mounts import host_fs_type
@@ -165,6 +166,7 @@ def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, i
     else:
         if driver_list:
             raise UserError("--drivers picks ephemeral daemons; with --docker-host the daemon's own driver is profiled")
+        AttachedDaemon(docker_host).stop()    # unreachable: say so before making a results directory
         specs = []
 
     out = out or results.default_out_dir()

@@ -132,10 +132,6 @@ class ContainerTarget(Target):
         return FioRun((out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"),
                       code if code is not None else -1, time.monotonic() - start)
 
-    def exec(self, argv: list[str]) -> tuple[int, str]:
-        code, out = self.container.exec_run(argv)
-        return code, (out or b"").decode(errors="replace")
-
     def close(self) -> None:
         """Remove the container (killing fio if it still runs) and this run's volume."""
         if self.container is not None:

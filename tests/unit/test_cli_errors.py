@@ -99,3 +99,15 @@ def test_not_enough_disk_space_is_refused_with_numbers(tmp_path):
                      "--out", str(tmp_path / "out")])
     assert "not enough space" in msg and "GiB" in msg
     assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_docker_host_makes_no_results_directory(tmp_path):
+    code, msg = run(["sweep", "--docker-host", f"unix://{tmp_path}/absent.sock", "--out", str(tmp_path / "out")])
+    assert code == 4 and "cannot reach the Docker daemon" in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_layers_bad_input():
+    assert "positive" in run(["layers", "--depths", "0"])[1]
+    assert "whole numbers" in run(["layers", "--layer-sizes", "a,b"])[1]
+    assert "at most 120 layers" in run(["layers", "--drivers", "overlay2", "--depths", "1,500"])[1]
