@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="keep the results here (default: a temporary directory)")
     ap.add_argument("--cpus", default="auto", help="as storprof sweep --cpus")
     ap.add_argument("--skip-harness", action="store_true", help="only the fidelity figures")
+    ap.add_argument("--skip-fidelity", action="store_true", help="only the harness and memory figures")
     args = ap.parse_args(argv)
     progress = (lambda line: print(line, file=sys.stderr, flush=True))
     try:
@@ -184,9 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[list] = []
         if not args.skip_harness:    # first, so the process's peak memory is the sweep's own
             rows, _ = measure_harness(args.workdir, spec, cpus, out / "harness", progress)
-        more, _ = measure_fidelity(args.workdir, spec, args.repeats, args.runtime, args.ramp_time,
-                                   args.size, cpus, out / "fidelity", progress)
-        rows = more + rows
+        if not args.skip_fidelity:
+            more, _ = measure_fidelity(args.workdir, spec, args.repeats, args.runtime, args.ramp_time,
+                                       args.size, cpus, out / "fidelity", progress)
+            rows = more + rows
     except StorprofError as e:
         print(f"fidelity: {e}", file=sys.stderr)
         return 2

@@ -10,8 +10,9 @@ Users with a registry can build `Dockerfile.bench` instead and pass it with `--i
 from __future__ import annotations
 
 import hashlib
-import io
+import os
 import re
+import tempfile
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +74,10 @@ def plan_rootfs() -> RootfsPlan:
     return RootfsPlan(tuple(sorted((host, inside) for inside, host in files.items())))
 
 
-def rootfs_tar(plan: RootfsPlan) -> bytes:
-    """An uncompressed tar of the root filesystem, built in memory (about 80 MB)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
+def write_rootfs_tar(plan: RootfsPlan, path: Path) -> Path:
+    """An uncompressed tar of the root filesystem (about 80 MB), written to disk and streamed to
+    the daemon from there: built in memory it raised the sweep's peak RSS from 81 to 166 MiB."""
+    with tarfile.open(path, mode="w") as tar:
         made_dirs: set[str] = set()
 
         def add_dir(d: str) -> None:
@@ -99,7 +100,7 @@ def rootfs_tar(plan: RootfsPlan) -> bytes:
             info.uname = info.gname = "root"
             with open(host, "rb") as f:
                 tar.addfile(info, f)
-    return buf.getvalue()
+    return path
 
 
 class BenchImage:
@@ -112,7 +113,8 @@ class BenchImage:
         self.ref: str | None = None
         self.made_here = False
 
-    def ensure(self, plan: RootfsPlan | None = None, tar_bytes: bytes | None = None) -> str:
+    def ensure(self, plan: RootfsPlan | None = None, scratch: Path | None = None) -> str:
+        """The image's reference; imports it (tar written in `scratch`, then removed) if missing."""
         if self.user_image:
             try:
                 self.client.images.get(self.user_image)
@@ -129,11 +131,16 @@ class BenchImage:
             return ref
         except docker.errors.ImageNotFound:
             pass
-        data = tar_bytes if tar_bytes is not None else rootfs_tar(plan)
         changes = [f"LABEL {k}={v}" for k, v in self.run_label.items()]
         changes += ['CMD ["/bin/sleep", "infinity"]', "WORKDIR /"]
         repo, tag = ref.split(":")
-        self.client.api.import_image_from_data(data, repository=repo, tag=tag, changes=changes)
+        fd, name = tempfile.mkstemp(prefix="storprof-rootfs-", suffix=".tar", dir=scratch)
+        os.close(fd)
+        try:
+            write_rootfs_tar(plan, Path(name))
+            self.client.api.import_image_from_file(name, repository=repo, tag=tag, changes=changes)
+        finally:
+            os.unlink(name)
         self.ref = ref
         self.made_here = True
         return ref

@@ -28,7 +28,7 @@ from .fiojob import FioJob, parse_job, parse_size
 from .fioresult import parse_fio_output
 from .mounts import host_fs_type
 from .layers import LayerPlan, LayerTimer
-from .image import BenchImage, RootfsPlan, plan_rootfs, rootfs_tar
+from .image import BenchImage, RootfsPlan, plan_rootfs
 from .placements import PLACEMENTS, ContainerTarget, HostTarget, Target
 from .results import ResultsStore
 
@@ -137,7 +137,6 @@ class Sweep:
         self.store = store
         self.progress = progress
         self._plan: RootfsPlan | None = None
-        self._tar: bytes | None = None
         self.timings: dict[str, float] = {"daemon_start": 0.0, "image": 0.0, "containers": 0.0,
                                           "precondition": 0.0, "fio": 0.0, "teardown": 0.0}
 
@@ -188,11 +187,10 @@ class Sweep:
                            "runs": outcome.runs, "seconds": round(outcome.seconds, 3)})
         return outcome
 
-    def _bench_rootfs(self) -> tuple[RootfsPlan, bytes]:
+    def _bench_rootfs(self) -> RootfsPlan:
         if self._plan is None:
             self._plan = plan_rootfs()
-            self._tar = rootfs_tar(self._plan)
-        return self._plan, self._tar
+        return self._plan
 
     def _labels(self) -> dict[str, str]:
         return {LABEL: self.config.run_id}
@@ -304,8 +302,7 @@ class Sweep:
         if cfg.image:
             ref = image.ensure()
         else:
-            plan, tar = self._bench_rootfs()
-            ref = image.ensure(plan, tar)
+            ref = image.ensure(self._bench_rootfs(), cfg.workdir if cfg.workdir.is_dir() else None)
         self.timings["image"] += time.monotonic() - t0
         if context is not None:
             context["image"] = ref
