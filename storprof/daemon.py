@@ -194,7 +194,7 @@ class EphemeralDaemon(Daemon):
         if self._log is not None:
             self._log.close()
             self._log = None
-        _remove_tree(self.runtime_dir)
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
 
 class AttachedDaemon(Daemon):
@@ -239,8 +239,3 @@ def _kill_processes_under(path: Path) -> None:
                 os.kill(int(pid_dir.name), signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-

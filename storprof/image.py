@@ -10,6 +10,7 @@ Users with a registry can build `Dockerfile.bench` instead and pass it with `--i
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import tempfile
@@ -101,6 +102,17 @@ def write_rootfs_tar(plan: RootfsPlan, path: Path) -> Path:
             with open(host, "rb") as f:
                 tar.addfile(info, f)
     return path
+
+
+def one_file_tar(name: str, data: bytes, mode: int = 0o644) -> bytes:
+    """A tar holding one file: what put_archive and docker import take."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = mode
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 class BenchImage:

@@ -9,10 +9,8 @@ untimed warm-up of the same operation.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import docker.errors
 
 from .errors import UserError
 from .growth import fit_line, percentile
+from .image import one_file_tar
 from .proc import run
 
 MIB = 2**20
@@ -195,14 +194,9 @@ class LayerTimer:
             parent, t_build = self.image, 0.0
             for layer in range(k):
                 c = self._create(parent)
-                data = f"layer {layer}\n".encode()
-                buf = io.BytesIO()
-                with tarfile.open(fileobj=buf, mode="w") as tar:
-                    info = tarfile.TarInfo(f"layer-{layer}")
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
+                archive = one_file_tar(f"layer-{layer}", f"layer {layer}\n".encode())
                 t0 = time.monotonic()
-                c.put_archive("/", buf.getvalue())
+                c.put_archive("/", archive)
                 parent = self._commit(c)
                 t_build += time.monotonic() - t0
                 self._remove(c)
@@ -299,20 +293,20 @@ def summarize_layers(records: list[dict]) -> list[dict]:
         variant = r.get("image") or (f"{r['layer_mib']} MiB" if "layer_mib" in r else "") or \
             (f"depth {r['depth']}" if "depth" in r else "") or (f"x{r['count']}" if "count" in r else "")
         groups.setdefault((r["driver_spec"], r["op"], variant), []).append(r)
-    host = {(k[0], r.get("layer_mib")): percentile([x["seconds"] for x in v], 50)
-            for k, v in groups.items() if k[1] == "host copy" for r in v[:1]}
+    host_copy = {(spec, recs[0].get("layer_mib")): percentile([r["seconds"] for r in recs], 50)
+                 for (spec, op, _), recs in groups.items() if op == "host copy"}
     rows = []
     for (spec, op, variant), recs in groups.items():
         secs = [r["seconds"] for r in recs]
         row = {"driver_spec": spec, "op": op, "variant": variant, "n": len(secs),
                "p50_ms": percentile(secs, 50) * 1000, "p95_ms": percentile(secs, 95) * 1000}
         if op == "commit" and recs[0].get("layer_mib"):
-            base = host.get((spec, recs[0]["layer_mib"]))
+            base = host_copy.get((spec, recs[0]["layer_mib"]))
             row["host_ratio"] = percentile(secs, 50) / base if base else None
-        bytes_added = [r.get("bytes_added") or r.get("bytes_per_container") for r in recs]
-        bytes_added = [b for b in bytes_added if b is not None]
-        if bytes_added:
-            row["bytes"] = percentile(bytes_added, 50)
+        used = [r.get("bytes_added", r.get("bytes_per_container")) for r in recs]
+        used = [b for b in used if b is not None]          # a measured 0 bytes is kept
+        if used:
+            row["bytes"] = percentile(used, 50)
         rows.append(row)
     return rows
 

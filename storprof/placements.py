@@ -7,8 +7,6 @@ starting a container per run would measure container start-up, not I/O.
 
 from __future__ import annotations
 
-import io
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ import docker.errors
 
 from .errors import DaemonError, StorprofError
 from .fiojob import fio_argv
+from .image import one_file_tar
 from .proc import CommandTimeout, run
 
 PLACEMENTS = ("host", "union", "volume", "bind")
@@ -112,14 +111,7 @@ class ContainerTarget(Target):
             raise DaemonError(f"could not start a {placement} container: {_first_line(e)}") from None
 
     def _put_job(self, job_text: str, job_key: str) -> str:
-        data = job_text.encode()
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(f"{job_key}.fio")
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-        self.container.put_archive(CONTAINER_JOBS_DIR, buf.getvalue())
+        self.container.put_archive(CONTAINER_JOBS_DIR, one_file_tar(f"{job_key}.fio", job_text.encode()))
         return f"{CONTAINER_JOBS_DIR}/{job_key}.fio"
 
     def run_fio(self, job_text: str, job_key: str, timeout: float) -> FioRun:

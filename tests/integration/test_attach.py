@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 from storprof import results
 from storprof.daemon import RUNTIME_ROOT, EphemeralDaemon
 from storprof.fiojob import load_job
+from storprof.image import one_file_tar
 from storprof.placements import PLACEMENTS
 from storprof.sweep import LABEL, Sweep, SweepConfig
 
@@ -26,16 +25,6 @@ pytestmark = [
 ]
 
 
-def _tiny_image_tar() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = b"the user's own file\n"
-        info = tarfile.TarInfo("hello.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 @pytest.fixture
 def user_daemon():
     """A daemon standing in for the user's own, with the user's image, container and volume."""
@@ -44,7 +33,7 @@ def user_daemon():
                              RUNTIME_ROOT / f"userd-{os.getpid()}", root / "dockerd.log")
     daemon.start()
     client = daemon.client
-    client.api.import_image_from_data(_tiny_image_tar(), repository="user/app", tag="1")
+    client.api.import_image_from_data(one_file_tar("hello.txt", b"the user's own file\n"), repository="user/app", tag="1")
     volume = client.volumes.create("user-data")
     container = client.containers.create("user/app:1", command=["/nothing"], name="user-app",
                                          volumes={"user-data": {"bind": "/data", "mode": "rw"}})

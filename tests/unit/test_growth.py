@@ -59,3 +59,9 @@ def test_plan_validation():
         LayerPlan(depths=(0,)).validate("vfs")
     with pytest.raises(UserError):
         LayerPlan(layer_sizes_mib=(-1,)).validate("vfs")
+
+
+def test_a_measured_zero_bytes_is_kept():
+    recs = [_rec("overlay2@ext4", "commit", 0.05, layer_mib=0, bytes_added=0) for _ in range(2)]
+    (row,) = summarize_layers(recs)
+    assert row["bytes"] == 0
