@@ -22,16 +22,25 @@ from .mounts import host_fs_type
 from .placements import PLACEMENTS
 from .proc import require
 from .layers import QUICK_PLAN, SWEEP_QUICK_PLAN, LayerPlan
+from .copyup import CopyUpPlan
+from .deepstack import DeepStackPlan, parse_depths
 from .sweep import Sweep, SweepConfig
 
 DEFAULT_WORKDIR = Path("/var/tmp/storprof")
 
+# Union probes: workloads that are not fio jobs, selected with --jobs by these names.
+PROBES = ("copyup", "deep-stack")
+
 # The thorough default and the short sweep meant for the README.
 THOROUGH = {"size": None, "runtime": None, "ramp_time": None, "repeat": 3}   # job files' own values
 # Quick leaves out randrw-4k-70-30 (a blend of the two random jobs) to afford 3 repeats: on a
-# shared VM single 2 s write runs vary by ±25%, and a median of 2 is only a mean.
-QUICK = {"size": "128m", "runtime": 2.0, "ramp_time": 0.0, "repeat": 3,
-         "jobs": ["randread-4k", "randwrite-4k", "seqread-1m", "seqwrite-1m", "fsync-write-4k"]}
+# shared VM single write runs vary by ±25%, and a median of 2 is only a mean. Runs are 1 s so the
+# union workloads fit in the README's 15 minutes; the machine's drift, not the I/O count of a
+# run (80k at 1 s), sets the spread here.
+QUICK = {"size": "128m", "runtime": 1.0, "ramp_time": 0.0, "repeat": 3,
+         "jobs": ["randread-4k", "randwrite-4k", "seqread-1m", "seqwrite-1m", "fsync-write-4k",
+                  "lower-randread-4k", "lower-seqread-1m", "meta-create", "meta-stat", "meta-delete",
+                  *PROBES]}
 TABLE_FORMATS = ("simple", "plain", "github", "grid", "pipe")
 
 
@@ -84,16 +93,20 @@ def drivers_cmd(workdir: Path):
 @main.command()
 @click.option("--drivers", "driver_list", help="Comma-separated specs, e.g. overlay2,overlay2@xfs,vfs "
               "(default: every known spec; those this host cannot run are reported as skipped).")
-@click.option("--jobs", "job_list", help="Comma-separated built-in job names or paths of .fio files "
-              "(default: every built-in job).")
+@click.option("--jobs", "job_list", help="Comma-separated built-in job names, paths of .fio files, or the "
+              "union probes copyup and deep-stack (default: every built-in job and both probes).")
 @click.option("--placements", "placement_list", default=",".join(PLACEMENTS), show_default=True,
               help="Where fio runs: host, union, volume, bind.")
 @click.option("--size", help="fio file size per placement (e.g. 256m, 2g); overrides the job files.")
 @click.option("--runtime", type=float, help="Seconds each fio run measures; overrides the job files.")
 @click.option("--ramp-time", type=float, help="Seconds fio runs before measuring.")
 @click.option("--repeat", type=click.IntRange(1, 100), help="Runs of each (driver, placement, job) [3].")
-@click.option("--quick", is_flag=True, help="A short sweep: 128m files, 2 s runs, no ramp, 3 repeats, "
-              "every built-in job but randrw-4k-70-30.")
+@click.option("--quick", is_flag=True, help="A short sweep: 128m files, 1 s runs, no ramp, 3 repeats, "
+              "every built-in job but randrw-4k-70-30, and both union probes.")
+@click.option("--copyup-sizes", default="64,512", show_default=True,
+              help="MiB of the lower-layer files the copyup probe writes into.")
+@click.option("--stack-depths", default="1,16,64,max", show_default=True,
+              help="Layers of the deep-stack images ('max' = 120, the deepest Docker chains).")
 @click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR, show_default=True,
               help="Where data roots and loop files are made; must be on a real disk filesystem.")
 @click.option("--out", type=click.Path(path_type=Path),
@@ -112,8 +125,8 @@ def drivers_cmd(workdir: Path):
 @click.option("--no-layers", is_flag=True, help="Skip layer create/delete timing (storprof layers).")
 @click.option("--quiet", is_flag=True, help="No line per finished run.")
 @one_line_errors
-def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repeat, quick, workdir, out,
-          docker_host, image, cpus, storage_opts, fmt, no_layers, quiet):
+def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repeat, quick, copyup_sizes,
+          stack_depths, workdir, out, docker_host, image, cpus, storage_opts, fmt, no_layers, quiet):
     """Run fio on the host and in containers for each storage driver, and print the overhead."""
     layer_plan = None if no_layers else (SWEEP_QUICK_PLAN if quick else LayerPlan())
     started = time.monotonic()
@@ -132,19 +145,29 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
 
     require("fio")
     pinned = fio_cpus(cpus)
+    names = _split(job_list) or preset.get("jobs") or [*builtin_job_names(), *PROBES]
+    probes = [n for n in names if n in PROBES]
+    copyup = CopyUpPlan(_sizes(copyup_sizes, "--copyup-sizes")) if "copyup" in probes else None
+    deep_stack = DeepStackPlan(parse_depths(stack_depths)) if "deep-stack" in probes else None
+    for plan in (copyup, deep_stack):
+        if plan:
+            plan.validate()
+    if probes and "union" not in placements:
+        raise UserError(f"{' and '.join(probes)} measure the union placement; add union to --placements")
     jobs = [load_job(name).with_overrides(size=size, runtime=runtime, ramp_time=ramp_time, cpus_allowed=pinned)
-            for name in (_split(job_list) or preset.get("jobs") or builtin_job_names())]
+            for name in names if name not in PROBES]
     for job in jobs:
         check_with_fio(job)
     if len({j.name for j in jobs}) != len(jobs):
         raise UserError("two jobs share a name; rename one of the job files")
 
     _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, image, storage_opts,
-             layer_plan, fmt, quiet, started, {"quick": quick, "fio_cpus_allowed": pinned})
+             layer_plan, fmt, quiet, started, {"quick": quick, "fio_cpus_allowed": pinned},
+             probes={"copyup": copyup, "deep_stack": deep_stack})
 
 
 def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, image, storage_opts,
-             layer_plan, fmt, quiet, started, meta) -> None:
+             layer_plan, fmt, quiet, started, meta, probes: dict | None = None) -> None:
     """Shared by sweep and layers: resolve the specs, check the machine, run, print the tables."""
     if not docker_host:
         require("dockerd")
@@ -172,7 +195,7 @@ def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, i
     out = out or results.default_out_dir()
     config = SweepConfig(specs=specs, jobs=jobs, placements=placements, repeat=repeat,
                          workdir=workdir, docker_host=docker_host, image=image,
-                         storage_opts=list(storage_opts), layers=layer_plan)
+                         storage_opts=list(storage_opts), layers=layer_plan, **(probes or {}))
     if not docker_host:
         backing.require_free_space(workdir, config.backing_size_bytes(),
                                    "one driver's data root, fio files, images and layers "
@@ -180,6 +203,8 @@ def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, i
     store = results.ResultsStore(out, {"command": shlex.join(sys.argv), "run_id": config.run_id,
                                        "placements": list(placements), "jobs": [j.name for j in jobs],
                                        "repeat": repeat, "layers": vars(layer_plan) if layer_plan else None,
+                                       "copyup": vars(config.copyup) if config.copyup else None,
+                                       "deep_stack": vars(config.deep_stack) if config.deep_stack else None,
                                        "drivers": [str(s) for s in specs] or [f"attached:{docker_host}"],
                                        **meta})
     progress = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
@@ -250,7 +275,7 @@ def _print_tables(results_dir: Path, fmt: str, write: bool = True) -> None:
         if write:
             report.write_tables(over, status, results_dir)
         click.echo(report.format_table(over, fmt))
-        click.echo(report.TABLE_NOTE)
+        click.echo(report.table_notes(over))
     records = results.read_records(results_dir)
     ops, slopes = report.layer_tables(records)
     if not ops.empty:

@@ -33,6 +33,17 @@ ALLOWED_ENGINES = ("libaio", "io_uring", "sync", "psync", "vsync", "pvsync", "pv
                    "mmap", "filecreate", "filestat", "filedelete", "dircreate", "dirstat", "dirdelete",
                    "null")
 
+# Engines that create, stat or delete many small files of their own instead of doing I/O on one
+# data file: storprof gives each run of them a fresh, empty directory.
+METADATA_ENGINES = ("filecreate", "filestat", "filedelete", "dircreate", "dirstat", "dirdelete")
+
+# What a `; storprof: <directive>` comment in a job file may ask for.
+DIRECTIVES = {
+    "lower-layer": "on the union placement, read a data file that lives in a lower image layer",
+    "placements": "placements=host,union,...: run only on these placements (of those the sweep has)",
+}
+_DIRECTIVE = re.compile(r"[;#]\s*storprof:\s*(.*)")
+
 _PLACEMENT = {"filename", "directory", "filename_format", "opendir"}
 _COMMANDS = {"exec_prerun", "exec_postrun"}
 _OTHER_FILES = {"write_iolog", "read_iolog", "read_iolog_chunked", "replay_redirect", "merge_blktrace_file",
@@ -53,13 +64,20 @@ class FioJob:
     source: Path
     sections: tuple[Section, ...]
     description: str = ""
+    directives: tuple[str, ...] = ()   # from `; storprof: ...` comments, see DIRECTIVES
     # Per section: (header line, line of each option); only used to point error messages at the file.
     line_numbers: tuple[tuple[int, tuple[int, ...]], ...] = field(default=(), compare=False, repr=False)
 
     def with_overrides(self, size: str | None = None, runtime: float | None = None,
                        ramp_time: float | None = None, direct: bool | None = None,
                        cpus_allowed: str | None = None) -> FioJob:
-        """The same job with the sweep's settings forced in [global], so no job section can undo them."""
+        """The same job with the sweep's settings forced in [global], so no job section can undo them.
+
+        A metadata job (own_files) keeps its own file count and ignores size, runtime and direct:
+        a time limit would make filecreate reopen files it already made, measuring opens.
+        """
+        if self.own_files:
+            size = runtime = ramp_time = direct = None
         forced: list[Option] = []
         if size is not None:
             forced.append(("size", _plain_value("size", size)))
@@ -74,14 +92,17 @@ class FioJob:
             forced.append(("cpus_allowed", _plain_value("cpus_allowed", cpus_allowed)))
         return self._with_global(forced)
 
-    def render(self, directory: str, filename: str) -> str:
-        """The job text storprof runs: the file's options plus the target and group reporting."""
-        for key, value in (("directory", directory), ("filename", filename)):
+    def render(self, directory: str, filename: str | None = None) -> str:
+        """The job text storprof runs: the file's options plus the target and group reporting.
+        Without a filename fio names its own files in `directory` (metadata jobs)."""
+        target = [("directory", directory)] + ([("filename", filename)] if filename is not None else [])
+        for key, value in target:
             if not value or any(c in value for c in ":;#\n\r"):
                 raise UserError(f"{self.source}: cannot use {key} {value!r} for fio "
                                 "(fio reads ':' as a list separator and ';' or '#' as a comment)")
-        job = self._with_global([("directory", directory), ("filename", filename), ("group_reporting", "1")])
+        job = self._with_global(target + [("group_reporting", "1")])
         lines = [f"; {self.description}"] if self.description else []
+        lines += [f"; storprof: {d}" for d in self.directives]
         for name, options in job.sections:
             if lines:
                 lines.append("")
@@ -116,6 +137,24 @@ class FioJob:
         return buffered is not None and not _flag(buffered)
 
     @property
+    def own_files(self) -> bool:
+        """A metadata job: fio makes, stats or deletes many small files of its own naming."""
+        return (self.option("ioengine") or "").strip() in METADATA_ENGINES
+
+    @property
+    def placements(self) -> tuple[str, ...] | None:
+        """The placements the job asks for (`; storprof: placements=...`), or None for all."""
+        for d in self.directives:
+            if d.startswith("placements="):
+                return tuple(d.split("=", 1)[1].split(","))
+        return None
+
+    @property
+    def lower_layer(self) -> bool:
+        """On the union placement, the job reads a file in a lower image layer, not the top one."""
+        return "lower-layer" in self.directives
+
+    @property
     def primary_metric(self) -> str:
         """"bw" for large-block jobs where throughput matters, "iops" for small-block ones."""
         bs = self.option("bs") or self.option("blocksize") or "4k"
@@ -141,7 +180,8 @@ class FioJob:
                 kept += [(o, 0) for o in forced]
             new_sections.append((name, tuple(o for o, _ in kept)))
             new_lines.append((header, tuple(n for _, n in kept)))
-        return FioJob(self.name, self.source, tuple(new_sections), self.description, tuple(new_lines))
+        return FioJob(self.name, self.source, tuple(new_sections), self.description, self.directives,
+                      tuple(new_lines))
 
 
 def parse_job(text: str, source: Path | str) -> FioJob:
@@ -150,8 +190,19 @@ def parse_job(text: str, source: Path | str) -> FioJob:
     sections: list[tuple[str, list[Option]]] = []
     lines: list[tuple[int, list[int]]] = []
     description = ""
+    directives: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
+        directive = _DIRECTIVE.fullmatch(stripped)
+        if directive:
+            name = directive.group(1).strip()
+            if name.split("=", 1)[0].strip() == "placements":
+                name = "placements=" + ",".join(p.strip() for p in name.split("=", 1)[-1].split(",") if p.strip())
+            elif name not in DIRECTIVES:
+                known = ", ".join(f"{k} ({v})" for k, v in DIRECTIVES.items())
+                raise UserError(f"{source}:{number}: unknown storprof directive {name!r}; known: {known}")
+            directives.append(name)
+            continue
         if stripped[:1] in (";", "#"):
             if not description and not sections:
                 description = stripped.lstrip(";#").strip()
@@ -190,12 +241,24 @@ def parse_job(text: str, source: Path | str) -> FioJob:
         source=source,
         sections=tuple((name, tuple(options)) for name, options in sections),
         description=description,
+        directives=tuple(directives),
         line_numbers=tuple((header, tuple(option_lines)) for header, option_lines in lines),
     )
 
 
 def validate(job: FioJob) -> None:
     """Refuse a job that chooses its target, runs commands, touches other files or changes the host."""
+    from .placements import PLACEMENTS
+    unknown = [p for p in (job.placements or ()) if p not in PLACEMENTS]
+    if job.placements is not None and (unknown or not job.placements):
+        raise UserError(f"{job.source}: unknown placement {', '.join(unknown) or '(none)'} in the "
+                        f"placements directive; choose from {', '.join(PLACEMENTS)}")
+    if job.lower_layer and job.own_files:
+        raise UserError(f"{job.source}: a lower-layer job reads one data file; "
+                        f"ioengine={job.option('ioengine')} makes files of its own")
+    if job.lower_layer and _writes(job):
+        raise UserError(f"{job.source}: a lower-layer job may only read (rw={job.option('rw')}): "
+                        "a write would copy the file up to the top layer")
     line_numbers = job.line_numbers or tuple((0, tuple(0 for _ in opts)) for _, opts in job.sections)
     for (_, options), (_, option_lines) in zip(job.sections, line_numbers):
         for (key, value), number in zip(options, option_lines):
@@ -234,6 +297,11 @@ def _why_refused(key: str, value: str | None) -> str | None:
     return None
 
 
+def _writes(job: FioJob) -> bool:
+    rw = (job.option("rw") or job.option("readwrite") or "read").strip()
+    return rw not in ("read", "randread")
+
+
 def builtin_job_names(jobs_dir: Path = JOBS_DIR) -> list[str]:
     """Names of the job files shipped with storprof, e.g. 'randread-4k'."""
     return sorted(p.stem for p in Path(jobs_dir).glob("*.fio"))
@@ -258,6 +326,26 @@ def load_job(name_or_path: str, jobs_dir: Path = JOBS_DIR) -> FioJob:
     return job
 
 
+# Untimed, before the first measured run of each data file: write it whole with direct I/O.
+# A file fio has just laid out reads far faster than one written since (seen here: 4 KiB direct
+# random reads at ~185K IOPS right after layout, ~84K once it was overwritten), so without this
+# the first repeat measured the layout, not the placement.
+PRECONDITION_JOB = """; Precondition: write the data file once, sequentially, with direct I/O.
+[global]
+ioengine=libaio
+direct=1
+size={size}
+[precondition]
+rw=write
+bs=1m
+iodepth=4
+"""
+
+
+def precondition_job(size: str) -> FioJob:
+    return parse_job(PRECONDITION_JOB.format(size=size), "precondition.fio")
+
+
 def fio_argv(job_path: str) -> list[str]:
     """The fio command for one rendered job file; JSON so results are parsed, not scraped."""
     return ["fio", "--output-format=json", str(job_path)]
@@ -267,7 +355,8 @@ def check_with_fio(job: FioJob) -> None:
     """Let fio's own parser reject unknown options or bad values before anything runs."""
     with tempfile.TemporaryDirectory(prefix="storprof-parse-") as tmp:
         job_path = Path(tmp) / f"{job.name or 'job'}.fio"
-        job_path.write_text(job.render(directory="/tmp", filename=f"{job.name or 'job'}.storprof"))
+        job_path.write_text(job.render(directory="/tmp",
+                                      filename=None if job.own_files else f"{job.name or 'job'}.storprof"))
         done = run(["fio", "--parse-only", str(job_path)], timeout=60, check=False)
     if done.returncode != 0:
         raise UserError(f"{job.source}: fio rejects the job: {fio_complaint(done.stderr, done.stdout)}")

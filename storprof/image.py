@@ -25,7 +25,7 @@ from .proc import require, run
 
 REPOSITORY = "storprof-bench"
 # Directories fio targets inside a container: the union top layer and the mount points.
-BENCH_DIRS = ("bench/union", "bench/volume", "bench/bind", "bench/host", "storprof/jobs", "tmp")
+BENCH_DIRS = ("bench/union", "bench/volume", "bench/bind", "bench/host", "bench/lower", "storprof/jobs", "tmp")
 IDLE_COMMAND = ["/bin/sleep", "infinity"]
 TOOLS = ("fio", "sleep", "mkdir", "rm")
 
@@ -64,10 +64,10 @@ class RootfsPlan:
         return h.hexdigest()[:16]
 
 
-def plan_rootfs() -> RootfsPlan:
+def plan_rootfs(tools: tuple[str, ...] = TOOLS) -> RootfsPlan:
     """The host's fio and helpers, with every library they link, at the same paths."""
     files: dict[str, str] = {}   # path inside the image -> host file
-    for tool in TOOLS:
+    for tool in tools:
         real = str(Path(require(tool)).resolve())
         files["/usr/bin/fio" if tool == "fio" else f"/bin/{tool}"] = real
         for lib in linked_libraries(real):

@@ -7,6 +7,7 @@ starting a container per run would measure container start-up, not I/O.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ PLACEMENTS = ("host", "union", "volume", "bind")
 CONTAINER_DIRS = {"union": "/bench/union", "volume": "/bench/volume",
                   "bind": "/bench/bind", "host": "/bench/host"}
 CONTAINER_JOBS_DIR = "/storprof/jobs"
+# Where an image made by lowerlayer.image_with_files keeps its data files (see image.BENCH_DIRS).
+LOWER_DIR = "/bench/lower"
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,23 @@ class Target:
     placement: str
     fio_dir: str
     description: str
+    # Where lower-layer jobs find their data file: a lower image layer on union, else fio_dir.
+    lower_dir: str
 
     def run_fio(self, job_text: str, job_key: str, timeout: float) -> FioRun:
         raise NotImplementedError
+
+    def fresh_dir(self, name: str) -> str:
+        """An empty directory `name` in fio_dir (removed first if a crash left it): metadata jobs
+        run in one each, since a directory that held thousands of files stays slower."""
+        raise NotImplementedError
+
+    def remove_dir(self, path: str) -> None:
+        raise NotImplementedError
+
+    def modified_paths(self) -> set[str] | None:
+        """Paths the container changed against its image (docker diff); None where there is no image."""
+        return None
 
     def close(self) -> None:
         pass
@@ -60,7 +77,17 @@ class HostTarget(Target):
         self.jobs_dir = Path(jobs_dir)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.fio_dir = str(self.directory)
+        self.lower_dir = self.fio_dir
         self.description = f"host directory {self.directory}"
+
+    def fresh_dir(self, name: str) -> str:
+        path = self.directory / name
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir()
+        return str(path)
+
+    def remove_dir(self, path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)
 
     def run_fio(self, job_text: str, job_key: str, timeout: float) -> FioRun:
         path = self.jobs_dir / f"host-{job_key}.fio"
@@ -82,11 +109,13 @@ class ContainerTarget(Target):
     """
 
     def __init__(self, client, image_ref: str, placement: str, labels: dict[str, str],
-                 name: str, bind_source: str | None = None):
+                 name: str, bind_source: str | None = None, lower_files: bool = False):
         self.client = client
         self.placement = placement
         self.labels = labels
         self.fio_dir = CONTAINER_DIRS[placement]
+        # An image from lowerlayer.image_with_files holds data files in LOWER_DIR of a lower layer.
+        self.lower_dir = LOWER_DIR if lower_files and placement == "union" else self.fio_dir
         self.volume = None
         self.container = None
         mounts = {}
@@ -123,6 +152,30 @@ class ContainerTarget(Target):
             raise DaemonError(f"docker exec of fio failed: {_first_line(e)}") from None
         return FioRun((out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"),
                       code if code is not None else -1, time.monotonic() - start)
+
+    def exec(self, argv: list[str]) -> None:
+        try:
+            code, out = self.container.exec_run(argv)
+        except docker.errors.DockerException as e:
+            raise DaemonError(f"docker exec of {argv[0]} failed: {_first_line(e)}") from None
+        if code != 0:
+            raise DaemonError(f"{' '.join(argv)} failed in the {self.placement} container: "
+                              f"{(out or b'').decode(errors='replace').strip()}")
+
+    def fresh_dir(self, name: str) -> str:
+        path = f"{self.fio_dir}/{name}"
+        self.exec(["/bin/rm", "-rf", path])
+        self.exec(["/bin/mkdir", path])
+        return path
+
+    def remove_dir(self, path: str) -> None:
+        self.exec(["/bin/rm", "-rf", path])
+
+    def modified_paths(self) -> set[str] | None:
+        try:
+            return {change["Path"] for change in (self.container.diff() or [])}
+        except docker.errors.DockerException as e:
+            raise DaemonError(f"docker diff of the {self.placement} container failed: {_first_line(e)}") from None
 
     def close(self) -> None:
         """Remove the container (killing fio if it still runs) and this run's volume."""

@@ -120,9 +120,14 @@ def read_records(results_dir: Path) -> list[dict]:
     return records
 
 
+# Records that are measurements of one (driver, placement, job, repeat): fio runs, and the union
+# probes' timed samples (copy-up, deep stacks), whose metric is seconds.
+MEASUREMENT_KINDS = ("fio", "probe")
+
+
 def load_runs(results_dir: Path) -> pd.DataFrame:
-    """The fio runs (kind == 'fio') as a flat DataFrame, one row per run."""
-    runs = [r for r in read_records(results_dir) if r.get("kind") == "fio"]
+    """The measurements (fio runs and probe samples) as a flat DataFrame, one row per run."""
+    runs = [r for r in read_records(results_dir) if r.get("kind") in MEASUREMENT_KINDS]
     if not runs:
         return pd.DataFrame()
     rows = []

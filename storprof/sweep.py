@@ -24,11 +24,14 @@ from . import backing, drivers
 from .daemon import RUNTIME_ROOT, AttachedDaemon, Daemon, EphemeralDaemon
 from .drivers import DriverSpec
 from .errors import FioError, StorprofError
-from .fiojob import FioJob, parse_job, parse_size
+from .fiojob import FioJob, parse_size, precondition_job
 from .fioresult import parse_fio_output
 from .mounts import host_fs_type
 from .layers import LayerPlan, LayerTimer
+from .copyup import CopyUpPlan, CopyUpProbe
+from .deepstack import DeepStackPlan, DeepStackProbe
 from .image import BenchImage, RootfsPlan, plan_rootfs
+from .lowerlayer import image_with_files, remove_image
 from .placements import PLACEMENTS, ContainerTarget, HostTarget, Target
 from .results import ResultsStore
 
@@ -42,18 +45,22 @@ class Cell:
     placement: str
 
 
-def plan_order(job_names: list[str], placements: tuple[str, ...], repeat: int) -> list[Cell]:
+def plan_order(job_names: list[str], placements: tuple[str, ...], repeat: int,
+               only: dict[str, tuple[str, ...] | None] | None = None) -> list[Cell]:
     """Every (repeat, job, placement), repeats outermost, placements rotated per (repeat, job).
 
     Consecutive runs of one job move across placements, and each placement is first equally
     often, so drift of the machine (cache warm-up, a noisy neighbour) does not favour one.
+    `only` narrows a job to some placements (a job file's placements directive).
     """
     cells = []
-    n = len(placements)
+    only = only or {}
     for r in range(repeat):
         for j, job in enumerate(job_names):
+            mine = tuple(p for p in placements if only.get(job) is None or p in only[job])
+            n = len(mine)
             k = (r + j) % n if n else 0
-            for p in placements[k:] + placements[:k]:
+            for p in mine[k:] + mine[:k]:
                 cells.append(Cell(r, job, p))
     return cells
 
@@ -71,38 +78,23 @@ class SweepConfig:
     fio_timeout: float = 3600
     storage_opts: list[str] = field(default_factory=list)   # e.g. overlay2.override_kernel_check=true
     layers: LayerPlan | None = None    # also time layer operations in each daemon (storprof layers)
+    copyup: CopyUpPlan | None = None   # union probes: the first write into a lower-layer file
+    deep_stack: DeepStackPlan | None = None   # union probes: lookups at the bottom of K layers
 
     def storage_opts_for(self, driver: str) -> list[str]:
         """Only a driver's own options (`<driver>.key=value`): dockerd refuses another's."""
         return [o for o in self.storage_opts if o.split(".", 1)[0] == driver]
 
     def data_file_bytes(self) -> int:
-        return max((parse_size(j.option("size") or "0") or 0) for j in self.jobs) if self.jobs else 0
+        sizes = [parse_size(j.option("size") or "0") or 0 for j in self.jobs if not j.own_files]
+        return max(sizes, default=0)
 
     def backing_size_bytes(self) -> int:
-        """Room for one fio file per placement plus images, layers and fs overhead."""
-        layers = self.layers.bytes_needed() if self.layers else 0
-        return max(4 << 30, len(self.placements) * self.data_file_bytes() * 2 + (2 << 30) + layers)
-
-
-# Untimed, before the first measured run of each data file: write it whole with direct I/O.
-# A file fio has just laid out reads far faster than one written since (seen here: 4 KiB direct
-# random reads at ~185K IOPS right after layout, ~84K once it was overwritten), so without this
-# the first repeat measured the layout, not the placement.
-PRECONDITION_JOB = """; Precondition: write the data file once, sequentially, with direct I/O.
-[global]
-ioengine=libaio
-direct=1
-size={size}
-[precondition]
-rw=write
-bs=1m
-iodepth=4
-"""
-
-
-def precondition_job(size: str) -> FioJob:
-    return parse_job(PRECONDITION_JOB.format(size=size), "precondition.fio")
+        """Room for one fio file per placement (a direct and a buffered one), the lower-layer image
+        (twice: vfs copies it into the container), the probes' images, layers and fs overhead."""
+        lower = 2 * self.data_file_bytes() if any(j.lower_layer for j in self.jobs) else 0
+        extra = sum(p.bytes_needed() for p in (self.layers, self.copyup, self.deep_stack) if p)
+        return max(4 << 30, len(self.placements) * self.data_file_bytes() * 2 + lower + (2 << 30) + extra)
 
 
 def data_file_name(job: FioJob) -> str:
@@ -228,6 +220,8 @@ class Sweep:
     def _run_ephemeral(self, index: int, spec: DriverSpec) -> int:
         with self.ephemeral_session(index, spec) as (targets, context, daemon):
             runs = self._run_cells(spec, targets, context)
+            host = targets.get("host")
+            runs += self.run_union_probes(spec, daemon, context, host if isinstance(host, HostTarget) else None)
             if self.config.layers:
                 host = targets.get("host")
                 self.time_layers(spec, daemon, context, getattr(host, "directory", None),
@@ -246,6 +240,45 @@ class Sweep:
             timer.run(plan)
         finally:
             timer.cleanup()
+
+    def run_union_probes(self, spec: DriverSpec, daemon: Daemon, context: dict, host: HostTarget | None) -> int:
+        """Copy-up and deep-stack samples in this daemon; returns the number of records."""
+        cfg = self.config
+        if not (cfg.copyup or cfg.deep_stack):
+            return 0
+        common = {k: v for k, v in context.items() if k not in ("backing", "image")}
+        count = 0
+
+        def emit(placement: str, job: str, repeat: int, seconds: float, params: dict, workload: str) -> None:
+            nonlocal count
+            count += 1
+            self.store.append({"kind": "probe", **common, "workload": workload, "placement": placement,
+                               "job": job, "repeat": repeat, "primary_metric": "time", "status": "ok",
+                               "metrics": {"seconds": seconds}, "params": params,
+                               "loop_direct_io": context["backing"].get("direct_io")})
+
+        prefix = f"storprof-{cfg.run_id}-{spec.driver}-{spec.fs}"
+        t0 = time.monotonic()
+        if cfg.copyup:
+            probe = CopyUpProbe(str(spec), daemon.client, context["image"], self._labels(), host, prefix,
+                                lambda *a: emit(*a, workload="copyup"), self.progress)
+            try:
+                probe.run(cfg.copyup, cfg.repeat)
+            finally:
+                probe.cleanup()
+        if cfg.deep_stack:
+            stack = DeepStackProbe(str(spec), daemon.client, self._labels(), host.directory if host else None,
+                                   prefix, f"storprof-stack:{cfg.run_id}", self._scratch(),
+                                   lambda *a: emit(*a, workload="deep-stack"), self.progress)
+            try:
+                stack.run(cfg.deep_stack, cfg.repeat)
+            finally:
+                stack.cleanup()
+        self.timings["probes"] = self.timings.get("probes", 0.0) + time.monotonic() - t0
+        return count
+
+    def _scratch(self) -> Path | None:
+        return self.config.workdir if self.config.workdir.is_dir() else None
 
     def _run_attached(self) -> DriverOutcome:
         """Profile a running daemon's current driver; the baseline runs in a container on a
@@ -268,6 +301,7 @@ class Sweep:
                 targets = self._open_targets(stack, spec, daemon, host_dir=Path(work) / "host",
                                              bind_dir=Path(work) / "bind", attached_root=work, context=context)
                 runs = self._run_cells(spec, targets, context)
+                runs += self.run_union_probes(spec, daemon, context, None)
                 if cfg.layers:
                     self.time_layers(spec, daemon, context, None, None)
             outcome = DriverOutcome(label, "ok", "", runs)
@@ -312,6 +346,16 @@ class Sweep:
                                                                                attached_root, cfg.run_id))
         targets: dict[str, Target] = {}
         base = f"storprof-{cfg.run_id}-{spec.driver}-{spec.fs}"
+        lower_files = {data_file_name(j): j.option("size") for j in cfg.jobs if j.lower_layer}
+        union_image = ref
+        if lower_files and "union" in cfg.placements:
+            t1 = time.monotonic()
+            union_image = image_with_files(daemon.client, ref, lower_files, self._labels(), name=f"{base}-lower-build",
+                                           timeout=cfg.fio_timeout)
+            stack.callback(self._timed_teardown, lambda: remove_image(daemon.client, union_image))
+            self.timings["image"] += time.monotonic() - t1
+            self.progress(f"[{spec}] lower-layer image: {', '.join(sorted(lower_files))} in a layer under the "
+                          "union container")
         for placement in cfg.placements:
             if placement == "host" and not attached_root:
                 targets["host"] = HostTarget(host_dir, self.run_dir / "jobs")
@@ -319,8 +363,9 @@ class Sweep:
             bind = str(host_dir if placement == "host" else bind_dir) if placement in ("host", "bind") else None
             if bind and not attached_root:
                 Path(bind).mkdir(parents=True, exist_ok=True)
-            target = ContainerTarget(daemon.client, ref, placement, self._labels(),
-                                     name=f"{base}-{placement}", bind_source=bind)
+            target = ContainerTarget(daemon.client, union_image if placement == "union" else ref, placement,
+                                     self._labels(), name=f"{base}-{placement}", bind_source=bind,
+                                     lower_files=placement == "union" and bool(lower_files))
             stack.callback(self._timed_teardown, target.close)
             targets[placement] = target
         self.timings["containers"] += time.monotonic() - t0
@@ -329,10 +374,12 @@ class Sweep:
     # ------------------------------------------------------------------ cells
     def precondition(self, spec: DriverSpec, targets: dict[str, Target], jobs: list[FioJob]) -> None:
         """Bring every placement's data file to the same state before anything is measured."""
-        files = {data_file_name(j): j.option("size") for j in jobs if j.option("size")}
-        for filename, size in files.items():
-            job = precondition_job(size)
-            for placement, target in targets.items():
+        for placement, target in targets.items():
+            # A lower-layer job on union reads the image's file, written when the image was made.
+            files = {data_file_name(j): j.option("size") for j in jobs
+                     if j.option("size") and not j.own_files and not (j.lower_layer and target.lower_dir != target.fio_dir)}
+            for filename, size in sorted(files.items()):
+                job = precondition_job(size)
                 text = job.render(directory=target.fio_dir, filename=filename)
                 fio_run = target.run_fio(text, "precondition", self.config.fio_timeout)
                 self.timings["precondition"] += fio_run.wall_seconds
@@ -344,7 +391,7 @@ class Sweep:
     def _run_cells(self, spec: DriverSpec, targets: dict[str, Target], context: dict) -> int:
         cfg = self.config
         jobs = {j.name: j for j in cfg.jobs}
-        order = plan_order(list(jobs), tuple(targets), cfg.repeat)
+        order = plan_order(list(jobs), tuple(targets), cfg.repeat, {n: j.placements for n, j in jobs.items()})
         self.precondition(spec, targets, list(jobs.values()))
         for n, cell in enumerate(order, 1):
             summary = self.run_cell(spec, targets[cell.placement], jobs[cell.job], cell.repeat, context)
@@ -354,29 +401,62 @@ class Sweep:
 
     def run_cell(self, spec: DriverSpec, target: Target, job: FioJob, repeat: int, context: dict) -> str:
         """Run one job once on one target, append its record (and keep fio's JSON); returns a summary."""
-        text = job.render(directory=target.fio_dir, filename=data_file_name(job))
+        if job.own_files:
+            # Metadata jobs: a fresh directory per run, kept until the placement goes. Deleting it
+            # between runs slowed the next run's creates here (ext4 scans past recently deleted
+            # inodes, perf: recently_deleted in __ext4_new_inode; 1.3k against 12k creates/s), by
+            # an amount set by the placement's block group, not by its driver.
+            text = job.render(directory=target.fresh_dir(f"{job.name}-r{repeat}"))
+        elif job.lower_layer:
+            text = job.render(directory=target.lower_dir, filename=data_file_name(job))
+        else:
+            text = job.render(directory=target.fio_dir, filename=data_file_name(job))
         fio_run = target.run_fio(text, job.name, self.config.fio_timeout)
         self.timings["fio"] += fio_run.wall_seconds
+        copied_up = None
+        if job.lower_layer and target.lower_dir != target.fio_dir:
+            lower_path = f"{target.lower_dir}/{data_file_name(job)}"
+            copied_up = lower_path in (target.modified_paths() or set())
         raw = self.store.save_raw(f"{spec.driver}-{spec.fs}/{target.placement}/{job.name}-r{repeat}.json",
                                   fio_run.stdout if fio_run.stdout.strip() else fio_run.stderr)
         record = {"kind": "fio", **{k: v for k, v in context.items() if k not in ("backing", "image")},
                   "placement": target.placement, "placement_detail": target.description,
                   "job": job.name, "repeat": repeat, "direct": job.direct,
+                  "lower_layer": job.lower_layer, "own_files": job.own_files,
                   "primary_metric": job.primary_metric, "raw": raw,
                   "wall_seconds": round(fio_run.wall_seconds, 3),
                   "loop_direct_io": context["backing"].get("direct_io"),
+                  "mem_total_bytes": _mem_total_bytes(),
                   "params": {"size": job.option("size"), "runtime": job.option("runtime"),
+                             "rw": job.option("rw") or job.option("readwrite"),
+                             "fsync": job.option("fsync"), "fdatasync": job.option("fdatasync"),
+                             "sync": job.option("sync"), "nrfiles": job.option("nrfiles"),
                              "ramp_time": job.option("ramp_time"), "cpus_allowed": job.option("cpus_allowed"),
                              "source": str(job.source)}}
         try:
             result = parse_fio_output(fio_run.stdout, fio_run.stderr)
-            record.update(status="ok", fio_version=result.fio_version, metrics=result.metrics())
+            record.update(status="ok", fio_version=result.fio_version, metrics=result.metrics(),
+                          fio_messages=list(result.warnings))
             summary = _summary(job, result.metrics())
+            if copied_up:
+                record.update(status="failed", error="the read copied the lower-layer file up to the top layer")
+                summary = f"FAILED: {record['error']}"
         except FioError as e:
             record.update(status="failed", error=str(e), metrics={})
             summary = f"FAILED: {e}"
         self.store.append(record)
         return summary
+
+
+def _mem_total_bytes() -> int | None:
+    """The machine's memory, which decides whether a buffered job's file fits in the page cache."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _one_line(e: Exception) -> str:

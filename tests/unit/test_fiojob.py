@@ -10,7 +10,10 @@ from storprof.errors import UserError
 from storprof.fiojob import (FioJob, JOBS_DIR, builtin_job_names, check_with_fio, fio_argv, load_job,
                              parse_job, parse_size, validate)
 
-BUILTINS = ["fsync-write-4k", "randread-4k", "randrw-4k-70-30", "randwrite-4k", "seqread-1m", "seqwrite-1m"]
+DATA_JOBS = ["fsync-write-4k", "lower-randread-4k", "lower-seqread-1m", "randread-4k", "randrw-4k-70-30",
+             "randwrite-4k", "seqread-1m", "seqwrite-1m"]
+META_JOBS = ["meta-create", "meta-delete", "meta-stat"]
+BUILTINS = sorted(DATA_JOBS + META_JOBS)
 
 SIMPLE = """\
 ; Random reads, for testing.
@@ -80,7 +83,7 @@ def test_builtin_job_names_are_the_shipped_files():
     assert JOBS_DIR.parent in (Path(fiojob.__file__).resolve().parent, Path(fiojob.__file__).resolve().parent.parent)
 
 
-@pytest.mark.parametrize("name", BUILTINS)
+@pytest.mark.parametrize("name", DATA_JOBS)
 def test_builtin_jobs_load_and_describe_themselves(name):
     job = load_job(name)
     assert job.name == name
@@ -376,3 +379,55 @@ def test_fiojob_is_frozen():
     with pytest.raises(AttributeError):
         job.name = "other"  # type: ignore[misc]
     assert isinstance(job, FioJob)
+
+
+# --- union workloads: lower-layer reads and metadata jobs ---------------------------------------------
+
+@pytest.mark.parametrize("name", META_JOBS)
+def test_metadata_jobs_make_their_own_files_and_ignore_size_and_runtime(name):
+    job = load_job(name)
+    assert job.own_files and not job.lower_layer
+    assert job.description
+    forced = job.with_overrides(size="128m", runtime=2, ramp_time=0, direct=True, cpus_allowed="1")
+    # A time limit would make filecreate reopen the files it made; a size would change the count.
+    assert forced.option("size") is None and forced.option("runtime") is None
+    assert forced.option("time_based") is None and forced.option("direct") is None
+    assert forced.option("cpus_allowed") == "1"
+    text = forced.render("/bench/union/meta-r0")
+    assert "directory=/bench/union/meta-r0" in text and "filename" not in text
+    check_with_fio(forced)
+
+
+@pytest.mark.parametrize("name", ["lower-randread-4k", "lower-seqread-1m"])
+def test_lower_layer_jobs_carry_the_directive_through_rendering(name):
+    job = load_job(name)
+    assert job.lower_layer and not job.own_files
+    again = parse_job(job.render("/bench/lower", "storprof-1g.dat"), f"{name}.fio")
+    assert again.lower_layer and again.directives == ("lower-layer", "placements=host,union,volume")
+
+
+def test_unknown_directive_names_its_line():
+    text = "; about\n; storprof: upper-layer\n[j]\nrw=read\n"
+    with pytest.raises(UserError, match=r"^j.fio:2: unknown storprof directive 'upper-layer'"):
+        parse_job(text, "j.fio")
+
+
+@pytest.mark.parametrize("rw", ["write", "randwrite", "rw", "randrw", "trim"])
+def test_lower_layer_job_that_writes_is_refused(rw):
+    job = parse_job(f"; storprof: lower-layer\n[j]\nrw={rw}\nbs=4k\n", "j.fio")
+    with pytest.raises(UserError, match="may only read"):
+        validate(job)
+
+
+def test_lower_layer_metadata_job_is_refused():
+    job = parse_job("; storprof: lower-layer\n[j]\nioengine=filestat\nrw=read\n", "j.fio")
+    with pytest.raises(UserError, match="makes files of its own"):
+        validate(job)
+
+
+def test_placements_directive_narrows_a_job_and_refuses_unknown_placements():
+    job = parse_job("; storprof: placements = host, union\n[j]\nrw=read\n", "j.fio")
+    assert job.placements == ("host", "union")
+    assert parse_job("[j]\nrw=read\n", "j.fio").placements is None
+    with pytest.raises(UserError, match="unknown placement attic"):
+        validate(parse_job("; storprof: placements=host,attic\n[j]\nrw=read\n", "j.fio"))

@@ -40,3 +40,13 @@ def test_buffered_jobs_do_not_share_a_data_file_with_direct_ones():
     assert len({data_file_name(j) for j in direct}) == 1
     assert data_file_name(buffered) not in {data_file_name(j) for j in direct}
     assert data_file_name(load_job("randread-4k").with_overrides(size="1g")) != data_file_name(direct[0])
+
+
+def test_a_job_can_be_narrowed_to_some_placements():
+    cells = plan_order(["a", "b"], ("host", "union", "volume", "bind"), 2, {"b": ("host", "union", "volume")})
+    assert {c.placement for c in cells if c.job == "a"} == {"host", "union", "volume", "bind"}
+    assert {c.placement for c in cells if c.job == "b"} == {"host", "union", "volume"}
+    assert len(cells) == 2 * (4 + 3)
+    # still rotated: each of b's placements leads once per repeat-job rotation
+    firsts = [next(c.placement for c in cells if c.job == "b" and c.repeat == r) for r in range(2)]
+    assert len(set(firsts)) == 2

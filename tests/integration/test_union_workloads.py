@@ -1,0 +1,122 @@
+"""Union workloads on real overlay2 and vfs daemons: lower-layer reads, metadata jobs, copy-up and
+deep stacks, small enough for CI (needs root)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from storprof import report, results
+from storprof.copyup import CopyUpPlan
+from storprof.deepstack import DeepStackPlan
+from storprof.drivers import DriverSpec
+from storprof.fiojob import load_job
+from storprof.sweep import Sweep, SweepConfig
+
+from tests.conftest import storprof_leftovers
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="ephemeral daemons need root"),
+    pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed"),
+]
+
+COPYUP_MIB = 64
+DEPTHS = (1, 8, 32)
+
+
+@pytest.fixture(scope="module", params=["overlay2", "vfs"])
+def sweep(request):
+    """One small sweep per driver with every union workload; yields (driver, runs, records, lines)."""
+    driver = request.param
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
+    jobs = [load_job(n).with_overrides(size="32m", runtime=1, ramp_time=0)
+            for n in ("lower-randread-4k", "meta-create", "meta-delete")]
+    config = SweepConfig(specs=[DriverSpec(driver, "ext4")], jobs=jobs, placements=("host", "union", "volume"),
+                         repeat=2, workdir=workdir, copyup=CopyUpPlan((COPYUP_MIB,)),
+                         deep_stack=DeepStackPlan(DEPTHS, target_mib=1))
+    store = results.ResultsStore(out, {"test": True})
+    lines: list[str] = []
+    outcomes = Sweep(config, store, lines.append).run()
+    assert [o.status for o in outcomes] == ["ok"], (outcomes, lines[-5:])
+    yield driver, results.load_runs(store.dir), results.read_records(store.dir), config.run_id, workdir
+    shutil.rmtree(workdir, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def _seconds(runs, placement: str, job: str) -> list[float]:
+    sel = runs[(runs.placement == placement) & (runs.job == job)]
+    assert len(sel) == 2, f"{placement} {job}: {len(sel)} samples"
+    return sorted(sel["seconds"])
+
+
+def test_lower_layer_read_reads_the_image_file_without_copying_it_up(sweep):
+    driver, runs, records, *_ = sweep
+    lower = runs[runs.job == "lower-randread-4k"]
+    assert set(lower.placement) == {"host", "union", "volume"}
+    assert set(lower.status) == {"ok"}, lower[["placement", "status", "error"]]   # no copy-up happened
+    assert (lower["read_iops"] > 0).all()
+    union = next(r for r in records if r.get("job") == "lower-randread-4k" and r.get("placement") == "union")
+    assert union["lower_layer"] is True
+
+
+def test_metadata_jobs_count_files(sweep):
+    _, runs, *_ = sweep
+    for job in ("meta-create", "meta-delete"):
+        sel = runs[runs.job == job]
+        assert len(sel) == 3 * 2 and set(sel.status) == {"ok"}
+        assert (sel["total_iops"] > 0).all()
+
+
+def test_copy_up_on_overlay2_costs_the_first_write_and_not_on_vfs(sweep):
+    driver, runs, *_ = sweep
+    first = _seconds(runs, "union", f"copyup-{COPYUP_MIB}m first write")
+    second = _seconds(runs, "union", f"copyup-{COPYUP_MIB}m second write")
+    if driver == "overlay2":
+        # 64 MiB copied to the top layer on open: tens of ms, against microseconds for the second write
+        assert min(first) > 10 * max(second), (first, second)
+        assert min(first) > 0.005
+    else:
+        # vfs copied the whole image when the container was made; the first write copies nothing
+        assert max(first) < 0.005, first
+    host_first = _seconds(runs, "host", f"copyup-{COPYUP_MIB}m first write")
+    assert max(host_first) < 0.005, host_first
+
+
+def test_deep_stack_images_have_the_requested_depth(sweep):
+    driver, runs, records, *_ = sweep
+    # image_layers is len(RootFS.Layers) of the image as the daemon reports it through the SDK
+    built = {r["params"]["depth"]: r["params"]["image_layers"] for r in records if r.get("workload") == "deep-stack"}
+    assert built == {k: k for k in DEPTHS}
+    for k in DEPTHS:
+        stats = _seconds(runs, "union", f"stack K={k} first stat")
+        reads = _seconds(runs, "union", f"stack K={k} first read 1m")
+        assert all(s > 0 for s in stats + reads)
+
+
+def test_deep_stack_lookup_grows_with_depth_on_overlay2_only(sweep):
+    driver, runs, *_ = sweep
+    shallow = min(_seconds(runs, "union", f"stack K={DEPTHS[0]} first stat"))
+    deep = min(_seconds(runs, "union", f"stack K={DEPTHS[-1]} first stat"))
+    if driver == "overlay2":
+        assert deep > 2 * shallow, (shallow, deep)     # a lookup walks the 32 layers
+    else:
+        assert deep < 5 * shallow + 50e-6, (shallow, deep)   # vfs is a flat copy
+
+
+def test_table_shows_the_union_operations(sweep):
+    driver, runs, *_ = sweep
+    text = report.format_table(report.overhead(runs))
+    assert f"copyup-{COPYUP_MIB}m first write+fsync" in text
+    assert f"stack K={DEPTHS[-1]} first stat" in text and "lower-randread-4k" in text
+
+
+def test_nothing_left_behind(sweep):
+    *_, run_id, workdir = sweep
+    assert storprof_leftovers(str(workdir)) == [] and storprof_leftovers(run_id) == []
+    assert list(workdir.iterdir()) == []

@@ -1,0 +1,88 @@
+"""The union probes' pure parts: the deep-stack archive, depth parsing, and the timed file calls."""
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+
+import pytest
+
+from storprof import copyup, deepstack, filetiming
+from storprof.errors import UserError
+from storprof.image import RootfsPlan, plan_rootfs
+
+
+def _sleep_plan() -> RootfsPlan:
+    return plan_rootfs(("sleep",))
+
+
+def test_parse_depths_sorts_dedupes_and_knows_max():
+    assert deepstack.parse_depths("64,1,16,max,16") == (1, 16, 64, deepstack.PRACTICAL_MAX_DEPTH)
+    with pytest.raises(UserError, match="whole numbers or 'max'"):
+        deepstack.parse_depths("1,deep")
+
+
+@pytest.mark.parametrize("depths", [(0,), (121,), ()])
+def test_depths_outside_what_docker_can_run_are_refused(depths):
+    with pytest.raises(UserError, match="--stack-depths"):
+        deepstack.DeepStackPlan(depths).validate()
+
+
+def test_stack_archive_is_a_docker_save_image_of_k_layers(tmp_path):
+    target = deepstack.target_bytes(1)
+    path = tmp_path / "stack.tar"
+    deepstack.write_stack_archive(path, 5, _sleep_plan(), target, {"storprof": "t"}, "storprof-stack:t-k5")
+    with tarfile.open(path) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+        [entry] = manifest
+        assert entry["RepoTags"] == ["storprof-stack:t-k5"] and len(entry["Layers"]) == 5
+        config = json.load(tar.extractfile(entry["Config"]))
+        assert config["config"]["Labels"] == {"storprof": "t"}
+        assert len(config["rootfs"]["diff_ids"]) == len(config["history"]) == 5
+        layers = []
+        for name, diff_id in zip(entry["Layers"], config["rootfs"]["diff_ids"]):
+            data = tar.extractfile(name).read()
+            assert diff_id == "sha256:" + hashlib.sha256(data).hexdigest()
+            with tarfile.open(fileobj=io.BytesIO(data)) as layer:
+                layers.append(layer.getnames())
+    # the target is in the bottom layer only, and every layer adds to the same directory
+    assert deepstack.TARGET in layers[0] and all(deepstack.TARGET not in names for names in layers[1:])
+    assert all(deepstack.STACK_DIR in names for names in layers)
+    assert any(n.endswith("bin/sleep") for n in layers[0])
+
+
+def test_layers_are_identical_across_depths_so_the_daemon_shares_them():
+    plan, target = _sleep_plan(), deepstack.target_bytes(1)
+    assert deepstack.layer_tar(1, plan, target) == deepstack.layer_tar(1, plan, target)
+    assert deepstack.layer_tar(7, None, None) == deepstack.layer_tar(7, None, None)
+    assert deepstack.layer_tar(7, None, None) != deepstack.layer_tar(8, None, None)
+
+
+def test_time_write_times_a_real_write(tmp_path):
+    path = tmp_path / "f.dat"
+    path.write_bytes(b"\0" * 65536)
+    first, second = copyup.sample_file(path)
+    assert 0 < first.write_s <= first.done_s and 0 < second.write_s <= second.done_s
+    data = path.read_bytes()
+    assert data[:4096] == filetiming.BLOCK and data[4096:8192] == filetiming.BLOCK
+    assert len(data) == 65536            # written in place, not truncated or extended
+
+
+def test_time_lookup_and_read_reads_the_whole_file(tmp_path):
+    path = tmp_path / "stack" / "target.dat"
+    path.parent.mkdir()
+    path.write_bytes(os.urandom(3 * filetiming.READ_CHUNK + 5))
+    t = filetiming.time_lookup_and_read(path)
+    assert t.bytes_read == 3 * filetiming.READ_CHUNK + 5
+    assert t.stat_s > 0 and t.open_s > 0 and t.read_s > 0
+
+
+def test_copyup_rows_and_plan():
+    assert copyup.job_names(64) == {"first_write": "copyup-64m first write",
+                                    "first_done": "copyup-64m first write+fsync",
+                                    "second_write": "copyup-64m second write",
+                                    "second_done": "copyup-64m second write+fsync"}
+    with pytest.raises(UserError):
+        copyup.CopyUpPlan((0,)).validate()
+    assert copyup.CopyUpPlan((64, 512)).bytes_needed() == 3 * 576 * 2**20
