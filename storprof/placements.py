@@ -52,8 +52,8 @@ class Target:
         raise NotImplementedError
 
     def fresh_dir(self, name: str) -> str:
-        """An empty directory `name` in fio_dir (removed first if a crash left it): metadata jobs
-        run in one each, since a directory that held thousands of files stays slower."""
+        """A new, empty directory `name` in fio_dir: metadata jobs run in one each, since a
+        directory that held thousands of files stays slower."""
         raise NotImplementedError
 
     def remove_dir(self, path: str) -> None:
@@ -82,8 +82,7 @@ class HostTarget(Target):
 
     def fresh_dir(self, name: str) -> str:
         path = self.directory / name
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir()
+        path.mkdir()      # the placement is new for this run, so the name is too
         return str(path)
 
     def remove_dir(self, path: str) -> None:
@@ -164,8 +163,7 @@ class ContainerTarget(Target):
 
     def fresh_dir(self, name: str) -> str:
         path = f"{self.fio_dir}/{name}"
-        self.exec(["/bin/rm", "-rf", path])
-        self.exec(["/bin/mkdir", path])
+        self.exec(["/bin/mkdir", path])   # one exec: the container (or volume) is new for this run
         return path
 
     def remove_dir(self, path: str) -> None:

@@ -111,3 +111,22 @@ def test_layers_bad_input():
     assert "positive" in run(["layers", "--depths", "0"])[1]
     assert "whole numbers" in run(["layers", "--layer-sizes", "a,b"])[1]
     assert "at most 120 layers" in run(["layers", "--drivers", "overlay2", "--depths", "1,500"])[1]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--stack-depths", "1,500"], "--stack-depths"),
+    (["--stack-depths", "1,deep"], "whole numbers or 'max'"),
+    (["--copyup-sizes", "64,big"], "--copyup-sizes"),
+    (["--copyup-sizes", "0"], "--copyup-sizes"),
+    (["--jobs", "copyup", "--placements", "host,volume"], "add union to --placements"),
+])
+def test_bad_union_probe_options(args, fragment):
+    code, msg = run(["sweep", "--jobs", "copyup,deep-stack", *args])
+    assert code == 2 and fragment in msg
+
+
+def test_unknown_directive_in_a_job_file(tmp_path):
+    job = tmp_path / "d.fio"
+    job.write_text("; storprof: lowerlayer\n[d]\nrw=read\n")
+    code, msg = run(["sweep", "--jobs", str(job)])
+    assert code == 2 and "d.fio:1" in msg and "unknown storprof directive 'lowerlayer'" in msg

@@ -20,6 +20,10 @@ DIRECTIONS = {
     "randrw-4k-70-30": {"read", "write"},
     "fsync-write-4k": {"write"},
     "randread-4k-numjobs2": {"read"},
+    # metadata engines: fio counts one create as a write, one stat or unlink as a read
+    "meta-create": {"write"},
+    "meta-stat": {"read"},
+    "meta-delete": {"read"},
 }
 PCT = {"p50": "50.000000", "p99": "99.000000", "p999": "99.900000"}
 
