@@ -99,6 +99,33 @@ class BackingFS:
         # What setup made, in order: ("dir", Path) | ("image", Path) | ("loop", str) | ("mount", Path)
         self._made: list[tuple[str, object]] = []
 
+    @classmethod
+    def adopt(cls, record: dict) -> "BackingFS":
+        """The backing filesystem a state record describes, with what of it exists now marked
+        as made, so teardown() removes the leftovers of a killed run."""
+        fs = cls(record["fs"], Path(record["workdir"]), record["name"], int(record["size_bytes"]))
+        fs.is_loop = bool(record.get("is_loop", fs.is_loop))
+        if fs.is_loop and os.path.lexists(fs.image):
+            fs._made.append(("image", fs.image))
+        if os.path.lexists(fs.path) or fs._mounts_under():
+            fs._made += [("dir", fs.path)] + ([("mount", fs.path)] if fs.is_loop else [])
+        return fs
+
+    def record(self) -> dict:
+        """What state.py writes down before setup()."""
+        return {"fs": self.fs, "workdir": str(self.workdir), "name": self.name, "size_bytes": self.size_bytes,
+                "is_loop": self.is_loop, "path": str(self.path), "image": str(self.image) if self.is_loop else None}
+
+    def leftover(self) -> list[str]:
+        left = [f"mount {p}" for p in self._mounts_under()]
+        if self.is_loop:
+            left += [f"loop device {d} ({self.image})" for d in self._attached_loops()]
+            if os.path.lexists(self.image):
+                left.append(f"file {self.image}")
+        if os.path.lexists(self.path):
+            left.append(f"directory {self.path}")
+        return left
+
     # ------------------------------------------------------------------ context manager
     def __enter__(self) -> "BackingFS":
         try:

@@ -24,6 +24,7 @@ from .proc import require
 from .layers import QUICK_PLAN, SWEEP_QUICK_PLAN, LayerPlan
 from .copyup import CopyUpPlan
 from .deepstack import DeepStackPlan, parse_depths
+from .progress import SweepProgress
 from .sweep import Sweep, SweepConfig
 
 DEFAULT_WORKDIR = Path("/var/tmp/storprof")
@@ -42,11 +43,13 @@ QUICK = {"size": "128m", "runtime": 1.0, "ramp_time": 0.0, "repeat": 3,
          "jobs": ["randread-4k", "randwrite-4k", "seqread-1m", "fsync-write-4k",
                   "lower-randread-4k", "lower-seqread-1m", "meta-create", "meta-stat", "meta-delete",
                   *PROBES]}
-TABLE_FORMATS = ("simple", "plain", "github", "grid", "pipe")
+# Terminal table styles (tabulate's, 'markdown' being its pipe style) and two for machines.
+TABLE_FORMATS = ("simple", "plain", "github", "markdown", "grid", "pipe", "csv", "json")
 
 
 class _Terminated(Exception):
-    """SIGTERM, turned into an exception so every context manager tears down."""
+    """SIGTERM or SIGHUP (a closed terminal), turned into an exception so every context manager
+    tears down."""
 
 
 def _on_sigterm(signum, frame):
@@ -112,6 +115,9 @@ def drivers_cmd(workdir: Path):
               help="Where data roots and loop files are made; must be on a real disk filesystem.")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Results directory (default: a new ./storprof-results/<timestamp>).")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path),
+              help="Continue the sweep whose results are in this directory: run only the cells it lacks "
+              "(give the same options as the first time).")
 @click.option("--docker-host", envvar="DOCKER_HOST",
               help="Attach to this daemon (URL, or DOCKER_HOST) instead of starting ephemeral ones.")
 @click.option("--image", help="Use this bench image (e.g. built from Dockerfile.bench) instead of "
@@ -124,10 +130,10 @@ def drivers_cmd(workdir: Path):
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True,
               help="Terminal table style.")
 @click.option("--no-layers", is_flag=True, help="Skip layer create/delete timing (storprof layers).")
-@click.option("--quiet", is_flag=True, help="No line per finished run.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no line per finished run.")
 @one_line_errors
 def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repeat, quick, copyup_sizes,
-          stack_depths, workdir, out, docker_host, image, cpus, storage_opts, fmt, no_layers, quiet):
+          stack_depths, workdir, out, resume_dir, docker_host, image, cpus, storage_opts, fmt, no_layers, quiet):
     """Run fio on the host and in containers for each storage driver, and print the overhead."""
     layer_plan = None if no_layers else (SWEEP_QUICK_PLAN if quick else LayerPlan())
     started = time.monotonic()
@@ -162,13 +168,37 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
     if len({j.name for j in jobs}) != len(jobs):
         raise UserError("two jobs share a name; rename one of the job files")
 
+    done = None
+    if resume_dir:
+        if out:
+            raise UserError("--resume continues in its own directory; leave out --out")
+        done = _resume_plan(resume_dir, jobs)
+        out = resume_dir
     _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, image, storage_opts,
              layer_plan, fmt, quiet, started, {"quick": quick, "fio_cpus_allowed": pinned},
-             probes={"copyup": copyup, "deep_stack": deep_stack})
+             probes={"copyup": copyup, "deep_stack": deep_stack}, done=done)
+
+
+def _resume_plan(resume_dir: Path, jobs) -> frozenset:
+    """What the results directory already has; refuses one measured with other job settings,
+    whose rows could not share a table with the new ones."""
+    from .sweep import finished_keys
+    records = results.read_records(resume_dir)
+    if not (Path(resume_dir) / results.META_FILE).is_file():
+        raise UserError(f"{resume_dir} is not a storprof results directory (no {results.META_FILE})")
+    planned = {j.name: {"size": j.option("size"), "runtime": j.option("runtime"),
+                        "ramp_time": j.option("ramp_time")} for j in jobs}
+    for r in records:
+        if r.get("kind") == "fio" and r.get("job") in planned:
+            had = {k: (r.get("params") or {}).get(k) for k in planned[r["job"]]}
+            if had != planned[r["job"]]:
+                diff = ", ".join(f"{k} {had[k]} (now {v})" for k, v in planned[r["job"]].items() if had[k] != v)
+                raise UserError(f"{resume_dir} measured {r['job']} with {diff}; resume with the same options")
+    return finished_keys(records)
 
 
 def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, image, storage_opts,
-             layer_plan, fmt, quiet, started, meta, probes: dict | None = None) -> None:
+             layer_plan, fmt, quiet, started, meta, probes: dict | None = None, done: frozenset | None = None) -> None:
     """Shared by sweep and layers: resolve the specs, check the machine, run, print the tables."""
     if not docker_host:
         require("dockerd")
@@ -196,7 +226,8 @@ def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, i
     out = out or results.default_out_dir()
     config = SweepConfig(specs=specs, jobs=jobs, placements=placements, repeat=repeat,
                          workdir=workdir, docker_host=docker_host, image=image,
-                         storage_opts=list(storage_opts), layers=layer_plan, **(probes or {}))
+                         storage_opts=list(storage_opts), layers=layer_plan, done=done or frozenset(),
+                         **(probes or {}))
     if not docker_host:
         backing.require_free_space(workdir, config.backing_size_bytes(),
                                    "one driver's data root, fio files, images and layers "
@@ -207,16 +238,20 @@ def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, i
                                        "copyup": vars(config.copyup) if config.copyup else None,
                                        "deep_stack": vars(config.deep_stack) if config.deep_stack else None,
                                        "drivers": [str(s) for s in specs] or [f"attached:{docker_host}"],
-                                       **meta})
-    progress = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+                                       **results.tool_versions(), **meta}, resume=done is not None)
+    progress = SweepProgress("quiet" if quiet else "auto")
+    previous = {sig: signal.signal(sig, _on_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        outcomes = Sweep(config, store, progress).run()
+        outcomes = Sweep(config, store, progress.message, progress.cell_done, progress.add_total).run()
     except (KeyboardInterrupt, _Terminated):
-        click.echo(f"storprof: interrupted; finished runs are kept in {store.dir}/{results.RESULTS_FILE}", err=True)
+        progress.close()
+        click.echo(f"storprof: interrupted; finished runs are kept in {store.dir}/{results.RESULTS_FILE} "
+                   f"(continue with --resume {store.dir})", err=True)
         sys.exit(130)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        progress.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
     _print_tables(store.dir, fmt)
     elapsed = time.monotonic() - started
@@ -271,21 +306,46 @@ def layers(driver_list, samples, layer_sizes, depths, bulk, large_image, quick, 
 def _print_tables(results_dir: Path, fmt: str, write: bool = True) -> None:
     runs = results.load_runs(results_dir)
     status = results.load_driver_status(results_dir)
+    records = results.read_records(results_dir)
     over = report.overhead(runs) if not runs.empty else runs
-    if not runs.empty:
-        if write:
+    ops, slopes = report.layer_tables(records)
+    if write:
+        if not runs.empty:
             report.write_tables(over, status, results_dir)
+        if not ops.empty:
+            report.write_layer_tables(ops, slopes, results_dir)
+    if fmt in ("csv", "json"):
+        click.echo(report.machine_readable(over, ops, slopes, status, fmt))
+        return
+    fmt = "pipe" if fmt == "markdown" else fmt
+    if not runs.empty:
         click.echo(report.format_table(over, fmt))
         click.echo(report.table_notes(over))
-    records = results.read_records(results_dir)
-    ops, slopes = report.layer_tables(records)
     if not ops.empty:
-        if write:
-            report.write_layer_tables(ops, slopes, results_dir)
         click.echo("")
         click.echo(report.format_layers(ops, slopes, fmt))
     click.echo("")
     click.echo(report.format_driver_status(status, fmt))
+
+
+@main.command()
+@click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR, show_default=True,
+              help="The work directory the killed runs used.")
+@one_line_errors
+def clean(workdir: Path):
+    """Remove what killed runs left (daemons, mounts, loop devices, files), from their state records."""
+    from .state import clean as clean_workdir
+    if os.geteuid() != 0:
+        raise StorprofError("clean stops daemons and unmounts filesystems: run it as root")
+    report = clean_workdir(workdir, progress=lambda line: click.echo(line, err=True))
+    running = f"; {len(report.running)} still running, not touched" if report.running else ""
+    if report.problems:
+        raise StorprofError(f"could not remove everything: {report.problems[0]}"
+                            + (f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""))
+    if report.cleaned:
+        click.echo(f"removed the leftovers of {len(report.cleaned)} run(s): {', '.join(report.cleaned)}{running}")
+    else:
+        click.echo(f"nothing to clean in {workdir}{running}")
 
 
 @main.command()
@@ -295,6 +355,35 @@ def _print_tables(results_dir: Path, fmt: str, write: bool = True) -> None:
 def table(results_dir: Path, fmt: str):
     """Print the overhead table of a results directory again."""
     _print_tables(results_dir, fmt, write=False)
+
+
+@main.command("report")
+@click.argument("results_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Where report.md and report.html go [RESULTS_DIR].")
+@click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True,
+              help="Style of the table printed on the terminal.")
+@one_line_errors
+def report_cmd(results_dir: Path, out: Path | None, fmt: str):
+    """Write report.md and a self-contained report.html (tables, charts, flags, the machine)."""
+    from .htmlreport import write_report
+    md, page = write_report(results_dir, out)
+    _print_tables(results_dir, fmt, write=False)
+    click.echo(f"\nReport: {page}  (and {md})")
+
+
+@main.command("compare")
+@click.argument("a_dir", type=click.Path(path_type=Path))
+@click.argument("b_dir", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True)
+@click.option("--all", "show_all", is_flag=True, help="Also list the rows that are not significant.")
+@one_line_errors
+def compare_cmd(a_dir: Path, b_dir: Path, fmt: str, show_all: bool):
+    """Did B get faster or slower than A, and is it real? (Welch's t-test on the repeats, 95%)"""
+    from .compare import compare, summary_line
+    table = compare(results.load_runs(a_dir), results.load_runs(b_dir))
+    shown = table if show_all else table[~table["verdict"].isin(["not significant"])]
+    click.echo(report.format_comparison(shown, fmt))
+    click.echo(summary_line(table) + ("" if show_all else " (--all lists the rest)"))
 
 
 if __name__ == "__main__":

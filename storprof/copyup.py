@@ -63,7 +63,8 @@ class CopyUpProbe:
     """Runs the copy-up samples of one daemon; `emit(placement, job, repeat, seconds, params)`."""
 
     def __init__(self, spec: str, client, base_ref: str, labels: dict[str, str], host: HostTarget | None,
-                 name_prefix: str, emit: Callable[..., None], progress: Callable[[str], None]):
+                 name_prefix: str, emit: Callable[..., None], progress: Callable[[str], None],
+                 done: Callable[[str, str, int, str], None] | None = None, skip: Callable[..., bool] | None = None):
         self.spec = spec
         self.client = client
         self.base_ref = base_ref
@@ -72,6 +73,11 @@ class CopyUpProbe:
         self.prefix = name_prefix
         self.emit = emit
         self.progress = progress
+        # done(placement, what, repeat, summary) after each sample; skip(placement, job, repeat) says
+        # a resumed sweep already has that sample.
+        self.done = done or (lambda placement, what, repeat, summary:
+                             progress(f"[{spec}] {what} {placement} r{repeat + 1}: {summary}"))
+        self.skip = skip or (lambda placement, job, repeat: False)
         self._images: dict[int, str] = {}
 
     def prepare(self, plan: CopyUpPlan) -> None:
@@ -84,6 +90,9 @@ class CopyUpProbe:
                 fio_run = self.host.run_fio(text, f"copyup-{size}m", 3600)
                 parse_fio_output(fio_run.stdout, fio_run.stderr)
 
+    def samples(self, plan: CopyUpPlan, repeats: int) -> int:
+        return len(plan.sizes_mib) * repeats * (2 if self.host is not None else 1)
+
     def run(self, plan: CopyUpPlan, repeats: int) -> None:
         self.progress(f"[{self.spec}] copy-up: files of {', '.join(f'{s} MiB' for s in plan.sizes_mib)} "
                       "in a lower layer, a fresh container per sample")
@@ -93,17 +102,19 @@ class CopyUpProbe:
             for i, size in enumerate(plan.sizes_mib):
                 order = placements if (r + i) % 2 == 0 else placements[::-1]
                 for placement in order:
+                    names = job_names(size)
+                    if self.skip(placement, names["second_done"], r):
+                        continue
                     first, second = (self._sample_host(size) if placement == "host"
                                      else self._sample_union(size, r))
-                    names = job_names(size)
                     params = {"size_mib": size}
                     self.emit(placement, names["first_write"], r, first.write_s, params)
                     self.emit(placement, names["first_done"], r, first.done_s, params)
                     self.emit(placement, names["second_write"], r, second.write_s, params)
                     self.emit(placement, names["second_done"], r, second.done_s, params)
-                    self.progress(f"[{self.spec}] copyup {size}m {placement} r{r + 1}: first write "
-                                  f"{first.write_s * 1e3:.1f} ms (+fsync {first.done_s * 1e3:.1f}), second "
-                                  f"{second.write_s * 1e3:.2f} ms (+fsync {second.done_s * 1e3:.1f})")
+                    self.done(placement, f"copyup {size}m", r,
+                              f"first write {first.write_s * 1e3:.1f} ms (+fsync {first.done_s * 1e3:.1f}), "
+                              f"second {second.write_s * 1e3:.2f} ms (+fsync {second.done_s * 1e3:.1f})")
 
     def _sample_host(self, size: int) -> tuple[WriteTiming, WriteTiming]:
         return sample_file(Path(self.host.fio_dir) / file_name(size))

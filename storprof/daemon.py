@@ -81,6 +81,39 @@ class EphemeralDaemon(Daemon):
         self._client: docker.DockerClient | None = None
         self._log = None
 
+    @classmethod
+    def adopt(cls, record: dict) -> "EphemeralDaemon":
+        """The daemon a state record describes (see state.py), to stop what a killed run left."""
+        return cls(record.get("spec", "?"), record.get("driver", "?"), Path(record["data_root"]),
+                   Path(record["runtime_dir"]), Path(record.get("log", "/dev/null")))
+
+    def record(self) -> dict:
+        """What state.py writes down before start(): enough to find and stop it later."""
+        return {"spec": self.spec_label, "driver": self.storage_driver_name, "data_root": str(self.data_root_path),
+                "runtime_dir": str(self.runtime_dir), "log": str(self.log_path)}
+
+    def _recorded_pid(self) -> int | None:
+        """dockerd's pid from its pidfile, only if that process is this daemon (names our exec root)."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            return None
+        return pid if f"--exec-root={self.exec_root}" in cmdline else None
+
+    def leftover(self) -> list[str]:
+        """What of this daemon still exists: its process, helpers, mounts, runtime directory."""
+        left = []
+        pid = self._recorded_pid()
+        if pid:
+            left.append(f"dockerd pid {pid}")
+        left += [f"process {p} ({cmd[:60]})" for p, cmd in _processes_naming(self.exec_root) if p != pid]
+        left += [f"mount {m.mount_point}" for m in mounts.mounts_below(self.data_root_path)]
+        left += [f"mount {m.mount_point}" for m in mounts.mounts_below(self.exec_root)]
+        if self.runtime_dir.exists():
+            left.append(f"directory {self.runtime_dir}")
+        return left
+
     @property
     def base_url(self) -> str:
         return f"unix://{self.socket}"
@@ -187,7 +220,11 @@ class EphemeralDaemon(Daemon):
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        # dockerd's containerd and shims live in their own groups; a killed dockerd leaves them.
+        elif self.process is None:
+            self._stop_recorded()
+        # dockerd's containerd and shims live in their own groups; a killed dockerd leaves them,
+        # and the containers' own processes outlive their shims.
+        _kill_container_processes(self.data_root_path)
         _kill_processes_under(self.exec_root)
         mounts.unmount_below(self.data_root_path)
         mounts.unmount_below(self.exec_root)
@@ -195,6 +232,25 @@ class EphemeralDaemon(Daemon):
             self._log.close()
             self._log = None
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+
+    def _stop_recorded(self) -> None:
+        """A daemon of a killed run (adopted from its record): SIGTERM by pid, then SIGKILL."""
+        pid = self._recorded_pid()
+        if not pid:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + self.stop_timeout
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.1)
+        if Path(f"/proc/{pid}").exists():
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
 
 class AttachedDaemon(Daemon):
@@ -224,9 +280,10 @@ def _log_message(line: str) -> str:
     return line.strip()
 
 
-def _kill_processes_under(path: Path) -> None:
-    """Kill processes whose command line names `path` (containerd, shims of this daemon)."""
+def _processes_naming(path: Path) -> list[tuple[int, str]]:
+    """(pid, command line) of processes whose command line names `path`."""
     needle = str(path)
+    found = []
     for pid_dir in Path("/proc").iterdir():
         if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
             continue
@@ -235,6 +292,35 @@ def _kill_processes_under(path: Path) -> None:
         except OSError:
             continue
         if needle in cmdline:
+            found.append((int(pid_dir.name), cmdline))
+    return found
+
+
+def _kill_processes_under(path: Path) -> None:
+    """Kill processes whose command line names `path` (containerd, shims of this daemon)."""
+    for pid, _ in _processes_naming(path):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _kill_container_processes(data_root: Path) -> None:
+    """Kill processes in the cgroup of any container of this data root (by container id)."""
+    try:
+        ids = [d.name for d in (Path(data_root) / "containers").iterdir() if len(d.name) == 64]
+    except OSError:
+        return
+    if not ids:
+        return
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        try:
+            cgroup = (pid_dir / "cgroup").read_text()
+        except OSError:
+            continue
+        if any(i in cgroup for i in ids):
             try:
                 os.kill(int(pid_dir.name), signal.SIGKILL)
             except ProcessLookupError:

@@ -180,7 +180,8 @@ class DeepStackProbe:
 
     def __init__(self, spec: str, client, labels: dict[str, str], host_dir: Path | None, name_prefix: str,
                  tag_prefix: str, scratch: Path | None, emit: Callable[..., None],
-                 progress: Callable[[str], None]):
+                 progress: Callable[[str], None], done: Callable[[str, str, int, str], None] | None = None,
+                 skip: Callable[..., bool] | None = None):
         self.spec = spec
         self.client = client
         self.labels = labels
@@ -190,7 +191,15 @@ class DeepStackProbe:
         self.scratch = scratch
         self.emit = emit
         self.progress = progress
+        # done(placement, what, repeat, summary) after each sample; skip(placement, job, repeat) says
+        # a resumed sweep already has that sample.
+        self.done = done or (lambda placement, what, repeat, summary:
+                             progress(f"[{spec}] {what} {placement} r{repeat + 1}: {summary}"))
+        self.skip = skip or (lambda placement, job, repeat: False)
         self._images: list[str] = []
+
+    def samples(self, plan: DeepStackPlan, repeats: int) -> int:
+        return len(plan.depths) * repeats * (2 if self.host_dir is not None else 1)
 
     def run(self, plan: DeepStackPlan, repeats: int) -> None:
         self.progress(f"[{self.spec}] deep stacks: images of {', '.join(map(str, plan.depths))} layers, "
@@ -217,6 +226,8 @@ class DeepStackProbe:
         for r in range(repeats):
             for i, k in enumerate(plan.depths):
                 for placement in (placements if (r + i) % 2 == 0 else placements[::-1]):
+                    if self.skip(placement, job_names(k, plan.target_mib)["read"], r):
+                        continue
                     t = time_lookup_and_read(host_target) if placement == "host" else self._sample(images[k], k, r)
                     if t.bytes_read != len(target):
                         raise StorprofError(f"read {t.bytes_read} bytes of the {len(target)}-byte target")
@@ -225,9 +236,8 @@ class DeepStackProbe:
                     self.emit(placement, names["stat"], r, t.stat_s, params)
                     self.emit(placement, names["open"], r, t.open_s, params)
                     self.emit(placement, names["read"], r, t.read_s, {**params, "cold_read": True})
-                    self.progress(f"[{self.spec}] stack K={k} {placement} r{r + 1}: first stat "
-                                  f"{t.stat_s * 1e6:.0f} µs, open {t.open_s * 1e6:.0f} µs, "
-                                  f"read {t.read_s * 1e3:.1f} ms")
+                    self.done(placement, f"stack K={k}", r, f"first stat {t.stat_s * 1e6:.0f} µs, "
+                              f"open {t.open_s * 1e6:.0f} µs, read {t.read_s * 1e3:.1f} ms")
 
     def _sample(self, image: str, depth: int, repeat: int) -> LookupTiming:
         try:

@@ -5,6 +5,7 @@ Pure functions over the runs DataFrame (results.load_runs); tabulate only format
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -308,6 +309,33 @@ def table_notes(over: pd.DataFrame) -> str:
     if (over["metric"] == "time").any():
         notes.append(TIME_NOTE)
     return "\n".join(notes)
+
+
+def machine_readable(over: pd.DataFrame, ops: pd.DataFrame, slopes: pd.DataFrame, status: list[dict],
+                     fmt: str) -> str:
+    """The numbers behind the tables: csv (the overhead rows) or json (every table)."""
+    if fmt == "csv":
+        return over.to_csv(index=False).rstrip("\n")
+    def records(df):
+        return json.loads(df.to_json(orient="records")) if not df.empty else []
+    return json.dumps({"overhead": records(over), "layers": records(ops), "layer_growth": records(slopes),
+                       "drivers": status}, indent=2, default=str)
+
+
+def format_comparison(table: pd.DataFrame, fmt: str = "simple") -> str:
+    """compare's rows: A, B, B/A, p and the verdict; metrics in their own units."""
+    if fmt in ("csv", "json"):
+        return table.to_csv(index=False).rstrip("\n") if fmt == "csv" else table.to_json(orient="records", indent=2)
+    rows = []
+    for r in table.itertuples():
+        fmt_v = (lambda v: "-" if v is None or pd.isna(v) else
+                 (_fmt_latency(v) if r.metric == "p99_latency_ns" else _fmt_value(r.metric, v)))
+        rows.append([r.driver_spec, r.placement, r.job, "p99 latency" if r.metric == "p99_latency_ns" else r.metric,
+                     f"{fmt_v(r.a)} (n={r.n_a})", f"{fmt_v(r.b)} (n={r.n_b})",
+                     "-" if r.ratio is None or pd.isna(r.ratio) else f"{r.ratio:.3f}",
+                     "-" if r.p_value is None or pd.isna(r.p_value) else f"{r.p_value:.3f}", r.verdict])
+    headers = ["driver", "placement", "job", "metric", "A", "B", "B/A", "p", "verdict"]
+    return tabulate(rows, headers=headers, tablefmt="pipe" if fmt == "markdown" else fmt, disable_numparse=True)
 
 
 def format_driver_status(status: list[dict], fmt: str = "simple") -> str:

@@ -59,11 +59,27 @@ def machine_metadata() -> dict:
     }
 
 
+def tool_versions() -> dict:
+    """fio's and dockerd's own version lines (each run's record also keeps what it ran with)."""
+    from .proc import run
+    out = {}
+    for key, argv in (("fio_version", ["fio", "--version"]), ("dockerd_version", ["dockerd", "--version"])):
+        try:
+            done = run(argv, timeout=30, check=False)
+            out[key] = (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else None
+        except Exception:          # not installed (attach mode may not need dockerd): recorded as unknown
+            out[key] = None
+    return out
+
+
 class ResultsStore:
     """An output directory: results.jsonl (appended, fsynced per line), meta.json, raw/."""
 
-    def __init__(self, out_dir: Path, meta: dict):
+    def __init__(self, out_dir: Path, meta: dict, resume: bool = False):
         self.dir = Path(out_dir)
+        if resume:
+            self._reopen(meta)
+            return
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "raw").mkdir(exist_ok=True)
@@ -77,6 +93,25 @@ class ResultsStore:
                      "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      **machine_metadata(), **meta}
         (self.dir / META_FILE).write_text(json.dumps(full_meta, indent=2, sort_keys=True) + "\n")
+
+    def _reopen(self, meta: dict) -> None:
+        """Resume: keep meta.json (adding this run to its `resumed` list) and cut a half-written
+        last line, so the next append starts on a line of its own."""
+        self.path = self.dir / RESULTS_FILE
+        meta_path = self.dir / META_FILE
+        if not self.path.is_file() or not meta_path.is_file():
+            raise UserError(f"{self.dir} is not a storprof results directory (no {RESULTS_FILE} and {META_FILE})")
+        data = self.path.read_bytes()
+        complete = data[:data.rfind(b"\n") + 1]
+        if complete != data:
+            warnings.warn(f"{self.path}: cut a half-written last line ({len(data) - len(complete)} bytes)")
+            with open(self.path, "r+b") as f:
+                f.truncate(len(complete))
+        old = json.loads(meta_path.read_text())
+        old.setdefault("resumed", []).append({
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **meta})
+        meta_path.write_text(json.dumps(old, indent=2, sort_keys=True) + "\n")
+        (self.dir / "raw").mkdir(exist_ok=True)
 
     def save_raw(self, rel_path: str, text: str) -> str:
         """Keep fio's own output; returns the path relative to the results directory."""
@@ -140,5 +175,11 @@ def load_runs(results_dir: Path) -> pd.DataFrame:
 
 
 def load_driver_status(results_dir: Path) -> list[dict]:
-    """The per-driver records (ok, skipped with reason, failed with reason)."""
-    return [r for r in read_records(results_dir) if r.get("kind") == "driver"]
+    """The per-driver records (ok, skipped with reason, failed with reason); after a resume, the
+    last word on each driver."""
+    latest: dict[str, dict] = {}
+    for r in read_records(results_dir):
+        if r.get("kind") == "driver":
+            latest.pop(r.get("driver_spec"), None)
+            latest[r.get("driver_spec")] = r
+    return list(latest.values())

@@ -32,8 +32,9 @@ from .copyup import CopyUpPlan, CopyUpProbe
 from .deepstack import DeepStackPlan, DeepStackProbe
 from .image import BenchImage, RootfsPlan, plan_rootfs
 from .lowerlayer import image_with_files, remove_image
-from .placements import PLACEMENTS, ContainerTarget, HostTarget, Target
+from .placements import LOWER_DIR, PLACEMENTS, ContainerTarget, HostTarget, Target
 from .results import ResultsStore
+from .state import RunState
 
 LABEL = "storprof"
 
@@ -78,6 +79,7 @@ class SweepConfig:
     fio_timeout: float = 3600
     storage_opts: list[str] = field(default_factory=list)   # e.g. overlay2.override_kernel_check=true
     layers: LayerPlan | None = None    # also time layer operations in each daemon (storprof layers)
+    done: frozenset = frozenset()      # measurements a resumed results directory already has (finished_keys)
     copyup: CopyUpPlan | None = None   # union probes: the first write into a lower-layer file
     deep_stack: DeepStackPlan | None = None   # union probes: lookups at the bottom of K layers
 
@@ -106,6 +108,22 @@ def data_file_name(job: FioJob) -> str:
 
 
 Progress = Callable[[str], None]
+CellDone = Callable[[str, str, str, int, str], None]     # spec, placement, job, repeat, summary
+
+
+def finished_keys(records: list[dict]) -> frozenset:
+    """What a results directory already holds, in the keys Sweep skips on --resume: a fio cell
+    that ran ok, a probe sample (by the last row it writes), and a driver's layer timing."""
+    keys = set()
+    for r in records:
+        kind, spec = r.get("kind"), r.get("driver_spec")
+        if kind == "fio" and r.get("status") == "ok":
+            keys.add(("fio", spec, r.get("job"), r.get("placement"), r.get("repeat")))
+        elif kind == "probe":
+            keys.add(("probe", spec, r.get("job"), r.get("placement"), r.get("repeat")))
+        elif kind == "layer":
+            keys.add(("layers", spec))
+    return frozenset(keys)
 
 
 def _stderr_progress(line: str) -> None:
@@ -124,10 +142,15 @@ class DriverOutcome:
 class Sweep:
     """Runs a SweepConfig into a ResultsStore; `run()` returns one outcome per driver spec."""
 
-    def __init__(self, config: SweepConfig, store: ResultsStore, progress: Progress = _stderr_progress):
+    def __init__(self, config: SweepConfig, store: ResultsStore, progress: Progress = _stderr_progress,
+                 cell_done: CellDone | None = None, add_total: Callable[[int], None] | None = None):
         self.config = config
         self.store = store
         self.progress = progress
+        self._cell_done = cell_done or (lambda spec, placement, job, repeat, summary:
+                                        progress(f"[{spec}] {job} {placement} r{repeat + 1}: {summary}"))
+        self.add_total = add_total or (lambda units: None)
+        self._left: dict[str, int] = {}      # units (cells, probe samples, layer timing) still to do per spec
         self._plan: RootfsPlan | None = None
         self.timings: dict[str, float] = {"daemon_start": 0.0, "image": 0.0, "containers": 0.0,
                                           "precondition": 0.0, "fio": 0.0, "teardown": 0.0}
@@ -135,14 +158,21 @@ class Sweep:
     # ------------------------------------------------------------------ drivers
     def run(self) -> list[DriverOutcome]:
         cfg = self.config
-        if cfg.docker_host:
-            return [self._run_attached()]
+        cfg.workdir.mkdir(parents=True, exist_ok=True)
+        self.state = RunState(cfg.workdir, cfg.run_id, sys.argv)
+        self.state.record("dir", path=str(self.run_dir))
         try:
+            if cfg.docker_host:
+                return [self._run_attached()]
             return self._run_all_ephemeral()
         finally:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             with contextlib.suppress(OSError):
                 RUNTIME_ROOT.rmdir()   # only when no other sweep still uses it
+            left = self.state.finish()
+            if left:
+                self.progress(f"left behind: {'; '.join(left)}; 'storprof clean --workdir {cfg.workdir}' "
+                              "removes it")
 
     @property
     def run_dir(self) -> Path:
@@ -153,11 +183,19 @@ class Sweep:
         cfg = self.config
         outcomes = []
         facts = drivers.host_facts(host_fs_type(cfg.workdir))
+        for spec in cfg.specs:
+            self._left[str(spec)] = self.units(str(spec), with_host=True)
+        self.add_total(sum(self._left.values()))
         for i, spec in enumerate(cfg.specs):
             reason = drivers.probe(spec, facts=facts)
             if reason:
                 self.progress(f"[{spec}] skipped: {reason}")
+                self._forget(str(spec))
                 outcomes.append(self._record_driver(DriverOutcome(str(spec), "skipped", reason), spec))
+                continue
+            if cfg.done and not self._left[str(spec)]:
+                self.progress(f"[{spec}] already measured in {self.store.dir}; nothing left to run")
+                outcomes.append(DriverOutcome(str(spec), "ok", "already measured"))
                 continue
             start = time.monotonic()
             try:
@@ -167,9 +205,41 @@ class Sweep:
                 message = _one_line(e)
                 self.progress(f"[{spec}] failed: {message}")
                 outcome = DriverOutcome(str(spec), "failed", message)
+            self._forget(str(spec))
             outcome.seconds = time.monotonic() - start
             outcomes.append(self._record_driver(outcome, spec))
         return outcomes
+
+    # ------------------------------------------------------------------ progress and resume
+    def _done(self, *key) -> bool:
+        return key in self.config.done
+
+    def units(self, spec: str, with_host: bool) -> int:
+        """Cells, probe samples and layer timing this spec still needs (for the progress bar)."""
+        cfg = self.config
+        jobs = {j.name: j for j in cfg.jobs}
+        order = plan_order(list(jobs), cfg.placements, cfg.repeat, {n: j.placements for n, j in jobs.items()})
+        n = sum(not self._done("fio", spec, c.job, c.placement, c.repeat) for c in order)
+        sides = ("host", "union") if with_host and "host" in cfg.placements else ("union",)
+        if cfg.copyup:
+            from .copyup import job_names as copyup_rows
+            n += sum(not self._done("probe", spec, copyup_rows(s)["second_done"], p, r)
+                     for s in cfg.copyup.sizes_mib for r in range(cfg.repeat) for p in sides)
+        if cfg.deep_stack:
+            from .deepstack import job_names as stack_rows
+            n += sum(not self._done("probe", spec, stack_rows(k, cfg.deep_stack.target_mib)["read"], p, r)
+                     for k in cfg.deep_stack.depths for r in range(cfg.repeat) for p in sides)
+        if cfg.layers and not self._done("layers", spec):
+            n += 1
+        return n
+
+    def cell_done(self, spec: str, placement: str, job: str, repeat: int, summary: str) -> None:
+        self._left[spec] = max(0, self._left.get(spec, 1) - 1)
+        self._cell_done(spec, placement, job, repeat, summary)
+
+    def _forget(self, spec: str) -> None:
+        """A driver that is over (skipped, failed or done): drop what it did not run from the total."""
+        self.add_total(-self._left.pop(spec, 0))
 
     def _record_driver(self, outcome: DriverOutcome, spec: DriverSpec | None) -> DriverOutcome:
         self.store.append({"kind": "driver", "run_id": self.config.run_id, "driver_spec": outcome.spec,
@@ -196,6 +266,7 @@ class Sweep:
         with contextlib.ExitStack() as stack:
             stack.callback(shutil.rmtree, self.run_dir, ignore_errors=True)
             fs = backing.BackingFS(spec.fs, cfg.workdir, f"{cfg.run_id}-{slug}", cfg.backing_size_bytes())
+            self.state.record("backing", **fs.record())
             stack.callback(self._timed_teardown, fs.teardown)
             fs.setup()
             t0 = time.monotonic()
@@ -203,6 +274,7 @@ class Sweep:
                                      RUNTIME_ROOT / f"{cfg.run_id}-{index}",
                                      self.store.dir / "daemons" / f"{slug}.log",
                                      storage_opts=cfg.storage_opts_for(spec.driver))
+            self.state.record("daemon", **daemon.record())
             stack.callback(self._timed_teardown, daemon.stop)
             daemon.start()
             self.timings["daemon_start"] += time.monotonic() - t0
@@ -222,7 +294,7 @@ class Sweep:
             runs = self._run_cells(spec, targets, context)
             host = targets.get("host")
             runs += self.run_union_probes(spec, daemon, context, host if isinstance(host, HostTarget) else None)
-            if self.config.layers:
+            if self.config.layers and not self._done("layers", str(spec)):
                 host = targets.get("host")
                 self.time_layers(spec, daemon, context, getattr(host, "directory", None),
                                  Path(context["backing"]["path"]) / "docker")
@@ -240,6 +312,7 @@ class Sweep:
             timer.run(plan)
         finally:
             timer.cleanup()
+        self.cell_done(str(spec), "-", "layer timing", 0, "done")
 
     def run_union_probes(self, spec: DriverSpec, daemon: Daemon, context: dict, host: HostTarget | None) -> int:
         """Copy-up and deep-stack samples in this daemon; returns the number of records."""
@@ -261,7 +334,9 @@ class Sweep:
         t0 = time.monotonic()
         if cfg.copyup:
             probe = CopyUpProbe(str(spec), daemon.client, context["image"], self._labels(), host, prefix,
-                                lambda *a: emit(*a, workload="copyup"), self.progress)
+                                lambda *a: emit(*a, workload="copyup"), self.progress,
+                                done=lambda p, what, r, summary: self.cell_done(str(spec), p, what, r, summary),
+                                skip=lambda p, job, r: self._done("probe", str(spec), job, p, r))
             try:
                 probe.run(cfg.copyup, cfg.repeat)
             finally:
@@ -269,7 +344,9 @@ class Sweep:
         if cfg.deep_stack:
             stack = DeepStackProbe(str(spec), daemon.client, self._labels(), host.directory if host else None,
                                    prefix, f"storprof-stack:{cfg.run_id}", self._scratch(),
-                                   lambda *a: emit(*a, workload="deep-stack"), self.progress)
+                                   lambda *a: emit(*a, workload="deep-stack"), self.progress,
+                                   done=lambda p, what, r, summary: self.cell_done(str(spec), p, what, r, summary),
+                                   skip=lambda p, job, r: self._done("probe", str(spec), job, p, r))
             try:
                 stack.run(cfg.deep_stack, cfg.repeat)
             finally:
@@ -293,22 +370,26 @@ class Sweep:
         label = f"{driver}@{fs}"
         spec = DriverSpec(driver, fs)
         runs = 0
+        self._left[label] = self.units(label, with_host=False)
+        self.add_total(self._left[label])
         try:
             with contextlib.ExitStack() as stack:
                 stack.callback(daemon.stop)
                 work = f"{daemon.data_root()}/storprof-{cfg.run_id}"
+                self.state.record("attached", docker_host=cfg.docker_host, work=work)
                 context = self._context(spec, daemon, {"fs": fs, "path": work, "attached": True})
                 targets = self._open_targets(stack, spec, daemon, host_dir=Path(work) / "host",
                                              bind_dir=Path(work) / "bind", attached_root=work, context=context)
                 runs = self._run_cells(spec, targets, context)
                 runs += self.run_union_probes(spec, daemon, context, None)
-                if cfg.layers:
+                if cfg.layers and not self._done("layers", label):
                     self.time_layers(spec, daemon, context, None, None)
             outcome = DriverOutcome(label, "ok", "", runs)
         except (StorprofError, docker.errors.DockerException, requests.exceptions.RequestException) as e:
             message = _one_line(e)
             self.progress(f"[{label}] failed: {message}")
             outcome = DriverOutcome(label, "failed", message, runs)
+        self._forget(label)
         outcome.seconds = time.monotonic() - start
         return self._record_driver(outcome, spec)
 
@@ -368,6 +449,8 @@ class Sweep:
                                      lower_files=placement == "union" and bool(lower_files))
             stack.callback(self._timed_teardown, target.close)
             targets[placement] = target
+            if placement == "union" and lower_files:
+                _drop_lower_files_from_cache(target, lower_files)
         self.timings["containers"] += time.monotonic() - t0
         return targets
 
@@ -392,10 +475,13 @@ class Sweep:
         cfg = self.config
         jobs = {j.name: j for j in cfg.jobs}
         order = plan_order(list(jobs), tuple(targets), cfg.repeat, {n: j.placements for n, j in jobs.items()})
+        order = [c for c in order if not self._done("fio", str(spec), c.job, c.placement, c.repeat)]
+        if not order:
+            return 0
         self.precondition(spec, targets, list(jobs.values()))
-        for n, cell in enumerate(order, 1):
+        for cell in order:
             summary = self.run_cell(spec, targets[cell.placement], jobs[cell.job], cell.repeat, context)
-            self.progress(f"[{spec}] {n}/{len(order)} {cell.job} {cell.placement} r{cell.repeat + 1}: {summary}")
+            self.cell_done(str(spec), cell.placement, cell.job, cell.repeat, summary)
         return len(order)
 
 
@@ -446,6 +532,19 @@ class Sweep:
             summary = f"FAILED: {e}"
         self.store.append(record)
         return summary
+
+
+def _drop_lower_files_from_cache(target: ContainerTarget, files: dict[str, str]) -> None:
+    """Committing the lower-layer image wrote its files through the page cache, unlike the other
+    placements' data files (written with direct I/O): drop their pages so no cache favours union.
+    Through /proc/<pid>/root, which needs the daemon on this machine; elsewhere it is skipped."""
+    from .filetiming import container_root, drop_cached_pages
+    try:
+        root = container_root(target.container)
+        for name in files:
+            drop_cached_pages(root / LOWER_DIR.lstrip("/") / name)
+    except OSError:
+        pass
 
 
 def _mem_total_bytes() -> int | None:

@@ -1,0 +1,188 @@
+"""The report's charts: matplotlib figures rendered headless to PNG bytes.
+
+matplotlib because it is the well-kept standard for static charts that need no browser or
+JavaScript to view: the PNGs embed in one self-contained report.html and open anywhere. Each
+function takes the tidy DataFrames the report already computes and returns (title, png) pairs;
+nothing here reads files.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")                      # no display: charts are files
+import matplotlib.pyplot as plt           # noqa: E402
+import pandas as pd                       # noqa: E402
+
+from .report import paired_ratio, primary_value  # noqa: E402
+
+Chart = tuple[str, bytes]
+PLACEMENT_ORDER = ("union", "volume", "bind")
+PERCENTILES = (("p50", "50"), ("p99", "99"), ("p999", "99.9"))
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def ratio_ranges(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (driver, job, placement other than host): median, min and max of the paired ratios."""
+    ok = runs[runs["status"] == "ok"].copy()
+    ok["value"] = primary_value(ok)
+    rows = []
+    for (spec, job), cell in ok.groupby(["driver_spec", "job"], sort=False):
+        host = cell[cell["placement"] == "host"]
+        for placement, g in cell.groupby("placement", sort=False):
+            if placement == "host":
+                continue
+            r = paired_ratio(g, host, "value")
+            if len(r):
+                rows.append({"driver_spec": spec, "job": job, "placement": placement, "metric":
+                             g["primary_metric"].iloc[0], "ratio": float(r.median()), "low": float(r.min()),
+                             "high": float(r.max())})
+    return pd.DataFrame(rows, columns=["driver_spec", "job", "placement", "metric", "ratio", "low", "high"])
+
+
+def ratio_charts(runs: pd.DataFrame) -> list[Chart]:
+    """One chart per fio job: each driver's placements as a ratio to host, error bars = repeats' range."""
+    ranges = ratio_ranges(runs)
+    ranges = ranges[ranges["metric"] != "time"]
+    charts = []
+    for job, g in ranges.groupby("job", sort=False):
+        specs = list(dict.fromkeys(g["driver_spec"]))
+        placements = [p for p in PLACEMENT_ORDER if p in set(g["placement"])]
+        fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(specs) + 2), 3.6))
+        width = 0.8 / max(1, len(placements))
+        for i, p in enumerate(placements):
+            sub = g[g["placement"] == p].set_index("driver_spec")
+            xs, ys, lo, hi = [], [], [], []
+            for x, spec in enumerate(specs):
+                if spec in sub.index:
+                    row = sub.loc[spec]
+                    xs.append(x + (i - (len(placements) - 1) / 2) * width)
+                    ys.append(row["ratio"])
+                    lo.append(row["ratio"] - row["low"])
+                    hi.append(row["high"] - row["ratio"])
+            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=p)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(specs)), specs, rotation=20, ha="right")
+        ax.set_ylabel("x host (>1 faster)")
+        ax.set_title(f"{job}: throughput as a ratio to the host")
+        ax.legend(fontsize="small")
+        charts.append((f"{job}: ratio to host", _png(fig)))
+    return charts
+
+
+def latency_percentiles(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per fio run p50, p99, p99.9 of what the caller waits for (the fsync where the job syncs,
+    else the slower direction), then the median over repeats per (driver, job, placement)."""
+    ok = runs[(runs["status"] == "ok") & (runs["primary_metric"] != "time")].copy()
+    if ok.empty:
+        return pd.DataFrame(columns=["driver_spec", "job", "placement", "p50", "p99", "p999"])
+    for short, _ in PERCENTILES:
+        sync = ok.get(f"sync_lat_{short}_ns", pd.Series(index=ok.index, dtype=float)).astype(float)
+        clat = pd.concat([ok.get(f"read_clat_{short}_ns", pd.Series(index=ok.index, dtype=float)).astype(float),
+                          ok.get(f"write_clat_{short}_ns", pd.Series(index=ok.index, dtype=float)).astype(float)],
+                         axis=1).max(axis=1)
+        ok[short] = sync.fillna(clat)
+    return (ok.groupby(["driver_spec", "job", "placement"], sort=False)[["p50", "p99", "p999"]]
+            .median().reset_index())
+
+
+def latency_charts(runs: pd.DataFrame) -> list[Chart]:
+    """One chart per fio job: p50, p99 and p99.9 latency of every driver and placement (log scale)."""
+    lat = latency_percentiles(runs)
+    charts = []
+    for job, g in lat.groupby("job", sort=False):
+        g = g.dropna(subset=["p50", "p99", "p999"], how="all")
+        if g.empty:
+            continue
+        labels = [f"{r.driver_spec}\n{r.placement}" for r in g.itertuples()]
+        fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(labels) + 2), 3.8))
+        width = 0.27
+        for i, (short, name) in enumerate(PERCENTILES):
+            ax.bar([x + (i - 1) * width for x in range(len(labels))], g[short] / 1e3, width, label=f"p{name}")
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize="x-small")
+        ax.set_ylabel("latency, µs (log)")
+        ax.set_title(f"{job}: completion latency percentiles (median over repeats)")
+        ax.legend(fontsize="small")
+        charts.append((f"{job}: latency p50 / p99 / p99.9", _png(fig)))
+    return charts
+
+
+def union_operation_charts(runs: pd.DataFrame) -> list[Chart]:
+    """Copy-up time per file size and deep-stack first stat per depth, each driver a line."""
+    probes = runs[(runs["status"] == "ok") & (runs["primary_metric"] == "time")].copy()
+    if probes.empty:
+        return []
+    probes["value"] = primary_value(probes)
+    charts = []
+    copy = probes[probes["job"].str.endswith("first write+fsync") & (probes["placement"] == "union")]
+    if not copy.empty:
+        copy = copy.assign(size=copy["param_size_mib"].astype(float))
+        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        for spec, g in copy.groupby("driver_spec", sort=False):
+            m = g.groupby("size")["value"].agg(["median", "min", "max"])
+            ax.errorbar(m.index, m["median"] * 1e3, yerr=[(m["median"] - m["min"]) * 1e3,
+                        (m["max"] - m["median"]) * 1e3], marker="o", capsize=3, label=spec)
+        ax.set_yscale("log")
+        ax.set_xlabel("size of the lower-layer file, MiB")
+        ax.set_ylabel("first write + fsync, ms (log)")
+        ax.set_title("Copy-up: the first 4 KiB write into a file of an image layer")
+        ax.legend(fontsize="small")
+        charts.append(("Copy-up time by file size", _png(fig)))
+    stack = probes[probes["job"].str.endswith("first stat") & (probes["placement"] == "union")]
+    if not stack.empty:
+        stack = stack.assign(depth=stack["param_depth"].astype(float))
+        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        for spec, g in stack.groupby("driver_spec", sort=False):
+            m = g.groupby("depth")["value"].agg(["median", "min", "max"])
+            ax.errorbar(m.index, m["median"] * 1e6, yerr=[(m["median"] - m["min"]) * 1e6,
+                        (m["max"] - m["median"]) * 1e6], marker="o", capsize=3, label=spec)
+        ax.set_yscale("log")
+        ax.set_xlabel("image depth, layers")
+        ax.set_ylabel("first stat(), µs (log)")
+        ax.set_title("Deep stacks: looking up a file in the bottom layer")
+        ax.legend(fontsize="small")
+        charts.append(("Deep-stack lookup by depth", _png(fig)))
+    return charts
+
+
+def layer_charts(records: list[dict]) -> list[Chart]:
+    """Layer timing growth curves (commit by layer size, container create by depth) and space used."""
+    layers = pd.DataFrame([r for r in records if r.get("kind") == "layer"])
+    if layers.empty:
+        return []
+    charts = []
+    for op, x, xlabel, title in (("commit", "layer_mib", "MiB written before the commit", "Commit time by layer size"),
+                                 ("container create", "depth", "image depth, layers",
+                                  "Container create time by image depth")):
+        sel = layers[(layers["op"] == op)]
+        if x not in sel or sel[x].isna().all():
+            continue
+        sel = sel[sel[x].notna()]
+        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        for spec, g in sel.groupby("driver_spec", sort=False):
+            m = g.groupby(x)["seconds"].median() * 1e3
+            ax.plot(m.index, m.values, marker="o", label=spec)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("ms (median)")
+        ax.set_title(title)
+        ax.legend(fontsize="small")
+        charts.append((title, _png(fig)))
+    space = layers[(layers["op"] == "bulk create")]
+    if "bytes_per_container" in space and space["bytes_per_container"].notna().any():
+        m = space.groupby("driver_spec", sort=False)["bytes_per_container"].median() / 2**20
+        fig, ax = plt.subplots(figsize=(6.5, 3.4))
+        ax.bar(range(len(m)), m.values)
+        ax.set_xticks(range(len(m)), m.index, rotation=20, ha="right")
+        ax.set_ylabel("MiB per container")
+        ax.set_title("Space used in the data root per new container")
+        charts.append(("Space used per container", _png(fig)))
+    return charts

@@ -1,0 +1,58 @@
+"""What a running sweep shows: a progress bar on a terminal, a line per finished cell elsewhere.
+
+tqdm draws the bar (cells done of the total, the current driver, placement and job, elapsed time
+and an estimate of what remains) and keeps the sweep's other messages above it; when stderr is
+not a terminal (CI, a log file) each finished cell is one plain line instead, and `--quiet`
+shows neither.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from tqdm import tqdm
+
+
+class SweepProgress:
+    def __init__(self, mode: str = "auto", stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        if mode == "auto":
+            mode = "bar" if self.stream.isatty() else "lines"
+        self.mode = mode          # bar | lines | quiet
+        self._bar: tqdm | None = None
+        self._total = 0
+
+    def add_total(self, units: int) -> None:
+        """Grow (or, for a skipped driver, shrink) the number of cells the bar expects."""
+        self._total = max(0, self._total + units)
+        if self._bar is not None:
+            self._bar.total = self._total
+            self._bar.refresh()
+
+    def _ensure_bar(self) -> tqdm:
+        if self._bar is None:
+            self._bar = tqdm(total=self._total, file=self.stream, unit="cell", dynamic_ncols=True,
+                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
+        return self._bar
+
+    def message(self, line: str) -> None:
+        """A sweep event (daemon up, driver skipped, a probe starting)."""
+        if self.mode == "bar":
+            self._ensure_bar().write(line, file=self.stream)
+        elif self.mode == "lines":
+            print(line, file=self.stream, flush=True)
+
+    def cell_done(self, spec: str, placement: str, job: str, repeat: int, summary: str) -> None:
+        if self.mode == "bar":
+            bar = self._ensure_bar()
+            bar.set_description_str(f"[{spec}]", refresh=False)
+            bar.set_postfix_str(f"{job} {placement} r{repeat + 1}: {summary}", refresh=False)
+            bar.update(1)
+        elif self.mode == "lines":
+            print(f"[{spec}] {job} {placement} r{repeat + 1}: {summary}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

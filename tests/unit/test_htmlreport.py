@@ -1,0 +1,96 @@
+"""storprof report on a real quick sweep saved under tests/fixtures/results-union: every section,
+every chart, the flags and the machine, in report.html (self-contained) and report.md."""
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from storprof import cli, report
+from storprof.htmlreport import CHART_DIR, write_report
+from storprof.results import load_runs, read_records
+
+SWEEP = Path(__file__).parent.parent / "fixtures" / "results-union"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    md, page = write_report(SWEEP, out)
+    return md.read_text(), page.read_text(), out
+
+
+def test_every_section_is_in_both_documents(written):
+    md, page, _ = written
+    for section in ("Overhead against the host", "Union operations", "Layer operations", "Layer timing growth",
+                    "Drivers", "Machine and run", "Throughput: ratio to host, per job",
+                    "Latency percentiles, per job", "Layer timing"):
+        assert f"## {section}" in md, section
+        assert f"<h2>{section}</h2>" in page, section
+
+
+def test_one_ratio_and_one_latency_chart_per_fio_job_and_the_probe_and_layer_charts(written):
+    md, page, out = written
+    jobs = list(dict.fromkeys(load_runs(SWEEP).query("primary_metric != 'time'")["job"]))
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
+    for job in jobs:
+        assert f"{job}: ratio to host" in captions
+        assert f"{job}: latency p50 / p99 / p99.9" in captions
+    for caption in ("Copy-up time by file size", "Deep-stack lookup by depth", "Commit time by layer size",
+                    "Container create time by image depth", "Space used per container"):
+        assert caption in captions
+    images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
+    assert len(images) == len(captions) == len(re.findall(r"!\[", md))
+    assert all(base64.b64decode(i).startswith(PNG) for i in images)           # embedded, self-contained
+    assert "src='http" not in page and "<script" not in page
+    assert all((out / CHART_DIR / Path(p).name).read_bytes().startswith(PNG)
+               for p in re.findall(r"\]\((" + CHART_DIR + r"/[^)]+)\)", md))
+
+
+def test_the_tables_are_the_same_in_markdown_html_and_the_terminal(written):
+    md, page, _ = written
+    over = report.overhead(load_runs(SWEEP))
+    _, rows = report.table_rows(over[over["metric"] != "time"])
+    for row in rows:
+        assert "| " + " | ".join(row) in md.replace("  ", " ") or all(cell in md for cell in row)
+        assert all(cell.replace("&", "&amp;") in page for cell in row)
+
+
+def test_flags_and_machine_metadata_are_shown(written):
+    md, page, _ = written
+    used = set("".join(report.overhead(load_runs(SWEEP))["flags"]))
+    assert used, "the fixture sweep has flagged cells (fuse-overlayfs)"
+    for line in report.flag_notes(used):
+        assert line in md
+    for field in ("kernel", "cpu_model", "mem_total", "storprof_version", "command"):
+        assert re.search(rf"\| {field} +\|", md) and f"<td>{field}</td>" in page
+
+
+def test_report_command_writes_both_files_and_prints_the_table(tmp_path):
+    result = CliRunner().invoke(cli.main, ["report", str(SWEEP), "--out", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "report.md").is_file()
+    assert "Report: " in result.output and "randread-4k" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "plain"])
+def test_table_formats(fmt):
+    result = CliRunner().invoke(cli.main, ["table", str(SWEEP), "--format", fmt], catch_exceptions=False)
+    assert result.exit_code == 0 and "randread-4k" in result.output
+    if fmt == "json":
+        import json
+        data = json.loads(result.output)
+        assert {"overhead", "layers", "layer_growth", "drivers"} <= set(data)
+    if fmt == "markdown":
+        assert result.output.lstrip().startswith("| driver")
+
+
+def test_bad_directories_give_one_line(tmp_path):
+    result = CliRunner().invoke(cli.main, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "not a storprof results directory" in result.stderr
+    (tmp_path / "results.jsonl").write_text("")
+    result = CliRunner().invoke(cli.main, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "no finished measurement" in result.stderr
