@@ -9,6 +9,7 @@ import shlex
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -76,6 +77,8 @@ def _split(value: str | None) -> list[str]:
 @click.version_option(__version__, prog_name="storprof")
 def main():
     """What does a Docker storage driver cost your I/O, compared with the bare host?"""
+    # A skipped half-written line and the like: one line on stderr, not Python's two-line form.
+    warnings.formatwarning = lambda message, *args, **kwargs: f"storprof: warning: {message}\n"
 
 
 @main.command("drivers")

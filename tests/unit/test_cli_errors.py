@@ -130,3 +130,19 @@ def test_unknown_directive_in_a_job_file(tmp_path):
     job.write_text("; storprof: lowerlayer\n[d]\nrw=read\n")
     code, msg = run(["sweep", "--jobs", str(job)])
     assert code == 2 and "d.fio:1" in msg and "unknown storprof directive 'lowerlayer'" in msg
+
+
+def test_truncated_results_file_is_used_with_a_one_line_warning(tmp_path):
+    from tests.unit.test_report import SWEEP
+    import shutil
+    copy = tmp_path / "r"
+    shutil.copytree(SWEEP, copy)
+    with open(copy / "results.jsonl", "a") as f:
+        f.write('{"kind": "fio", "job": "randread-4k", "trunc')
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "storprof.cli", "table", str(copy)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and "randread-4k" in result.stdout
+    warnings = [ln for ln in result.stderr.splitlines() if "warning" in ln.lower()]
+    assert warnings and all(ln.startswith("storprof: warning:") and "truncated" in ln for ln in warnings)
