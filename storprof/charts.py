@@ -123,34 +123,27 @@ def union_operation_charts(runs: pd.DataFrame) -> list[Chart]:
         return []
     probes["value"] = primary_value(probes)
     charts = []
-    copy = probes[probes["job"].str.endswith("first write+fsync") & (probes["placement"] == "union")]
-    if not copy.empty:
-        copy = copy.assign(size=copy["param_size_mib"].astype(float))
+    for suffix, x, scale, unit, xlabel, title, caption in (
+            ("first write+fsync", "param_size_mib", 1e3, "first write + fsync, ms (log)",
+             "size of the lower-layer file, MiB", "Copy-up: the first 4 KiB write into a file of an image layer",
+             "Copy-up time by file size"),
+            ("first stat", "param_depth", 1e6, "first stat(), µs (log)", "image depth, layers",
+             "Deep stacks: looking up a file in the bottom layer", "Deep-stack lookup by depth")):
+        sel = probes[probes["job"].str.endswith(suffix) & (probes["placement"] == "union")]
+        if sel.empty or x not in sel:
+            continue
+        sel = sel.assign(x=sel[x].astype(float))
         fig, ax = plt.subplots(figsize=(6.5, 3.6))
-        for spec, g in copy.groupby("driver_spec", sort=False):
-            m = g.groupby("size")["value"].agg(["median", "min", "max"])
-            ax.errorbar(m.index, m["median"] * 1e3, yerr=[(m["median"] - m["min"]) * 1e3,
-                        (m["max"] - m["median"]) * 1e3], marker="o", capsize=3, label=spec)
+        for spec, g in sel.groupby("driver_spec", sort=False):
+            m = g.groupby("x")["value"].agg(["median", "min", "max"]) * scale
+            ax.errorbar(m.index, m["median"], yerr=[m["median"] - m["min"], m["max"] - m["median"]],
+                        marker="o", capsize=3, label=spec)
         ax.set_yscale("log")
-        ax.set_xlabel("size of the lower-layer file, MiB")
-        ax.set_ylabel("first write + fsync, ms (log)")
-        ax.set_title("Copy-up: the first 4 KiB write into a file of an image layer")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(unit)
+        ax.set_title(title)
         ax.legend(fontsize="small")
-        charts.append(("Copy-up time by file size", _png(fig)))
-    stack = probes[probes["job"].str.endswith("first stat") & (probes["placement"] == "union")]
-    if not stack.empty:
-        stack = stack.assign(depth=stack["param_depth"].astype(float))
-        fig, ax = plt.subplots(figsize=(6.5, 3.6))
-        for spec, g in stack.groupby("driver_spec", sort=False):
-            m = g.groupby("depth")["value"].agg(["median", "min", "max"])
-            ax.errorbar(m.index, m["median"] * 1e6, yerr=[(m["median"] - m["min"]) * 1e6,
-                        (m["max"] - m["median"]) * 1e6], marker="o", capsize=3, label=spec)
-        ax.set_yscale("log")
-        ax.set_xlabel("image depth, layers")
-        ax.set_ylabel("first stat(), µs (log)")
-        ax.set_title("Deep stacks: looking up a file in the bottom layer")
-        ax.legend(fontsize="small")
-        charts.append(("Deep-stack lookup by depth", _png(fig)))
+        charts.append((caption, _png(fig)))
     return charts
 
 

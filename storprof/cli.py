@@ -200,6 +200,15 @@ def _resume_plan(resume_dir: Path, jobs) -> frozenset:
     return finished_keys(records)
 
 
+def _make_workdir(workdir: Path) -> Path:
+    """The work directory, made if missing; one storprof made is removed again at exit if empty."""
+    workdir = workdir.resolve()
+    if not workdir.exists():
+        workdir.mkdir(parents=True)
+        atexit.register(lambda: workdir.rmdir() if workdir.is_dir() and not any(workdir.iterdir()) else None)
+    return workdir
+
+
 def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, image, storage_opts,
              layer_plan, fmt, quiet, started, meta, probes: dict | None = None, done: frozenset | None = None) -> None:
     """Shared by sweep and layers: resolve the specs, check the machine, run, print the tables."""
@@ -208,11 +217,7 @@ def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, i
         if os.geteuid() != 0:
             raise StorprofError("ephemeral daemons need root: run as root, or attach to a running "
                                 "daemon with --docker-host")
-        workdir = workdir.resolve()
-        made_workdir = not workdir.exists()
-        workdir.mkdir(parents=True, exist_ok=True)
-        if made_workdir:     # storprof made it, so storprof removes it again (when empty)
-            atexit.register(lambda: workdir.rmdir() if workdir.is_dir() and not any(workdir.iterdir()) else None)
+        workdir = _make_workdir(workdir)
         backing.check_workdir(workdir)
         host_fs = host_fs_type(workdir)
         specs = ([drivers.DriverSpec.parse(t, host_fs) for t in _split(driver_list)]
@@ -225,6 +230,7 @@ def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, i
             raise UserError("--drivers picks ephemeral daemons; with --docker-host the daemon's own driver is profiled")
         AttachedDaemon(docker_host).stop()    # unreachable: say so before making a results directory
         specs = []
+        workdir = _make_workdir(workdir)      # only the run's ownership record goes there
 
     out = out or results.default_out_dir()
     config = SweepConfig(specs=specs, jobs=jobs, placements=placements, repeat=repeat,

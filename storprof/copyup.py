@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import docker.errors
-
-from .errors import DaemonError, StorprofError, UserError
-from .filetiming import WriteTiming, container_root, drop_cached_pages, time_write
+from .errors import UserError
+from .filetiming import WriteTiming, drop_cached_pages, fresh_container_root, time_write
 from .fioresult import parse_fio_output
 from .fiojob import precondition_job
 from .lowerlayer import image_with_files, remove_image
@@ -120,20 +118,9 @@ class CopyUpProbe:
         return sample_file(Path(self.host.fio_dir) / file_name(size))
 
     def _sample_union(self, size: int, repeat: int) -> tuple[WriteTiming, WriteTiming]:
-        try:
-            container = self.client.containers.run(
-                self._images[size], name=f"{self.prefix}-copyup-{size}m-r{repeat}", detach=True,
-                labels=self.labels, network_mode="none", security_opt=["no-new-privileges"])
-        except docker.errors.DockerException as e:
-            raise DaemonError(f"could not start a copy-up container: {e}") from None
-        try:
-            try:
-                root = container_root(container)
-            except OSError as e:
-                raise StorprofError(str(e)) from None
+        with fresh_container_root(self.client, self._images[size], f"{self.prefix}-copyup-{size}m-r{repeat}",
+                                  self.labels) as root:
             return sample_file(root / LOWER_DIR.lstrip("/") / file_name(size))
-        finally:
-            container.remove(force=True)
 
     def cleanup(self) -> None:
         for image in self._images.values():

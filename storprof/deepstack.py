@@ -26,7 +26,7 @@ from typing import Callable
 import docker.errors
 
 from .errors import DaemonError, StorprofError, UserError
-from .filetiming import LookupTiming, container_root, time_lookup_and_read
+from .filetiming import LookupTiming, fresh_container_root, time_lookup_and_read
 from .image import RootfsPlan, plan_rootfs
 from .lowerlayer import remove_image
 
@@ -240,20 +240,8 @@ class DeepStackProbe:
                               f"open {t.open_s * 1e6:.0f} µs, read {t.read_s * 1e3:.1f} ms")
 
     def _sample(self, image: str, depth: int, repeat: int) -> LookupTiming:
-        try:
-            container = self.client.containers.run(image, name=f"{self.prefix}-stack-k{depth}-r{repeat}",
-                                                   detach=True, labels=self.labels, network_mode="none",
-                                                   security_opt=["no-new-privileges"])
-        except docker.errors.DockerException as e:
-            raise DaemonError(f"could not start a {depth}-layer container: {e}") from None
-        try:
-            try:
-                root = container_root(container)
-            except OSError as e:
-                raise StorprofError(str(e)) from None
+        with fresh_container_root(self.client, image, f"{self.prefix}-stack-k{depth}-r{repeat}", self.labels) as root:
             return time_lookup_and_read(root / TARGET)
-        finally:
-            container.remove(force=True)
 
     def cleanup(self) -> None:
         for image in reversed(self._images):

@@ -8,10 +8,15 @@ calls it names; what must be untimed (dropping cached pages) happens between the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import docker.errors
+
+from .errors import DaemonError, StorprofError
 
 BLOCK = b"\xa5" * 4096
 READ_CHUNK = 1 << 20
@@ -88,3 +93,22 @@ def container_root(container) -> Path:
         raise OSError(f"container {container.name} has no root reachable from this host "
                       "(is the daemon on another machine or in another PID namespace?)")
     return root
+
+
+@contextlib.contextmanager
+def fresh_container_root(client, image: str, name: str, labels: dict[str, str]):
+    """A new container of `image` (no network, no new privileges), yielding its root as this
+    host sees it; removed on exit. A fresh one per sample, so nothing is cached in its mount."""
+    try:
+        container = client.containers.run(image, name=name, detach=True, labels=labels, network_mode="none",
+                                          security_opt=["no-new-privileges"])
+    except docker.errors.DockerException as e:
+        raise DaemonError(f"could not start container {name}: {str(e).splitlines()[0]}") from None
+    try:
+        try:
+            root = container_root(container)
+        except OSError as e:
+            raise StorprofError(str(e)) from None
+        yield root
+    finally:
+        container.remove(force=True)

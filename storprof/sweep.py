@@ -151,6 +151,7 @@ class Sweep:
                                         progress(f"[{spec}] {job} {placement} r{repeat + 1}: {summary}"))
         self.add_total = add_total or (lambda units: None)
         self._left: dict[str, int] = {}      # units (cells, probe samples, layer timing) still to do per spec
+        self.state: RunState | None = None   # the ownership record (state.py), while a run is on
         self._plan: RootfsPlan | None = None
         self.timings: dict[str, float] = {"daemon_start": 0.0, "image": 0.0, "containers": 0.0,
                                           "precondition": 0.0, "fio": 0.0, "teardown": 0.0}
@@ -169,10 +170,14 @@ class Sweep:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             with contextlib.suppress(OSError):
                 RUNTIME_ROOT.rmdir()   # only when no other sweep still uses it
-            left = self.state.finish()
-            if left:
-                self.progress(f"left behind: {'; '.join(left)}; 'storprof clean --workdir {cfg.workdir}' "
-                              "removes it")
+            self._finish_state()
+
+    def _finish_state(self) -> None:
+        left = self.state.finish()
+        self.state = None
+        if left:
+            self.progress(f"left behind: {'; '.join(left)}; 'storprof clean --workdir {self.config.workdir}' "
+                          "removes it")
 
     @property
     def run_dir(self) -> Path:
@@ -264,6 +269,9 @@ class Sweep:
         cfg = self.config
         slug = f"{spec.driver}-{spec.fs}"
         with contextlib.ExitStack() as stack:
+            if self.state is None:         # a session used on its own (not from run()) records too
+                self.state = RunState(cfg.workdir, cfg.run_id, sys.argv)
+                stack.callback(self._finish_state)
             stack.callback(shutil.rmtree, self.run_dir, ignore_errors=True)
             fs = backing.BackingFS(spec.fs, cfg.workdir, f"{cfg.run_id}-{slug}", cfg.backing_size_bytes())
             self.state.record("backing", **fs.record())
@@ -332,25 +340,23 @@ class Sweep:
 
         prefix = f"storprof-{cfg.run_id}-{spec.driver}-{spec.fs}"
         t0 = time.monotonic()
+        done = lambda p, what, r, summary: self.cell_done(str(spec), p, what, r, summary)  # noqa: E731
+        skip = lambda p, job, r: self._done("probe", str(spec), job, p, r)                # noqa: E731
+        probes = []
         if cfg.copyup:
-            probe = CopyUpProbe(str(spec), daemon.client, context["image"], self._labels(), host, prefix,
-                                lambda *a: emit(*a, workload="copyup"), self.progress,
-                                done=lambda p, what, r, summary: self.cell_done(str(spec), p, what, r, summary),
-                                skip=lambda p, job, r: self._done("probe", str(spec), job, p, r))
+            probes.append((cfg.copyup, CopyUpProbe(str(spec), daemon.client, context["image"], self._labels(), host,
+                                                   prefix, lambda *a: emit(*a, workload="copyup"), self.progress,
+                                                   done=done, skip=skip)))
+        if cfg.deep_stack:
+            probes.append((cfg.deep_stack, DeepStackProbe(
+                str(spec), daemon.client, self._labels(), host.directory if host else None, prefix,
+                f"storprof-stack:{cfg.run_id}", self._scratch(), lambda *a: emit(*a, workload="deep-stack"),
+                self.progress, done=done, skip=skip)))
+        for plan, probe in probes:
             try:
-                probe.run(cfg.copyup, cfg.repeat)
+                probe.run(plan, cfg.repeat)
             finally:
                 probe.cleanup()
-        if cfg.deep_stack:
-            stack = DeepStackProbe(str(spec), daemon.client, self._labels(), host.directory if host else None,
-                                   prefix, f"storprof-stack:{cfg.run_id}", self._scratch(),
-                                   lambda *a: emit(*a, workload="deep-stack"), self.progress,
-                                   done=lambda p, what, r, summary: self.cell_done(str(spec), p, what, r, summary),
-                                   skip=lambda p, job, r: self._done("probe", str(spec), job, p, r))
-            try:
-                stack.run(cfg.deep_stack, cfg.repeat)
-            finally:
-                stack.cleanup()
         self.timings["probes"] = self.timings.get("probes", 0.0) + time.monotonic() - t0
         return count
 
