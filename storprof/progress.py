@@ -8,6 +8,7 @@ shows neither.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TextIO
 
@@ -32,8 +33,15 @@ class SweepProgress:
 
     def _ensure_bar(self) -> tqdm:
         if self._bar is None:
-            self._bar = tqdm(total=self._total, file=self.stream, unit="cell", dynamic_ncols=True,
-                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
+            try:
+                size = os.get_terminal_size(self.stream.fileno())
+            except (OSError, ValueError, AttributeError):
+                size = os.terminal_size((0, 0))
+            # A terminal that reports no size (a bare pty) would make tqdm draw nothing at all.
+            sized = size.columns > 0 and size.lines > 0
+            self._bar = tqdm(total=self._total, file=self.stream, unit="cell", dynamic_ncols=sized,
+                             ncols=None if sized else 100, nrows=None if sized else 24,
+                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]{postfix}")
         return self._bar
 
     def message(self, line: str) -> None:
@@ -47,7 +55,8 @@ class SweepProgress:
         if self.mode == "bar":
             bar = self._ensure_bar()
             bar.set_description_str(f"[{spec}]", refresh=False)
-            bar.set_postfix_str(f"{job} {placement} r{repeat + 1}: {summary}", refresh=False)
+            short = summary if len(summary) <= 32 else summary[:31] + "…"     # leave the bar room
+            bar.set_postfix_str(f"{job} {placement} r{repeat + 1}: {short}", refresh=False)
             bar.update(1)
         elif self.mode == "lines":
             print(f"[{spec}] {job} {placement} r{repeat + 1}: {summary}", file=self.stream, flush=True)
