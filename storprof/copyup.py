@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .errors import UserError
 from .filetiming import WriteTiming, drop_cached_pages, fresh_container_root, time_write
@@ -20,6 +19,7 @@ from .fioresult import parse_fio_output
 from .fiojob import precondition_job
 from .lowerlayer import image_with_files, remove_image
 from .placements import LOWER_DIR, HostTarget
+from .probe import ProbeHooks
 
 MIB = 2**20
 WORKLOAD = "copyup"
@@ -58,24 +58,17 @@ def sample_file(path: Path) -> tuple[WriteTiming, WriteTiming]:
 
 
 class CopyUpProbe:
-    """Runs the copy-up samples of one daemon; `emit(placement, job, repeat, seconds, params)`."""
+    """Runs the copy-up samples of one daemon, reporting through its ProbeHooks."""
 
-    def __init__(self, spec: str, client, base_ref: str, labels: dict[str, str], host: HostTarget | None,
-                 name_prefix: str, emit: Callable[..., None], progress: Callable[[str], None],
-                 done: Callable[[str, str, int, str], None] | None = None, skip: Callable[..., bool] | None = None):
-        self.spec = spec
+    def __init__(self, hooks: ProbeHooks, client, base_ref: str, labels: dict[str, str],
+                 host: HostTarget | None, name_prefix: str):
+        self.hooks = hooks
+        self.spec = hooks.spec
         self.client = client
         self.base_ref = base_ref
         self.labels = labels
         self.host = host
         self.prefix = name_prefix
-        self.emit = emit
-        self.progress = progress
-        # done(placement, what, repeat, summary) after each sample; skip(placement, job, repeat) says
-        # a resumed sweep already has that sample.
-        self.done = done or (lambda placement, what, repeat, summary:
-                             progress(f"[{spec}] {what} {placement} r{repeat + 1}: {summary}"))
-        self.skip = skip or (lambda placement, job, repeat: False)
         self._images: dict[int, str] = {}
 
     def prepare(self, plan: CopyUpPlan) -> None:
@@ -92,7 +85,7 @@ class CopyUpProbe:
         return len(plan.sizes_mib) * repeats * (2 if self.host is not None else 1)
 
     def run(self, plan: CopyUpPlan, repeats: int) -> None:
-        self.progress(f"[{self.spec}] copy-up: files of {', '.join(f'{s} MiB' for s in plan.sizes_mib)} "
+        self.hooks.progress(f"[{self.spec}] copy-up: files of {', '.join(f'{s} MiB' for s in plan.sizes_mib)} "
                       "in a lower layer, a fresh container per sample")
         self.prepare(plan)
         placements = ("host", "union") if self.host is not None else ("union",)
@@ -101,16 +94,16 @@ class CopyUpProbe:
                 order = placements if (r + i) % 2 == 0 else placements[::-1]
                 for placement in order:
                     names = job_names(size)
-                    if self.skip(placement, names["second_done"], r):
+                    if self.hooks.skip(placement, names["second_done"], r):
                         continue
                     first, second = (self._sample_host(size) if placement == "host"
                                      else self._sample_union(size, r))
                     params = {"size_mib": size}
-                    self.emit(placement, names["first_write"], r, first.write_s, params)
-                    self.emit(placement, names["first_done"], r, first.done_s, params)
-                    self.emit(placement, names["second_write"], r, second.write_s, params)
-                    self.emit(placement, names["second_done"], r, second.done_s, params)
-                    self.done(placement, f"copyup {size}m", r,
+                    self.hooks.emit(placement, names["first_write"], r, first.write_s, params)
+                    self.hooks.emit(placement, names["first_done"], r, first.done_s, params)
+                    self.hooks.emit(placement, names["second_write"], r, second.write_s, params)
+                    self.hooks.emit(placement, names["second_done"], r, second.done_s, params)
+                    self.hooks.done(placement, f"copyup {size}m", r,
                               f"first write {first.write_s * 1e3:.1f} ms (+fsync {first.done_s * 1e3:.1f}), "
                               f"second {second.write_s * 1e3:.2f} ms (+fsync {second.done_s * 1e3:.1f})")
 

@@ -21,7 +21,6 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import docker.errors
 
@@ -29,6 +28,7 @@ from .errors import DaemonError, StorprofError, UserError
 from .filetiming import LookupTiming, fresh_container_root, time_lookup_and_read
 from .image import RootfsPlan, plan_rootfs
 from .lowerlayer import remove_image
+from .probe import ProbeHooks
 
 MIB = 2**20
 WORKLOAD = "deep-stack"
@@ -178,31 +178,23 @@ def build_stack_image(client, depth: int, base: RootfsPlan, target: bytes, label
 class DeepStackProbe:
     """Builds the stacks in one daemon and times lookups in fresh containers of each."""
 
-    def __init__(self, spec: str, client, labels: dict[str, str], host_dir: Path | None, name_prefix: str,
-                 tag_prefix: str, scratch: Path | None, emit: Callable[..., None],
-                 progress: Callable[[str], None], done: Callable[[str, str, int, str], None] | None = None,
-                 skip: Callable[..., bool] | None = None):
-        self.spec = spec
+    def __init__(self, hooks: ProbeHooks, client, labels: dict[str, str], host_dir: Path | None,
+                 name_prefix: str, tag_prefix: str, scratch: Path | None):
+        self.hooks = hooks
+        self.spec = hooks.spec
         self.client = client
         self.labels = labels
         self.host_dir = Path(host_dir) if host_dir else None
         self.prefix = name_prefix
         self.tag_prefix = tag_prefix
         self.scratch = scratch
-        self.emit = emit
-        self.progress = progress
-        # done(placement, what, repeat, summary) after each sample; skip(placement, job, repeat) says
-        # a resumed sweep already has that sample.
-        self.done = done or (lambda placement, what, repeat, summary:
-                             progress(f"[{spec}] {what} {placement} r{repeat + 1}: {summary}"))
-        self.skip = skip or (lambda placement, job, repeat: False)
         self._images: list[str] = []
 
     def samples(self, plan: DeepStackPlan, repeats: int) -> int:
         return len(plan.depths) * repeats * (2 if self.host_dir is not None else 1)
 
     def run(self, plan: DeepStackPlan, repeats: int) -> None:
-        self.progress(f"[{self.spec}] deep stacks: images of {', '.join(map(str, plan.depths))} layers, "
+        self.hooks.progress(f"[{self.spec}] deep stacks: images of {', '.join(map(str, plan.depths))} layers, "
                       f"a {plan.target_mib} MiB file in the bottom one")
         base = plan_rootfs(("sleep",))
         target = target_bytes(plan.target_mib)
@@ -226,17 +218,17 @@ class DeepStackProbe:
         for r in range(repeats):
             for i, k in enumerate(plan.depths):
                 for placement in (placements if (r + i) % 2 == 0 else placements[::-1]):
-                    if self.skip(placement, job_names(k, plan.target_mib)["read"], r):
+                    if self.hooks.skip(placement, job_names(k, plan.target_mib)["read"], r):
                         continue
                     t = time_lookup_and_read(host_target) if placement == "host" else self._sample(images[k], k, r)
                     if t.bytes_read != len(target):
                         raise StorprofError(f"read {t.bytes_read} bytes of the {len(target)}-byte target")
                     names = job_names(k, plan.target_mib)
                     params = {"depth": k, "image_layers": layers[k], "target_mib": plan.target_mib}
-                    self.emit(placement, names["stat"], r, t.stat_s, params)
-                    self.emit(placement, names["open"], r, t.open_s, params)
-                    self.emit(placement, names["read"], r, t.read_s, {**params, "cold_read": True})
-                    self.done(placement, f"stack K={k}", r, f"first stat {t.stat_s * 1e6:.0f} µs, "
+                    self.hooks.emit(placement, names["stat"], r, t.stat_s, params)
+                    self.hooks.emit(placement, names["open"], r, t.open_s, params)
+                    self.hooks.emit(placement, names["read"], r, t.read_s, {**params, "cold_read": True})
+                    self.hooks.done(placement, f"stack K={k}", r, f"first stat {t.stat_s * 1e6:.0f} µs, "
                               f"open {t.open_s * 1e6:.0f} µs, read {t.read_s * 1e3:.1f} ms")
 
     def _sample(self, image: str, depth: int, repeat: int) -> LookupTiming:

@@ -80,6 +80,17 @@ def read_state(path: Path) -> list[dict]:
     return records
 
 
+def dead_runs(workdir: Path) -> list[str]:
+    """Run ids with an ownership record under `workdir` whose owner is gone: a killed run's leftovers."""
+    state_dir = Path(workdir) / STATE_DIR
+    found = []
+    for path in sorted(state_dir.glob("*.jsonl")) if state_dir.is_dir() else []:
+        owner = next((r for r in read_state(path) if r.get("kind") == "run"), None)
+        if owner is not None and not owner_alive(owner):
+            found.append(owner.get("run_id") or path.stem)
+    return found
+
+
 @dataclass
 class CleanReport:
     cleaned: list[str] = field(default_factory=list)      # run ids whose leftovers are gone

@@ -30,11 +30,12 @@ from .mounts import host_fs_type
 from .layers import LayerPlan, LayerTimer
 from .copyup import CopyUpPlan, CopyUpProbe
 from .deepstack import DeepStackPlan, DeepStackProbe
+from .probe import ProbeHooks
 from .image import BenchImage, RootfsPlan, plan_rootfs
 from .lowerlayer import image_with_files, remove_image
 from .placements import LOWER_DIR, PLACEMENTS, ContainerTarget, HostTarget, Target
 from .results import ResultsStore
-from .state import RunState
+from .state import RunState, dead_runs
 
 LABEL = "storprof"
 
@@ -160,6 +161,10 @@ class Sweep:
     def run(self) -> list[DriverOutcome]:
         cfg = self.config
         cfg.workdir.mkdir(parents=True, exist_ok=True)
+        killed = dead_runs(cfg.workdir)
+        if killed:
+            self.progress(f"{cfg.workdir} holds leftovers of {len(killed)} killed run(s) ({', '.join(killed)}); "
+                          f"'storprof clean --workdir {cfg.workdir}' removes them")
         self.state = RunState(cfg.workdir, cfg.run_id, sys.argv)
         self.state.record("dir", path=str(self.run_dir))
         try:
@@ -340,18 +345,19 @@ class Sweep:
 
         prefix = f"storprof-{cfg.run_id}-{spec.driver}-{spec.fs}"
         t0 = time.monotonic()
-        done = lambda p, what, r, summary: self.cell_done(str(spec), p, what, r, summary)  # noqa: E731
-        skip = lambda p, job, r: self._done("probe", str(spec), job, p, r)                # noqa: E731
+        def hooks(workload: str) -> ProbeHooks:
+            return ProbeHooks(str(spec), lambda *a: emit(*a, workload=workload), self.progress,
+                              done=lambda p, what, r, summary: self.cell_done(str(spec), p, what, r, summary),
+                              skip=lambda p, job, r: self._done("probe", str(spec), job, p, r))
+
         probes = []
         if cfg.copyup:
-            probes.append((cfg.copyup, CopyUpProbe(str(spec), daemon.client, context["image"], self._labels(), host,
-                                                   prefix, lambda *a: emit(*a, workload="copyup"), self.progress,
-                                                   done=done, skip=skip)))
+            probes.append((cfg.copyup, CopyUpProbe(hooks("copyup"), daemon.client, context["image"], self._labels(),
+                                                   host, prefix)))
         if cfg.deep_stack:
-            probes.append((cfg.deep_stack, DeepStackProbe(
-                str(spec), daemon.client, self._labels(), host.directory if host else None, prefix,
-                f"storprof-stack:{cfg.run_id}", self._scratch(), lambda *a: emit(*a, workload="deep-stack"),
-                self.progress, done=done, skip=skip)))
+            probes.append((cfg.deep_stack, DeepStackProbe(hooks("deep-stack"), daemon.client, self._labels(),
+                                                          host.directory if host else None, prefix,
+                                                          f"storprof-stack:{cfg.run_id}", self._scratch())))
         for plan, probe in probes:
             try:
                 probe.run(plan, cfg.repeat)
