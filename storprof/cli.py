@@ -163,7 +163,8 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
         if plan:
             plan.validate()
     if probes and "union" not in placements:
-        raise UserError(f"{' and '.join(probes)} measure the union placement; add union to --placements")
+        raise UserError(f"the {' and '.join(probes)} probe{'s' if len(probes) > 1 else ''} measure"
+                        f"{'' if len(probes) > 1 else 's'} the union placement; add union to --placements")
     jobs = [load_job(name).with_overrides(size=size, runtime=runtime, ramp_time=ramp_time, cpus_allowed=pinned)
             for name in names if name not in PROBES]
     for job in jobs:

@@ -74,9 +74,16 @@ def write_report(results_dir: Path, out_dir: Path | None = None) -> tuple[Path, 
     """Write report.md (and its PNGs) and report.html; returns their paths."""
     results_dir = Path(results_dir)
     out_dir = Path(out_dir or results_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta, tables, figure_sets, flags = _sections(results_dir)
+    meta, tables, figure_sets, flags = _sections(results_dir)      # refuses a non-results directory first
     title = f"storprof report: {meta.get('hostname', '')} {meta.get('started', '')}".strip()
+    try:
+        return _write(results_dir, out_dir, title, tables, figure_sets, flags)
+    except OSError as e:
+        raise UserError(f"cannot write the report into {out_dir}: {e.strerror or e}") from None
+
+
+def _write(results_dir: Path, out_dir: Path, title: str, tables, figure_sets, flags) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CHART_DIR).mkdir(exist_ok=True)
 
     md = [f"# {title}", "", f"Results: `{results_dir}`", ""]

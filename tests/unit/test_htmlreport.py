@@ -94,3 +94,12 @@ def test_bad_directories_give_one_line(tmp_path):
     (tmp_path / "results.jsonl").write_text("")
     result = CliRunner().invoke(cli.main, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "no finished measurement" in result.stderr
+
+
+def test_report_into_a_place_that_cannot_hold_it_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(cli.main, ["report", str(SWEEP), "--out", str(blocker)])
+    assert result.exit_code == 2 and "cannot write the report into" in result.stderr
+    result = CliRunner().invoke(cli.main, ["report", str(blocker)])
+    assert result.exit_code == 2 and "not a storprof results directory" in result.stderr
