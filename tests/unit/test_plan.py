@@ -50,3 +50,16 @@ def test_a_job_can_be_narrowed_to_some_placements():
     # still rotated: each of b's placements leads once per repeat-job rotation
     firsts = [next(c.placement for c in cells if c.job == "b" and c.repeat == r) for r in range(2)]
     assert len(set(firsts)) == 2
+
+
+def test_lower_layer_jobs_read_a_file_no_other_job_writes():
+    from storprof.fiojob import load_job
+    from storprof.sweep import SweepConfig, data_file_name
+    jobs = [load_job(n).with_overrides(size="1g") for n in
+            ("randwrite-4k", "randread-4k", "fsync-write-4k", "lower-randread-4k", "lower-seqread-1m", "meta-create")]
+    names = {j.name: data_file_name(j) for j in jobs if not j.own_files}
+    assert names["lower-randread-4k"] == names["lower-seqread-1m"] == "storprof-1g-lower.dat"
+    assert names["randwrite-4k"] == names["randread-4k"] != names["lower-randread-4k"]
+    # room for the three distinct files on every placement, and the image's copy twice
+    config = SweepConfig(specs=[], jobs=jobs, placements=("host", "union", "volume", "bind"))
+    assert config.backing_size_bytes() == 4 * 3 * 2**30 + 2 * 2**30 + (2 << 30)
