@@ -248,7 +248,7 @@ def parse_job(text: str, source: Path | str) -> FioJob:
 
 def validate(job: FioJob) -> None:
     """Refuse a job that chooses its target, runs commands, touches other files or changes the host."""
-    from .placements import PLACEMENTS
+    from .placements import PLACEMENTS     # here: placements imports this module
     unknown = [p for p in (job.placements or ()) if p not in PLACEMENTS]
     if job.placements is not None and (unknown or not job.placements):
         raise UserError(f"{job.source}: unknown placement {', '.join(unknown) or '(none)'} in the "

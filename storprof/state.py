@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import docker
+
+from .backing import BackingFS
+from .daemon import EphemeralDaemon
+
 STATE_DIR = ".storprof-state"
 LABEL = "storprof"
 
@@ -133,8 +138,6 @@ def _ours(path: str | None, run_id: str) -> bool:
 
 def remove(records: list[dict], progress: Callable[[str], None] = lambda line: None) -> list[str]:
     """Remove what the records list, newest first; returns what failed."""
-    from .backing import BackingFS
-    from .daemon import EphemeralDaemon
     problems: list[str] = []
     for rec in reversed(records):
         kind, run_id = rec.get("kind"), rec.get("run_id", "")
@@ -162,8 +165,6 @@ def remove(records: list[dict], progress: Callable[[str], None] = lambda line: N
 
 def leftovers(records: list[dict]) -> list[str]:
     """What the records list that still exists (empty when the run left nothing behind)."""
-    from .backing import BackingFS
-    from .daemon import EphemeralDaemon
     left = []
     for rec in records:
         kind, run_id = rec.get("kind"), rec.get("run_id", "")
@@ -179,7 +180,6 @@ def leftovers(records: list[dict]) -> list[str]:
 
 
 def _attached_client(rec: dict):
-    import docker
     return docker.DockerClient(base_url=rec["docker_host"], version="auto", timeout=120)
 
 

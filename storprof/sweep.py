@@ -29,7 +29,9 @@ from .fioresult import parse_fio_output
 from .mounts import host_fs_type
 from .layers import LayerPlan, LayerTimer
 from .copyup import CopyUpPlan, CopyUpProbe
+from .copyup import job_names as copyup_rows
 from .deepstack import DeepStackPlan, DeepStackProbe
+from .deepstack import job_names as stack_rows
 from .probe import ProbeHooks
 from .image import BenchImage, RootfsPlan, plan_rootfs
 from .lowerlayer import image_with_files, remove_image
@@ -238,11 +240,9 @@ class Sweep:
         n = sum(not self._done("fio", spec, c.job, c.placement, c.repeat) for c in order)
         sides = ("host", "union") if with_host and "host" in cfg.placements else ("union",)
         if cfg.copyup:
-            from .copyup import job_names as copyup_rows
             n += sum(not self._done("probe", spec, copyup_rows(s)["second_done"], p, r)
                      for s in cfg.copyup.sizes_mib for r in range(cfg.repeat) for p in sides)
         if cfg.deep_stack:
-            from .deepstack import job_names as stack_rows
             n += sum(not self._done("probe", spec, stack_rows(k, cfg.deep_stack.target_mib)["read"], p, r)
                      for k in cfg.deep_stack.depths for r in range(cfg.repeat) for p in sides)
         if cfg.layers and not self._done("layers", spec):
