@@ -146,3 +146,18 @@ def test_truncated_results_file_is_used_with_a_one_line_warning(tmp_path):
     assert result.returncode == 0 and "randread-4k" in result.stdout
     warnings = [ln for ln in result.stderr.splitlines() if "warning" in ln.lower()]
     assert warnings and all(ln.startswith("storprof: warning:") and "truncated" in ln for ln in warnings)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["table", ".", "--format", "yaml"], "Invalid value for '--format'"),
+    (["sweep", "--repeat", "0"], "Invalid value for '--repeat'"),
+    (["sweep", "--bogus"], "No such option '--bogus'"),
+    (["nosuchcommand"], "No such command 'nosuchcommand'"),
+])
+def test_click_usage_errors_are_one_line_too(args, fragment):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "storprof.cli", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("storprof: ") and fragment in lines[0], done.stderr
