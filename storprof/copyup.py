@@ -81,9 +81,6 @@ class CopyUpProbe:
                 fio_run = self.host.run_fio(text, f"copyup-{size}m", 3600)
                 parse_fio_output(fio_run.stdout, fio_run.stderr)
 
-    def samples(self, plan: CopyUpPlan, repeats: int) -> int:
-        return len(plan.sizes_mib) * repeats * (2 if self.host is not None else 1)
-
     def run(self, plan: CopyUpPlan, repeats: int) -> None:
         self.hooks.progress(f"[{self.spec}] copy-up: files of {', '.join(f'{s} MiB' for s in plan.sizes_mib)} "
                       "in a lower layer, a fresh container per sample")

@@ -190,9 +190,6 @@ class DeepStackProbe:
         self.scratch = scratch
         self._images: list[str] = []
 
-    def samples(self, plan: DeepStackPlan, repeats: int) -> int:
-        return len(plan.depths) * repeats * (2 if self.host_dir is not None else 1)
-
     def run(self, plan: DeepStackPlan, repeats: int) -> None:
         self.hooks.progress(f"[{self.spec}] deep stacks: images of {', '.join(map(str, plan.depths))} layers, "
                       f"a {plan.target_mib} MiB file in the bottom one")

@@ -31,8 +31,7 @@ def default_out_dir(base: Path = Path("storprof-results")) -> Path:
     return base / stamp
 
 
-def machine_metadata() -> dict:
-    """Facts about the machine that every number depends on."""
+def _meminfo() -> dict[str, str]:
     meminfo = {}
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -40,6 +39,20 @@ def machine_metadata() -> dict:
             meminfo[k] = v.strip()
     except OSError:
         pass
+    return meminfo
+
+
+def mem_total_bytes() -> int | None:
+    """The machine's memory, which decides whether a buffered job's file fits in the page cache."""
+    try:
+        return int(_meminfo()["MemTotal"].split()[0]) * 1024
+    except (KeyError, ValueError, IndexError):
+        return None
+
+
+def machine_metadata() -> dict:
+    """Facts about the machine that every number depends on."""
+    meminfo = _meminfo()
     cpu = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

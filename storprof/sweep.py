@@ -36,7 +36,7 @@ from .probe import ProbeHooks
 from .image import BenchImage, RootfsPlan, plan_rootfs
 from .lowerlayer import image_with_files, remove_image
 from .placements import LOWER_DIR, PLACEMENTS, ContainerTarget, HostTarget, Target
-from .results import ResultsStore
+from .results import ResultsStore, mem_total_bytes
 from .state import RunState, dead_runs
 
 LABEL = "storprof"
@@ -314,7 +314,6 @@ class Sweep:
             host = targets.get("host")
             runs += self.run_union_probes(spec, daemon, context, host if isinstance(host, HostTarget) else None)
             if self.config.layers and not self._done("layers", str(spec)):
-                host = targets.get("host")
                 self.time_layers(spec, daemon, context, getattr(host, "directory", None),
                                  Path(context["backing"]["path"]) / "docker")
             return runs
@@ -422,7 +421,7 @@ class Sweep:
         info = drivers.DRIVERS.get(spec.driver)
         return {"run_id": self.config.run_id, "driver_spec": str(spec), "driver": spec.driver,
                 "fs": spec.fs, "docker_version": daemon.version(), "kernel": os.uname().release,
-                "attached": not daemon.ephemeral, "backing": backing_info,
+                "attached": not daemon.ephemeral, "backing": backing_info, "mem_total_bytes": mem_total_bytes(),
                 "driver_honours_direct_io": info.honours_direct_io if info else None}
 
     def _open_targets(self, stack: contextlib.ExitStack, spec: DriverSpec, daemon: Daemon,
@@ -530,7 +529,6 @@ class Sweep:
                   "primary_metric": job.primary_metric, "raw": raw,
                   "wall_seconds": round(fio_run.wall_seconds, 3),
                   "loop_direct_io": context["backing"].get("direct_io"),
-                  "mem_total_bytes": _mem_total_bytes(),
                   "params": {"size": job.option("size"), "runtime": job.option("runtime"),
                              "rw": job.option("rw") or job.option("readwrite"),
                              "fsync": job.option("fsync"), "fdatasync": job.option("fdatasync"),
@@ -563,17 +561,6 @@ def _drop_lower_files_from_cache(target: ContainerTarget, files: dict[str, str])
             drop_cached_pages(root / LOWER_DIR.lstrip("/") / name)
     except OSError:
         pass
-
-
-def _mem_total_bytes() -> int | None:
-    """The machine's memory, which decides whether a buffered job's file fits in the page cache."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def _one_line(e: Exception) -> str:
