@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import re
 import shlex
 import signal
 import sys
@@ -19,6 +20,7 @@ from .cpu import fio_cpus
 from .daemon import AttachedDaemon
 from .errors import StorprofError, UserError
 from .fiojob import builtin_job_names, check_with_fio, load_job
+from .fiooptions import ALLOWED, MAX_SECONDS, refusable_by_flag
 from .mounts import host_fs_type
 from .placements import PLACEMENTS
 from .proc import require
@@ -44,6 +46,10 @@ QUICK = {"size": "128m", "runtime": 1.0, "ramp_time": 0.0, "repeat": 3,
          "jobs": ["randread-4k", "randwrite-4k", "seqread-1m", "fsync-write-4k",
                   "lower-randread-4k", "lower-seqread-1m", "meta-create", "meta-stat", "meta-delete",
                   *PROBES]}
+# What --image and --docker-host take: an image reference, and a daemon address.
+IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._/-]{0,200}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
+DOCKER_HOST = re.compile(r"unix:///[A-Za-z0-9_./-]{1,200}|(?:tcp|http|https)://[A-Za-z0-9.\[\]:-]{1,200}"
+                         r"|ssh://(?:[A-Za-z0-9_.-]+@)?[A-Za-z0-9.-]+(?::\d+)?")
 # Terminal table styles (tabulate's, 'markdown' being its pipe style) and two for machines.
 TABLE_FORMATS = ("simple", "plain", "github", "markdown", "grid", "pipe", "csv", "json")
 
@@ -154,13 +160,20 @@ def drivers_cmd(workdir: Path):
               "none = no pinning, or a list such as 0-3.")
 @click.option("--storage-opt", "storage_opts", multiple=True, metavar="DRIVER.KEY=VALUE",
               help="Passed to the ephemeral dockerd of that driver as --storage-opt (repeatable).")
+@click.option("--allow-option", "allow_options", multiple=True, metavar="NAME",
+              help="Let a fio option that storprof does not allow by default through in job files "
+              "(repeatable; recorded in meta.json). fio still runs in its sandbox.")
+@click.option("--fio-timeout", type=click.FloatRange(10, 86400), default=3600, show_default=True,
+              help="Seconds after which a fio run is killed (a time-based run: its runtime and ramp plus a margin, "
+              "if shorter).")
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True,
               help="Terminal table style.")
 @click.option("--no-layers", is_flag=True, help="Skip layer create/delete timing (storprof layers).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no line per finished run.")
 @one_line_errors
 def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repeat, quick, copyup_sizes,
-          stack_depths, workdir, out, resume_dir, docker_host, image, cpus, storage_opts, fmt, no_layers, quiet):
+          stack_depths, workdir, out, resume_dir, docker_host, image, cpus, storage_opts, allow_options,
+          fio_timeout, fmt, no_layers, quiet):
     """Run fio on the host and in containers for each storage driver, and print the overhead."""
     layer_plan = None if no_layers else (SWEEP_QUICK_PLAN if quick else LayerPlan())
     started = time.monotonic()
@@ -169,8 +182,16 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
     runtime = runtime if runtime is not None else preset["runtime"]
     ramp_time = ramp_time if ramp_time is not None else preset["ramp_time"]
     repeat = repeat or preset["repeat"]
-    if runtime is not None and runtime <= 0:
-        raise UserError("--runtime must be a positive number of seconds")
+    if runtime is not None and not 0 < runtime <= MAX_SECONDS:
+        raise UserError(f"--runtime takes seconds above 0 and up to {MAX_SECONDS}, got {runtime:g}")
+    if ramp_time is not None and not 0 <= ramp_time <= MAX_SECONDS:
+        raise UserError(f"--ramp-time takes seconds from 0 to {MAX_SECONDS}, got {ramp_time:g}")
+    if size is not None and ALLOWED["size"].why_not(size):
+        raise UserError(f"--size takes a size such as 256m or 2g (from 1 byte to 1 TiB), got {size!r}")
+    for name in allow_options:
+        problem = refusable_by_flag(name)
+        if problem:
+            raise UserError(problem)
 
     placements = tuple(_split(placement_list))
     unknown = [p for p in placements if p not in PLACEMENTS]
@@ -189,7 +210,8 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
     if probes and "union" not in placements:
         raise UserError(f"the {' and '.join(probes)} probe{'s' if len(probes) > 1 else ''} measure"
                         f"{'' if len(probes) > 1 else 's'} the union placement; add union to --placements")
-    jobs = [load_job(name).with_overrides(size=size, runtime=runtime, ramp_time=ramp_time, cpus_allowed=pinned)
+    jobs = [load_job(name, allowed_extra=allow_options)
+            .with_overrides(size=size, runtime=runtime, ramp_time=ramp_time, cpus_allowed=pinned)
             for name in names if name not in PROBES]
     for job in jobs:
         check_with_fio(job)
@@ -203,8 +225,10 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
         done = _resume_plan(resume_dir, jobs)
         out = resume_dir
     _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, image, storage_opts,
-             layer_plan, fmt, quiet, started, {"quick": quick, "fio_cpus_allowed": pinned},
-             probes={"copyup": copyup, "deep_stack": deep_stack}, done=done)
+             layer_plan, fmt, quiet, started, {"quick": quick, "fio_cpus_allowed": pinned,
+                                               "allowed_options": sorted(set(allow_options)),
+                                               "fio_timeout": fio_timeout},
+             probes={"copyup": copyup, "deep_stack": deep_stack}, done=done, fio_timeout=fio_timeout)
 
 
 def _resume_plan(resume_dir: Path, jobs) -> frozenset:
@@ -235,8 +259,15 @@ def _make_workdir(workdir: Path) -> Path:
 
 
 def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, image, storage_opts,
-             layer_plan, fmt, quiet, started, meta, probes: dict | None = None, done: frozenset | None = None) -> None:
+             layer_plan, fmt, quiet, started, meta, probes: dict | None = None, done: frozenset | None = None,
+             fio_timeout: float = 3600) -> None:
     """Shared by sweep and layers: resolve the specs, check the machine, run, print the tables."""
+    storage_opts = [drivers.check_storage_opt(o) for o in storage_opts]
+    if image is not None and not IMAGE_REF.fullmatch(image):
+        raise UserError(f"--image takes an image reference such as storprof-bench:dockerfile, got {image!r}")
+    if docker_host is not None and not DOCKER_HOST.fullmatch(docker_host):
+        raise UserError(f"--docker-host takes unix:///path/to/docker.sock, tcp://host:port or ssh://user@host, "
+                        f"got {docker_host!r}")
     if not docker_host:
         require("dockerd")
         if os.geteuid() != 0:
@@ -261,6 +292,7 @@ def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, i
     config = SweepConfig(specs=specs, jobs=jobs, placements=placements, repeat=repeat,
                          workdir=workdir, docker_host=docker_host, image=image,
                          storage_opts=list(storage_opts), layers=layer_plan, done=done or frozenset(),
+                         fio_timeout=fio_timeout,
                          **(probes or {}))
     if not docker_host:
         backing.require_free_space(workdir, config.backing_size_bytes(),

@@ -88,6 +88,30 @@ def _package(tool: str) -> str:
     return proc.PACKAGES.get(tool) or _EXTRA_PACKAGES.get(tool, tool)
 
 
+# --------------------------------------------------------------------------- storage options
+
+# The --storage-opt keys storprof passes to an ephemeral dockerd, with the values each takes
+# (moby's graphdrivers): an allowlist, since dockerd runs as root with whatever it is given.
+_SIZE_VALUE = r"\d{1,12}(?:\.\d{1,6})?[kKmMgGtT]?[iI]?[bB]?"
+STORAGE_OPTS = {
+    "overlay2.size": _SIZE_VALUE,
+    "overlay2.override_kernel_check": r"true|false|1|0",
+    "btrfs.min_space": _SIZE_VALUE,
+    "vfs.size": _SIZE_VALUE,
+    "zfs.fsname": r"[A-Za-z0-9][A-Za-z0-9_./-]{0,200}",
+}
+
+
+def check_storage_opt(text: str) -> str:
+    """`driver.key=value` if the key is one storprof passes and the value of its form, else UserError."""
+    key, eq, value = text.partition("=")
+    if not eq or key not in STORAGE_OPTS:
+        raise UserError(f"--storage-opt {text!r}: storprof passes only {', '.join(f'{k}=...' for k in STORAGE_OPTS)}")
+    if not re.fullmatch(STORAGE_OPTS[key], value):
+        raise UserError(f"--storage-opt {text!r}: not a value {key} takes")
+    return text
+
+
 # --------------------------------------------------------------------------- specs
 
 @dataclass(frozen=True, order=True)

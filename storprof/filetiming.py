@@ -16,6 +16,7 @@ from pathlib import Path
 
 import docker.errors
 
+from . import containers
 from .errors import DaemonError, StorprofError
 
 BLOCK = b"\xa5" * 4096
@@ -100,8 +101,7 @@ def fresh_container_root(client, image: str, name: str, labels: dict[str, str]):
     """A new container of `image` (no network, no new privileges), yielding its root as this
     host sees it; removed on exit. A fresh one per sample, so nothing is cached in its mount."""
     try:
-        container = client.containers.run(image, name=name, detach=True, labels=labels, network_mode="none",
-                                          security_opt=["no-new-privileges"])
+        container = containers.run(client, image, labels=labels, name=name)
     except docker.errors.DockerException as e:
         raise DaemonError(f"could not start container {name}: {str(e).splitlines()[0]}") from None
     try:

@@ -11,8 +11,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import fiooptions
 from .errors import UserError
-from .proc import run
+from .fiooptions import canonical, size_bytes, time_seconds
+from .sandbox import INPUT_DIR, run_sandboxed
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # The built-in jobs live in the repo's jobs/; a later packaging may move them inside the package.
@@ -26,16 +28,12 @@ Section = tuple[str, tuple[Option, ...]]  # (section name, options in file order
 
 # fio's option names: letters, digits, '_' and '-' (hugepage-size, trigger-file).
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_SECTION = re.compile(r"\[([^\[\]]*)\]")
+# A section header as fio reads it after cutting the comment: '[' name ']' and nothing else.
+_SECTION = re.compile(r"\[(.*)\]")
+MAX_LINE = 1000       # fio reads a longer line in pieces, each piece a line of its own
 
-# Engines that do plain file I/O on the path storprof gives them.
-ALLOWED_ENGINES = ("libaio", "io_uring", "sync", "psync", "vsync", "pvsync", "pvsync2", "posixaio",
-                   "mmap", "filecreate", "filestat", "filedelete", "dircreate", "dirstat", "dirdelete",
-                   "null")
-
-# Engines that create, stat or delete many small files of their own instead of doing I/O on one
-# data file: storprof gives each run of them a fresh, empty directory.
-METADATA_ENGINES = ("filecreate", "filestat", "filedelete", "dircreate", "dirstat", "dirdelete")
+ALLOWED_ENGINES = fiooptions.ENGINES
+METADATA_ENGINES = fiooptions.METADATA_ENGINES
 
 # What a `; storprof: <directive>` comment in a job file may ask for.
 DIRECTIVES = {
@@ -43,17 +41,6 @@ DIRECTIVES = {
     "placements": "placements=host,union,...: run only on these placements (of those the sweep has)",
 }
 _DIRECTIVE = re.compile(r"[;#]\s*storprof:\s*(.*)")
-
-_PLACEMENT = {"filename", "directory", "filename_format", "opendir"}
-_COMMANDS = {"exec_prerun", "exec_postrun"}
-_OTHER_FILES = {"write_iolog", "read_iolog", "read_iolog_chunked", "replay_redirect", "merge_blktrace_file",
-                "write_bw_log", "write_lat_log", "write_iops_log", "write_hist_log"}
-_HOST_SETTINGS = {"ioscheduler", "cgroup", "cgroup_weight", "cgroup_nodelete"}
-# Options that remove or reshape the numbers storprof reads from fio's JSON.
-_RESULT_SHAPE = {"unified_rw_reporting", "stats", "gtod_reduce", "disable_clat", "clat_percentiles",
-                 "percentile_list"}
-# Options whose value may name a file after a colon, e.g. mem=mmaphuge:/hugepages/file.
-_FILE_AFTER_COLON = {"mem", "iomem"}
 
 
 @dataclass(frozen=True)
@@ -113,28 +100,84 @@ class FioJob:
     def option(self, key: str) -> str | None:
         """Effective value of an option for the (first) job: its own section over [global].
 
-        A bare flag such as `time_based` gives "", an absent option None.
+        Matches fio's aliases too (`timeout` is `runtime`). A bare flag such as `time_based` gives
+        "", an absent option None. For `direct`, use the `direct` property (buffered inverts it).
         """
-        value = None
-        job_seen = False
-        for name, options in self.sections:
-            if name != GLOBAL:
-                if job_seen:
-                    break
-                job_seen = True
+        return self.section_option(self._first_job_index(), key)
+
+    def section_option(self, index: int, key: str) -> str | None:
+        """The value job section `index` runs with: the [global] sections before it, then its own."""
+        found = self._setting(index, key)
+        return None if found is None else ("" if found[1] is None else found[1])
+
+    def _setting(self, index: int, key: str) -> Option | None:
+        """The last (key as spelled, value) that sets this option for section `index`."""
+        want = canonical(key)
+        found = None
+        for i, (name, options) in enumerate(self.sections[:index + 1]):
+            if name != GLOBAL and i != index:
+                continue
             for k, v in options:
-                if k == key:
-                    value = "" if v is None else v
-        return value
+                if canonical(k) == want:
+                    found = (k, v)
+        return found
+
+    def header_line(self, index: int) -> int:
+        """The line of section `index`'s header, for messages (0 when unknown)."""
+        return self.line_numbers[index][0] if index < len(self.line_numbers) else 0
+
+    def job_indexes(self) -> list[int]:
+        """Positions of the job sections (not [global]) in file order."""
+        return [i for i, (name, _) in enumerate(self.sections) if name != GLOBAL]
+
+    def _first_job_index(self) -> int:
+        return next(iter(self.job_indexes()), len(self.sections) - 1)
 
     @property
     def direct(self) -> bool:
-        """Whether the job bypasses the page cache (direct=1, or buffered=0)."""
-        direct = self.option("direct")
-        if direct is not None:
-            return _flag(direct)
-        buffered = self.option("buffered")
-        return buffered is not None and not _flag(buffered)
+        """Whether the job bypasses the page cache: direct=1, or buffered=0 (its inverse)."""
+        found = self._setting(self._first_job_index(), "direct")
+        if found is None:
+            return False
+        on = _flag("" if found[1] is None else found[1])
+        return on if found[0] == "direct" else not on
+
+    def numjobs(self, index: int) -> int:
+        return int(self.section_option(index, "numjobs") or 1)
+
+    def bytes_needed(self) -> int:
+        """Disk space the job's own files take on one placement: every section's files (a metadata
+        job's nrfiles x numjobs files of filesize, at least a block each), or the data file storprof
+        gives it (size plus offset)."""
+        if not self.own_files:
+            size = size_bytes(self.option("size") or "0") or 0
+            return size + (size_bytes(self.option("offset") or "0") or 0)
+        total = 0
+        for i in self.job_indexes():
+            files = int(self.section_option(i, "nrfiles") or 1) * self.numjobs(i)
+            each = size_bytes(self.section_option(i, "filesize") or "0") or 0
+            total += files * max(each, 4096)
+        return total
+
+    def time_limit(self, cap: float) -> float:
+        """Seconds after which a run of this job is killed: for a time-based job its expected
+        time with room for laying out its files (at 20 MiB/s) and fio's start; else `cap`."""
+        expected = self.expected_seconds()
+        if expected is None:
+            return cap
+        return min(cap, 1.5 * expected + 60 + self.bytes_needed() / (20 << 20))
+
+    def expected_seconds(self) -> float | None:
+        """How long fio should take when the job is time-based (runtime + ramp + start delay per
+        loop, summed over stonewalled sections); None when the amount of I/O decides."""
+        total = 0.0
+        for i in self.job_indexes():
+            if self.section_option(i, "time_based") is None or not _flag(self.section_option(i, "time_based") or ""):
+                return None
+            seconds = [time_seconds(self.section_option(i, k) or "0") or 0.0
+                       for k in ("runtime", "ramp_time", "startdelay")]
+            total += sum(seconds) * int(self.section_option(i, "loops") or 1)
+        return total
 
     @property
     def own_files(self) -> bool:
@@ -166,7 +209,7 @@ class FioJob:
         """Put options into the first [global] (adding one if needed) and drop them from other sections."""
         if not forced:
             return self
-        keys = {k for k, _ in forced}
+        keys = {canonical(k) for k, _ in forced}
         sections = list(self.sections)
         lines = list(self.line_numbers) or [(0, tuple(0 for _ in opts)) for _, opts in sections]
         if not sections or sections[0][0] != GLOBAL:
@@ -175,7 +218,7 @@ class FioJob:
         new_sections: list[Section] = []
         new_lines: list[tuple[int, tuple[int, ...]]] = []
         for index, ((name, options), (header, option_lines)) in enumerate(zip(sections, lines)):
-            kept = [(o, n) for o, n in zip(options, option_lines) if o[0] not in keys]
+            kept = [(o, n) for o, n in zip(options, option_lines) if canonical(o[0]) not in keys]
             if index == 0:
                 kept += [(o, 0) for o in forced]
             new_sections.append((name, tuple(o for o, _ in kept)))
@@ -185,51 +228,61 @@ class FioJob:
 
 
 def parse_job(text: str, source: Path | str) -> FioJob:
-    """Parse fio's INI-like job format, keeping order and duplicate keys; the name is the file stem."""
+    """Parse fio's INI-like job format, keeping order and duplicate keys; the name is the file stem.
+
+    Lines are read as fio 3.33 reads them (init.c, __parse_jobs_ini): split on newlines only, cut
+    at the first ';' or '#', blanks stripped; a header is '[' name ']'. Characters fio would treat
+    specially (control characters, '$', quotes outside patterns) are refused here, so that what
+    storprof checks is what fio runs.
+    """
     source = Path(source)
     sections: list[tuple[str, list[Option]]] = []
     lines: list[tuple[int, list[int]]] = []
     description = ""
     directives: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.strip()
+    for number, raw in enumerate(text.split("\n"), start=1):
+        where = f"{source}:{number}"
+        raw = raw[:-1] if raw.endswith("\r") else raw
+        stripped = raw.strip(" \t")
+        bad = next((c for c in raw if (ord(c) < 32 and c != "\t") or ord(c) == 127), None)
+        if bad is not None:
+            raise UserError(f"{where}: control character {bad!r} in the job file; fio would read it "
+                            "differently from storprof")
         directive = _DIRECTIVE.fullmatch(stripped)
         if directive:
-            name = directive.group(1).strip()
-            if name.split("=", 1)[0].strip() == "placements":
-                name = "placements=" + ",".join(p.strip() for p in name.split("=", 1)[-1].split(",") if p.strip())
-            elif name not in DIRECTIVES:
-                known = ", ".join(f"{k} ({v})" for k, v in DIRECTIVES.items())
-                raise UserError(f"{source}:{number}: unknown storprof directive {name!r}; known: {known}")
-            directives.append(name)
+            directives.append(_directive(directive.group(1).strip(), where))
             continue
         if stripped[:1] in (";", "#"):
             if not description and not sections:
                 description = stripped.lstrip(";#").strip()
             continue
+        if len(raw) > MAX_LINE:
+            raise UserError(f"{where}: line of {len(raw)} characters; fio reads lines over "
+                            f"{MAX_LINE} in pieces, so storprof refuses them")
         # fio cuts a line at the first ';' or '#', wherever it is, so a value can never contain them.
-        line = re.split(r"[;#]", stripped, maxsplit=1)[0].strip()
+        line = re.split(r"[;#]", stripped, maxsplit=1)[0].strip(" \t")
         if not line:
             continue
+        unsafe = sorted(set(line) - _SAFE_CHARS)
+        if unsafe:
+            raise UserError(f"{where}: character {unsafe[0]!r} is not allowed in a job file (fio expands "
+                            "'$' from the environment and reads a quoted name as a file); allowed are "
+                            "letters, digits, blanks and _.,:=%+/@()[]-\"")
         if line.startswith("include"):
             # fio treats every line starting with "include" as an include of another job file.
-            raise UserError(f"{source}:{number}: 'include' pulls in another job file; "
-                            "storprof does not allow it")
+            raise UserError(f"{where}: 'include' pulls in another job file; storprof does not allow it")
         header = _SECTION.fullmatch(line)
         if header:
-            name = header.group(1).strip()
-            if not name:
-                raise UserError(f"{source}:{number}: empty section name '[]'")
-            sections.append((name, []))
+            sections.append((_section_name(header.group(1), where), []))
             lines.append((number, []))
             continue
         key, eq, value = line.partition("=")
-        key = key.strip()
+        key = key.strip(" \t")
         if not _KEY.fullmatch(key):
-            raise UserError(f"{source}:{number}: expected 'key=value' or '[section]', got {raw.strip()!r}")
+            raise UserError(f"{where}: expected 'key=value' or '[section]', got {raw.strip()!r}")
         if not sections:
-            raise UserError(f"{source}:{number}: option {key!r} comes before the first [section]")
-        sections[-1][1].append((key, value.strip() if eq else None))
+            raise UserError(f"{where}: option {key!r} comes before the first [section]")
+        sections[-1][1].append((key, value.strip(" \t") if eq else None))
         lines[-1][1].append(number)
     if not sections:
         raise UserError(f"{source}:1: empty job file; expected a [global] and a job [section]")
@@ -246,55 +299,92 @@ def parse_job(text: str, source: Path | str) -> FioJob:
     )
 
 
-def validate(job: FioJob) -> None:
-    """Refuse a job that chooses its target, runs commands, touches other files or changes the host."""
+_SAFE_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \t_.,:=%+/@()[]-\"")
+
+
+def _directive(text: str, where: str) -> str:
+    if text.split("=", 1)[0].strip() == "placements":
+        return "placements=" + ",".join(p.strip() for p in text.split("=", 1)[-1].split(",") if p.strip())
+    if text not in DIRECTIVES:
+        known = ", ".join(f"{k} ({v})" for k, v in DIRECTIVES.items())
+        raise UserError(f"{where}: unknown storprof directive {text!r}; known: {known}")
+    return text
+
+
+def _section_name(text: str, where: str) -> str:
+    """A section name as fio will use it, which must be a plain name: fio names a metadata job's
+    files `<directory>/<section>.<job>.<file>`, so a name with '/' or '..' is a path out of it;
+    and fio takes every section whose name starts with 'global' for [global]."""
+    name = text.strip(" \t")
+    if not name:
+        raise UserError(f"{where}: empty section name '[]'")
+    if name != text:
+        raise UserError(f"{where}: section name {text!r} has blanks around it; fio would keep them")
+    if name.startswith(GLOBAL) and name != GLOBAL:
+        raise UserError(f"{where}: section [{name}] would be a [global] section to fio (every name "
+                        "starting with 'global' is); name it [global] or something else")
+    if not fiooptions.NAME.fullmatch(name):
+        raise UserError(f"{where}: section name [{name}] is not allowed: use up to 64 letters, digits, "
+                        "'_', '.' or '-', starting with a letter or digit (fio names files after it)")
+    return name
+
+
+def validate(job: FioJob, allowed_extra: frozenset[str] | tuple[str, ...] = ()) -> None:
+    """Refuse a job unless every option is one that only shapes the I/O pattern (fiooptions), with
+    an allowed value, within the bounds; `allowed_extra` are the user's --allow-option names."""
     from .placements import PLACEMENTS     # here: placements imports this module
+    extra = frozenset(canonical(n) for n in allowed_extra)
+    if not fiooptions.NAME.fullmatch(job.name):
+        raise UserError(f"{job.source}: job name {job.name!r} (the file's name) is not allowed: use up to 64 "
+                        "letters, digits, '_', '.' or '-', starting with a letter or digit")
     unknown = [p for p in (job.placements or ()) if p not in PLACEMENTS]
     if job.placements is not None and (unknown or not job.placements):
         raise UserError(f"{job.source}: unknown placement {', '.join(unknown) or '(none)'} in the "
                         f"placements directive; choose from {', '.join(PLACEMENTS)}")
+    line_numbers = job.line_numbers or tuple((0, tuple(0 for _ in opts)) for _, opts in job.sections)
+    for (_, options), (_, option_lines) in zip(job.sections, line_numbers):
+        spelled: dict[str, str] = {}
+        for (key, value), number in zip(options, option_lines):
+            where = f"{job.source}:{number}" if number else str(job.source)
+            problem = fiooptions.why_refused(key, value, extra)
+            if problem:
+                raise UserError(f"{where}: {problem}; storprof does not allow it")
+            other = spelled.setdefault(canonical(key), key)
+            if other != key:
+                raise UserError(f"{where}: both '{other}' and '{key}' set {canonical(key)} in one section; "
+                                "fio applies them in an order of its own, so use one")
     if job.lower_layer and job.own_files:
         raise UserError(f"{job.source}: a lower-layer job reads one data file; "
                         f"ioengine={job.option('ioengine')} makes files of its own")
     if job.lower_layer and _writes(job):
         raise UserError(f"{job.source}: a lower-layer job may only read (rw={job.option('rw')}): "
                         "a write would copy the file up to the top layer")
-    line_numbers = job.line_numbers or tuple((0, tuple(0 for _ in opts)) for _, opts in job.sections)
-    for (_, options), (_, option_lines) in zip(job.sections, line_numbers):
-        for (key, value), number in zip(options, option_lines):
-            problem = _why_refused(key, value)
-            if problem:
-                where = f"{job.source}:{number}" if number else str(job.source)
-                raise UserError(f"{where}: {problem}; storprof does not allow it")
+    _check_bounds(job)
 
 
-def _why_refused(key: str, value: str | None) -> str | None:
-    """What is wrong with one option, or None when it is harmless."""
-    value = value or ""
-    if key in _PLACEMENT:
-        return f"option {key!r} chooses where fio writes (storprof sets that)"
-    if key in _COMMANDS:
-        return f"option {key!r} runs a command"
-    if key.startswith("trigger"):
-        return f"option {key!r} runs a command on a trigger"
-    if key in _OTHER_FILES:
-        return f"option {key!r} reads or writes a file outside the test directory"
-    if key in _HOST_SETTINGS:
-        return f"option {key!r} changes host settings"
-    if key in _RESULT_SHAPE:
-        return f"option {key!r} changes the statistics storprof reads"
-    if key == "ioengine":
-        engine = value.strip()
-        if engine == "exec":
-            return "option 'ioengine=exec' runs a command"
-        if engine not in ALLOWED_ENGINES:
-            return (f"option 'ioengine={engine}' is not a plain file engine "
-                    f"(allowed: {', '.join(ALLOWED_ENGINES)})")
-    if key in _FILE_AFTER_COLON and ":" in value:
-        return f"option '{key}={value}' names a file"
-    if value.startswith("/") or re.search(r"(^|/)\.\.(/|$)", value):
-        return f"option '{key}={value}' looks like a path"
-    return None
+def _check_bounds(job: FioJob) -> None:
+    """What the job would make fio use in all: processes, files, buffer memory."""
+    indexes = job.job_indexes()
+    if len(indexes) > fiooptions.MAX_JOB_SECTIONS:
+        raise UserError(f"{job.source}: {len(indexes)} job sections; storprof allows at most "
+                        f"{fiooptions.MAX_JOB_SECTIONS}")
+    processes = files = 0
+    for i in indexes:
+        numjobs = job.numjobs(i)
+        processes += numjobs
+        files += int(job.section_option(i, "nrfiles") or 1) * numjobs
+        blocks = fiooptions.numbers(job.section_option(i, "bs") or "4k", "bytes") or [4096.0]
+        memory = max(blocks) * int(job.section_option(i, "iodepth") or 1) * numjobs
+        if memory > fiooptions.MAX_IO_MEMORY:
+            raise UserError(f"{job.source}:{job.header_line(i)}: section [{job.sections[i][0]}] asks for {memory / 2**30:.1f} GiB of I/O "
+                            f"buffers (bs x iodepth x numjobs); storprof allows at most "
+                            f"{fiooptions.MAX_IO_MEMORY / 2**30:g} GiB")
+    if processes > fiooptions.MAX_TOTAL_JOBS:
+        raise UserError(f"{job.source}: {processes} fio processes in all (numjobs summed over the sections); "
+                        f"storprof allows at most {fiooptions.MAX_TOTAL_JOBS}")
+    if files > fiooptions.MAX_TOTAL_FILES:
+        raise UserError(f"{job.source}: {files} files in all (nrfiles x numjobs summed over the sections); "
+                        f"storprof allows at most {fiooptions.MAX_TOTAL_FILES}")
 
 
 def _writes(job: FioJob) -> bool:
@@ -307,7 +397,7 @@ def builtin_job_names(jobs_dir: Path = JOBS_DIR) -> list[str]:
     return sorted(p.stem for p in Path(jobs_dir).glob("*.fio"))
 
 
-def load_job(name_or_path: str, jobs_dir: Path = JOBS_DIR) -> FioJob:
+def load_job(name_or_path: str, jobs_dir: Path = JOBS_DIR, allowed_extra: tuple[str, ...] = ()) -> FioJob:
     """A built-in job by name, or a user's .fio file by path; parsed and validated."""
     text_arg = str(name_or_path)
     looks_like_path = text_arg.endswith(".fio") or "/" in text_arg
@@ -318,11 +408,14 @@ def load_job(name_or_path: str, jobs_dir: Path = JOBS_DIR) -> FioJob:
         names = ", ".join(builtin_job_names(jobs_dir)) or "none found"
         raise UserError(f"unknown job {text_arg!r}; built-in jobs: {names} (or give a path to a .fio file)")
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > fiooptions.MAX_JOB_FILE_BYTES:
+            raise UserError(f"{path}: the job file is {path.stat().st_size} bytes; storprof reads job files of "
+                            f"at most {fiooptions.MAX_JOB_FILE_BYTES} bytes")
+        text = path.read_bytes().decode("utf-8")      # no newline translation: fio splits on \n only
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read job file {path}: {exc}") from None
     job = parse_job(text, path)
-    validate(job)
+    validate(job, allowed_extra)
     return job
 
 
@@ -352,12 +445,16 @@ def fio_argv(job_path: str) -> list[str]:
 
 
 def check_with_fio(job: FioJob) -> None:
-    """Let fio's own parser reject unknown options or bad values before anything runs."""
+    """Let fio's own parser reject unknown options or bad values before anything runs; in the
+    sandbox, since fio reads some values as files already while parsing."""
     with tempfile.TemporaryDirectory(prefix="storprof-parse-") as tmp:
-        job_path = Path(tmp) / f"{job.name or 'job'}.fio"
-        job_path.write_text(job.render(directory="/tmp",
+        work = Path(tmp) / "work"
+        work.mkdir()
+        job_path = Path(tmp) / "job.fio"
+        job_path.write_text(job.render(directory=str(work),
                                       filename=None if job.own_files else f"{job.name or 'job'}.storprof"))
-        done = run(["fio", "--parse-only", str(job_path)], timeout=60, check=False)
+        done = run_sandboxed("fio", ["--parse-only", f"{INPUT_DIR}/job.fio"], writable=[work],
+                             inputs={"job.fio": job_path}, timeout=60, check=False)
     if done.returncode != 0:
         raise UserError(f"{job.source}: fio rejects the job: {fio_complaint(done.stderr, done.stdout)}")
 
@@ -373,11 +470,7 @@ def fio_complaint(stderr: str, stdout: str = "") -> str:
 
 def parse_size(text: str) -> int | None:
     """Bytes in a fio size like '4k', '1m', '1MiB' or '512' (fio's default: k = 1024)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*", text, re.IGNORECASE)
-    if not match:
-        return None
-    number, prefix, _ = match.groups()
-    return int(float(number) * 1024 ** " kmgtp".index(prefix.lower() or " "))
+    return size_bytes(text)
 
 
 def _flag(value: str) -> bool:

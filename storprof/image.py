@@ -26,8 +26,8 @@ from .proc import require, run
 REPOSITORY = "storprof-bench"
 # Directories fio targets inside a container: the union top layer and the mount points.
 BENCH_DIRS = ("bench/union", "bench/volume", "bench/bind", "bench/host", "bench/lower", "storprof/jobs", "tmp")
-IDLE_COMMAND = ["/bin/sleep", "infinity"]
-TOOLS = ("fio", "sleep", "mkdir", "rm")
+# fio and what a container needs to idle, tidy up and bound fio's time (timeout kills a fio run that overstays).
+TOOLS = ("fio", "sleep", "mkdir", "rm", "timeout")
 
 
 def linked_libraries(binary: str) -> list[str]:

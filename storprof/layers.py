@@ -18,10 +18,11 @@ from typing import Callable
 
 import docker.errors
 
+from . import containers
 from .errors import UserError
 from .growth import fit_line, percentile
 from .image import one_file_tar
-from .proc import run
+from .sandbox import run_sandboxed
 
 MIB = 2**20
 # overlay2 stacks at most 128 lower directories; the image's own layers count too.
@@ -106,8 +107,7 @@ class LayerTimer:
         return out, time.monotonic() - t0
 
     def _create(self, image: str, **kw):
-        c = self.client.containers.create(image, command=["/bin/sleep", "infinity"], labels=self.labels,
-                                          network_mode="none", **kw)
+        c = containers.create(self.client, image, labels=self.labels, **kw)
         self._made_containers.append(c)
         return c
 
@@ -234,8 +234,10 @@ class LayerTimer:
             for i in range(samples):
                 src, dst = self.host_dir / f"w-{s_mib}", self.host_dir / f"c-{s_mib}"
                 src.mkdir(parents=True, exist_ok=True)
-                _, t_write = self._timed(lambda: run(fill_argv(str(src), s_mib), timeout=3600))
-                _, t_copy = self._timed(lambda: run(["cp", "-a", str(src), str(dst)], timeout=3600))
+                _, t_write = self._timed(lambda: run_sandboxed("fio", fill_argv(str(src), s_mib)[1:],
+                                                               writable=[self.host_dir], timeout=3600))
+                _, t_copy = self._timed(lambda: run_sandboxed("cp", ["-a", str(src), str(dst)],
+                                                              writable=[self.host_dir], timeout=3600))
                 self._emit("host write", t_write, layer_mib=s_mib, sample=i)
                 self._emit("host copy", t_copy, layer_mib=s_mib, sample=i)
                 shutil.rmtree(src)

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker.errors
+import requests.exceptions
 
+from . import containers
 from .errors import DaemonError, StorprofError
 from .fiojob import fio_argv
 from .image import one_file_tar
-from .proc import CommandTimeout, run
+from .proc import CommandTimeout
+from .sandbox import INPUT_DIR, run_sandboxed
 
 PLACEMENTS = ("host", "union", "volume", "bind")
 
@@ -89,11 +92,13 @@ class HostTarget(Target):
         shutil.rmtree(path, ignore_errors=True)
 
     def run_fio(self, job_text: str, job_key: str, timeout: float) -> FioRun:
+        """fio in the sandbox (sandbox.py): it sees this placement's directory and the job file."""
         path = self.jobs_dir / f"host-{job_key}.fio"
         path.write_text(job_text)
         start = time.monotonic()
         try:
-            done = run(fio_argv(str(path)), timeout=timeout, check=False)
+            done = run_sandboxed("fio", fio_argv(f"{INPUT_DIR}/job.fio")[1:], writable=[self.directory],
+                                 inputs={"job.fio": path}, timeout=timeout, check=False)
         except CommandTimeout as e:
             return FioRun("", str(e), -1, time.monotonic() - start)
         return FioRun(done.stdout, done.stderr, done.returncode, time.monotonic() - start)
@@ -130,10 +135,7 @@ class ContainerTarget(Target):
                 self.description = f"bind mount of {bind_source}"
             else:
                 self.description = "container's writable top layer"
-            self.container = client.containers.run(
-                image_ref, command=["/bin/sleep", "infinity"], name=name, detach=True,
-                labels=labels, volumes=mounts, network_mode="none", auto_remove=False,
-                cap_drop=["NET_RAW", "MKNOD"], security_opt=["no-new-privileges"])
+            self.container = containers.run(client, image_ref, labels=labels, name=name, volumes=mounts)
         except docker.errors.DockerException as e:
             self.close()
             raise DaemonError(f"could not start a {placement} container: {_first_line(e)}") from None
@@ -143,14 +145,24 @@ class ContainerTarget(Target):
         return f"{CONTAINER_JOBS_DIR}/{job_key}.fio"
 
     def run_fio(self, job_text: str, job_key: str, timeout: float) -> FioRun:
+        """fio through docker exec, under coreutils' timeout in the container: a run that
+        overstays is killed there (the exec call alone would wait for ever)."""
         path = self._put_job(job_text, job_key)
+        argv = ["timeout", "--kill-after=5", f"{timeout:g}", *fio_argv(path)]
+        api = self.client.api
+        saved, api.timeout = api.timeout, timeout + 60     # the API call outlives the killed fio
         start = time.monotonic()
         try:
-            code, (out, err) = self.container.exec_run(fio_argv(path), demux=True)
-        except docker.errors.DockerException as e:
+            code, (out, err) = self.container.exec_run(argv, demux=True)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise DaemonError(f"docker exec of fio failed: {_first_line(e)}") from None
+        finally:
+            api.timeout = saved
+        wall = time.monotonic() - start
+        if code in (124, 137) and wall >= timeout:
+            return FioRun("", f"fio did not finish within {timeout:g}s (killed)", -1, wall)
         return FioRun((out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"),
-                      code if code is not None else -1, time.monotonic() - start)
+                      code if code is not None else -1, wall)
 
     def exec(self, argv: list[str]) -> None:
         try:

@@ -21,6 +21,8 @@ PACKAGES = {
     "mount": "mount",
     "umount": "mount",
     "fuse-overlayfs": "fuse-overlayfs",
+    "bwrap": "bubblewrap",
+    "timeout": "coreutils",
 }
 
 

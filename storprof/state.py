@@ -22,10 +22,10 @@ from typing import Callable
 import docker
 
 from .backing import BackingFS
+from .containers import LABEL
 from .daemon import EphemeralDaemon
 
 STATE_DIR = ".storprof-state"
-LABEL = "storprof"
 
 
 def _start_ticks(pid: int) -> int | None:

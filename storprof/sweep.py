@@ -20,11 +20,11 @@ from typing import Callable
 import docker.errors
 import requests.exceptions
 
-from . import backing, drivers
+from . import backing, containers, drivers
 from .daemon import RUNTIME_ROOT, AttachedDaemon, Daemon, EphemeralDaemon
 from .drivers import DriverSpec
 from .errors import FioError, StorprofError
-from .fiojob import FioJob, parse_size, precondition_job
+from .fiojob import FioJob, precondition_job
 from .fioresult import parse_fio_output
 from .mounts import host_fs_type
 from .layers import LayerPlan, LayerTimer
@@ -39,7 +39,6 @@ from .placements import LOWER_DIR, PLACEMENTS, ContainerTarget, HostTarget, Targ
 from .results import ResultsStore, mem_total_bytes
 from .state import RunState, dead_runs
 
-LABEL = "storprof"
 
 
 @dataclass(frozen=True)
@@ -90,17 +89,15 @@ class SweepConfig:
         """Only a driver's own options (`<driver>.key=value`): dockerd refuses another's."""
         return [o for o in self.storage_opts if o.split(".", 1)[0] == driver]
 
-    def data_file_bytes(self) -> int:
-        sizes = [parse_size(j.option("size") or "0") or 0 for j in self.jobs if not j.own_files]
-        return max(sizes, default=0)
-
     def backing_size_bytes(self) -> int:
         """Room for every distinct data file on every placement, the lower-layer image (twice:
-        vfs copies it into the container), the probes' images, layers and fs overhead."""
-        files = {data_file_name(j): parse_size(j.option("size") or "0") or 0 for j in self.jobs if not j.own_files}
+        vfs copies it into the container), the metadata jobs' files (a fresh directory per repeat,
+        kept until the placement goes), the probes' images, layers and fs overhead."""
+        files = {data_file_name(j): j.bytes_needed() for j in self.jobs if not j.own_files}
         lower = 2 * sum(b for name, b in files.items() if name.endswith("-lower.dat"))
+        own = self.repeat * sum(j.bytes_needed() for j in self.jobs if j.own_files)
         extra = sum(p.bytes_needed() for p in (self.layers, self.copyup, self.deep_stack) if p)
-        return max(4 << 30, len(self.placements) * sum(files.values()) + lower + (2 << 30) + extra)
+        return max(4 << 30, len(self.placements) * (sum(files.values()) + own) + lower + (2 << 30) + extra)
 
 
 def data_file_name(job: FioJob) -> str:
@@ -271,7 +268,7 @@ class Sweep:
         return self._plan
 
     def _labels(self) -> dict[str, str]:
-        return {LABEL: self.config.run_id}
+        return containers.labels_for(self.config.run_id)
 
     @contextlib.contextmanager
     def ephemeral_session(self, index: int, spec: DriverSpec):
@@ -514,7 +511,7 @@ class Sweep:
             text = job.render(directory=target.lower_dir, filename=data_file_name(job))
         else:
             text = job.render(directory=target.fio_dir, filename=data_file_name(job))
-        fio_run = target.run_fio(text, job.name, self.config.fio_timeout)
+        fio_run = target.run_fio(text, job.name, job.time_limit(self.config.fio_timeout))
         self.timings["fio"] += fio_run.wall_seconds
         copied_up = None
         if job.lower_layer and target.lower_dir != target.fio_dir:
@@ -579,10 +576,9 @@ def _remove_attached_dirs(daemon: Daemon, image_ref: str, labels: dict, root: st
     container, since the daemon's host may not be this machine."""
     parent, name = root.rsplit("/", 1)
     try:
-        daemon.client.containers.run(image_ref, ["/bin/rm", "-rf", f"/parent/{name}"], remove=True,
-                                     labels=labels, network_mode="none",
-                                     volumes={parent: {"bind": "/parent", "mode": "rw"}},
-                                     name=f"storprof-{run_id}-cleanup")
+        containers.run(daemon.client, image_ref, command=["/bin/rm", "-rf", f"/parent/{name}"], remove=True,
+                       labels=labels, volumes={parent: {"bind": "/parent", "mode": "rw"}},
+                       name=f"storprof-{run_id}-cleanup")
     except Exception:
         pass
 

@@ -14,7 +14,8 @@ from storprof.daemon import RUNTIME_ROOT, EphemeralDaemon
 from storprof.fiojob import load_job
 from storprof.image import one_file_tar
 from storprof.placements import PLACEMENTS
-from storprof.sweep import LABEL, Sweep, SweepConfig
+from storprof.containers import LABEL
+from storprof.sweep import Sweep, SweepConfig
 
 from tests.conftest import storprof_leftovers
 

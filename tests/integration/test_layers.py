@@ -12,7 +12,8 @@ import pytest
 from storprof import results
 from storprof.drivers import DriverSpec
 from storprof.layers import LayerPlan, growth, summarize_layers
-from storprof.sweep import LABEL, Sweep, SweepConfig
+from storprof.containers import LABEL
+from storprof.sweep import Sweep, SweepConfig
 
 from tests.conftest import storprof_leftovers
 

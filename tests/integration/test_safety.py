@@ -17,7 +17,7 @@ import pytest
 
 from storprof.daemon import RUNTIME_ROOT, EphemeralDaemon
 from storprof.image import one_file_tar
-from storprof.sweep import LABEL
+from storprof.containers import LABEL, PIDS_LIMIT
 
 from tests.conftest import storprof_leftovers
 
@@ -215,7 +215,8 @@ def test_containers_get_no_network_no_new_privileges_and_the_daemon_no_tcp(dirs)
             host = c.attrs["HostConfig"]
             assert host["NetworkMode"] == "none" and not host["Privileged"]
             assert "no-new-privileges" in (host["SecurityOpt"] or [])
-            assert {"NET_RAW", "MKNOD"} <= set(host["CapDrop"] or [])
+            assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+            assert host["PidsLimit"] == PIDS_LIMIT
         client.close()
         pid = int((runtime / "docker.pid").read_text())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")

@@ -95,7 +95,7 @@ def test_table_of_a_directory_that_is_not_a_results_directory(tmp_path):
 
 
 def test_not_enough_disk_space_is_refused_with_numbers(tmp_path):
-    code, msg = run(["sweep", "--drivers", "vfs", "--size", "100t", "--workdir", str(tmp_path / "w"),
+    code, msg = run(["sweep", "--drivers", "vfs", "--size", "900g", "--workdir", str(tmp_path / "w"),
                      "--out", str(tmp_path / "out")])
     assert "not enough space" in msg and "GiB" in msg
     assert not (tmp_path / "out").exists()
@@ -161,3 +161,43 @@ def test_click_usage_errors_are_one_line_too(args, fragment):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("storprof: ") and fragment in lines[0], done.stderr
+
+
+HOSTILE_JOBS = {
+    "section path": "[global]\nioengine=filecreate\nnrfiles=1\n[../../../../tmp/x]\n",
+    "file pattern": "[j]\nrw=write\nbuffer_pattern='/etc/hostname'\n",
+    "environment": "[j]\nrw=read\nsize=${HOME}\n",
+    "global alias": "[global2]\nexec_prerun=x\n[j]\n",
+    "alias": "[j]\nrw=read\ntimeout=9999999\n",
+    "resources": "[j]\nrw=read\nnumjobs=4096\n",
+}
+
+
+@pytest.mark.parametrize("kind", HOSTILE_JOBS)
+def test_a_hostile_job_file_is_one_line_before_anything_starts(tmp_path, kind):
+    job = tmp_path / "hostile.fio"
+    job.write_text(HOSTILE_JOBS[kind])
+    code, msg = run(["sweep", "--drivers", "vfs", "--jobs", str(job), "--workdir", str(tmp_path / "w"),
+                     "--out", str(tmp_path / "out")])
+    assert code == 2 and msg.startswith(f"storprof: {job}:")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--allow-option", "filename"], "never allows it"),
+    (["--allow-option", "x;rm"], "takes a fio option name"),
+    (["--storage-opt", "overlay2.mount_program=/bin/sh"], "storprof passes only"),
+    (["--storage-opt", "overlay2.size=1g;x"], "not a value overlay2.size takes"),
+    (["--image", "x;y"], "--image takes an image reference"),
+    (["--docker-host", "unix:///x y"], "--docker-host takes"),
+    (["--size", "-5"], "--size takes a size"),
+    (["--size", "5%"], "--size takes a size"),
+    (["--ramp-time", "-1"], "--ramp-time"),
+    (["--runtime", "1e9"], "--runtime"),
+    (["--fio-timeout", "1"], "Invalid value for '--fio-timeout'"),
+])
+def test_bad_option_values_are_one_line_before_anything_starts(tmp_path, args, fragment):
+    code, msg = run(["sweep", "--drivers", "vfs", "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "out"),
+                     *args])
+    assert code == 2 and fragment in msg, msg
+    assert not (tmp_path / "out").exists()

@@ -266,41 +266,31 @@ def test_fio_argv():
     assert fio_argv("/run/job.fio") == ["fio", "--output-format=json", "/run/job.fio"]
 
 
-# --- safety validation -----------------------------------------------------------------------------
+# --- safety validation (every attack class in detail: test_job_allowlist.py) --------------------------
 
 HOSTILE = [
     ("filename=/dev/sda", "filename", "chooses where fio writes"),
     ("directory=/etc", "directory", "chooses where fio writes"),
-    ("filename_format=x.$jobnum", "filename_format", "chooses where fio writes"),
+    ("filename_format=x.jobnum", "filename_format", "chooses where fio writes"),
     ("opendir=/home", "opendir", "chooses where fio writes"),
     ("exec_prerun=rm -rf /", "exec_prerun", "runs a command"),
     ("exec_postrun=/bin/true", "exec_postrun", "runs a command"),
-    ("ioengine=exec", "ioengine=exec", "runs a command"),
+    ("ioengine=exec", "ioengine=exec", "not a plain file engine"),
     ("ioengine=net", "ioengine=net", "not a plain file engine"),
-    ("ioengine=netsplice", "ioengine=netsplice", "not a plain file engine"),
-    ("ioengine=rdma", "ioengine=rdma", "not a plain file engine"),
     ("ioengine=rbd", "ioengine=rbd", "not a plain file engine"),
-    ("ioengine=nbd", "ioengine=nbd", "not a plain file engine"),
-    ("ioengine=http", "ioengine=http", "not a plain file engine"),
     ("ioengine=sg", "ioengine=sg", "not a plain file engine"),
     ("ioengine=io_uring_cmd", "ioengine=io_uring_cmd", "not a plain file engine"),
-    ("ioengine=external:/tmp/evil.so", "ioengine=external:/tmp/evil.so", "not a plain file engine"),
+    ("ioengine=external:/tmp/evil.so", "ioengine=external:/tmp/evil.so", "loads a library"),
     ("write_iolog=trace", "write_iolog", "file outside the test directory"),
     ("read_iolog=trace", "read_iolog", "file outside the test directory"),
     ("write_bw_log=bw", "write_bw_log", "file outside the test directory"),
-    ("write_lat_log=lat", "write_lat_log", "file outside the test directory"),
-    ("write_iops_log=iops", "write_iops_log", "file outside the test directory"),
-    ("write_hist_log=hist", "write_hist_log", "file outside the test directory"),
     ("replay_redirect=/dev/sdb", "replay_redirect", "file outside the test directory"),
     ("trigger=reboot", "trigger", "runs a command"),
-    ("trigger-remote=reboot", "trigger-remote", "runs a command"),
     ("trigger-file=/tmp/t", "trigger-file", "runs a command"),
     ("ioscheduler=none", "ioscheduler", "changes host settings"),
-    ("cgroup=../../x", "cgroup", "changes host settings"),
-    ("mem=mmaphuge:/hugetlbfs/buf", "mem=mmaphuge:/hugetlbfs/buf", "names a file"),
-    ("iomem=mmapshared:../buf", "iomem=mmapshared:../buf", "names a file"),
-    ("description=/etc/passwd", "description=/etc/passwd", "looks like a path"),
-    ("name=../../escape", "name=../../escape", "looks like a path"),
+    ("cgroup=x", "cgroup", "changes host settings"),
+    ("mem=mmaphuge:/hugetlbfs/buf", "mem=mmaphuge:/hugetlbfs/buf", "not a value this option takes"),
+    ("name=../../escape", "name=../../escape", "not a value this option takes"),
     ("unified_rw_reporting=1", "unified_rw_reporting", "changes the statistics"),
     ("percentile_list=50", "percentile_list", "changes the statistics"),
 ]
@@ -336,7 +326,7 @@ def test_allowed_engines_pass(engine):
 
 
 def test_ordinary_options_pass():
-    validate(parse_job("[global]\nmem=malloc\nnumjobs=4\nrate=10m\nname=db\ncpus_allowed=0-3\n"
+    validate(parse_job("[global]\nmem=malloc\nnumjobs=4\nrate=10m\nname=db\n"
                        "[j]\nrw=randrw\nrwmixread=70\nverify=crc32c\n", "j.fio"))
 
 
@@ -412,7 +402,7 @@ def test_unknown_directive_names_its_line():
         parse_job(text, "j.fio")
 
 
-@pytest.mark.parametrize("rw", ["write", "randwrite", "rw", "randrw", "trim"])
+@pytest.mark.parametrize("rw", ["write", "randwrite", "rw", "randrw", "trimwrite", "readwrite"])
 def test_lower_layer_job_that_writes_is_refused(rw):
     job = parse_job(f"; storprof: lower-layer\n[j]\nrw={rw}\nbs=4k\n", "j.fio")
     with pytest.raises(UserError, match="may only read"):

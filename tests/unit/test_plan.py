@@ -62,4 +62,6 @@ def test_lower_layer_jobs_read_a_file_no_other_job_writes():
     assert names["randwrite-4k"] == names["randread-4k"] != names["lower-randread-4k"]
     # room for the three distinct files on every placement, and the image's copy twice
     config = SweepConfig(specs=[], jobs=jobs, placements=("host", "union", "volume", "bind"))
-    assert config.backing_size_bytes() == 4 * 3 * 2**30 + 2 * 2**30 + (2 << 30)
+    # ... and the metadata job's 2000 files of a block each, in a fresh directory per repeat
+    meta = config.repeat * 2000 * 4096
+    assert config.backing_size_bytes() == 4 * (3 * 2**30 + meta) + 2 * 2**30 + (2 << 30)

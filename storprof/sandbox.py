@@ -1,0 +1,69 @@
+"""Run a program on the host so that it can touch nothing but its test directory.
+
+storprof runs fio as root on the host for the baseline, with a job file a user wrote. The job
+file is checked against an allowlist (fiooptions), and this is the second wall: even an option
+that slipped through cannot reach outside. bubblewrap (Debian's `bubblewrap`, the sandbox Flatpak
+uses) builds the program a root from nothing: an empty tmpfs into which only the program's binary
+and the libraries it links are bound read-only, the test directory read-write and the job file
+read-only. It runs in new user, PID, IPC, UTS, cgroup and network namespaces, with every
+capability dropped, an empty environment (fio expands `${VAR}`), and dies with storprof.
+
+An unprivileged user owning the test directory was the other choice: it stops writes elsewhere
+but not reads of world-readable files (fio reads a quoted pattern value as a file, already while
+parsing), and it needs a user account on the host. With a private mount namespace, nothing
+outside the test directory exists for the program at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from .proc import Completed, require, run
+
+# Where a read-only input (the job file) appears inside the sandbox.
+INPUT_DIR = "/storprof/in"
+
+
+@functools.lru_cache(maxsize=None)
+def program_files(program: str) -> tuple[tuple[str, str], ...]:
+    """(host file, path inside) for a program and every library it links, as the bench image
+    has them (image.plan_rootfs); looked up once per process."""
+    from .image import plan_rootfs       # here: image imports the docker SDK, not needed otherwise
+    return plan_rootfs((program,)).files
+
+
+def inside_path(program: str) -> str:
+    """Where the program itself sits inside the sandbox."""
+    host = str(Path(require(program)).resolve())
+    return next(inside for h, inside in program_files(program) if h == host)
+
+
+def bwrap_argv(program: str, args: list[str], writable: list[Path], inputs: dict[str, Path],
+               cwd: Path) -> list[str]:
+    """The bubblewrap command that runs `program args` seeing only its files, the `writable`
+    directories (at their own paths) and each input file read-only at INPUT_DIR/<name>."""
+    argv = [require("bwrap"), "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+            "--cap-drop", "ALL", "--dev", "/dev"]
+    for host, inside in program_files(program):
+        argv += ["--ro-bind", host, inside]
+    for directory in writable:
+        argv += ["--bind", str(directory), str(directory)]
+    for name, path in inputs.items():
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError(f"bad sandbox input name {name!r}")
+        argv += ["--ro-bind", str(path), f"{INPUT_DIR}/{name}"]
+    argv += ["--chdir", str(cwd), "--", inside_path(program), *args]
+    return argv
+
+
+def run_sandboxed(program: str, args: list[str], *, writable: list[Path], inputs: dict[str, Path] | None = None,
+                  cwd: Path | None = None, timeout: float | None = 600, check: bool = True) -> Completed:
+    """Run `program` in the sandbox; the same contract as proc.run (its timeout kills the whole
+    sandbox: bubblewrap's child dies with it, and with it every process in its PID namespace)."""
+    writable = [Path(os.path.abspath(w)) for w in writable]
+    if not writable and cwd is None:
+        raise ValueError("a sandboxed program needs a directory to work in")
+    argv = bwrap_argv(program, args, writable, inputs or {}, Path(cwd or writable[0]))
+    return run(argv, timeout=timeout, check=check)

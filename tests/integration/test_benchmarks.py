@@ -1,0 +1,50 @@
+"""A smoke run of every benchmark, so that none breaks silently (needs root; the figures of a smoke
+run mean nothing, only that each benchmark runs to its table)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the benchmarks run fio and daemons as root"),
+    pytest.mark.skipif(shutil.which("fio") is None, reason="fio is not installed"),
+]
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def smoke(name: str, *args: str, timeout: float = 900) -> str:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / name), "--smoke", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=BENCHMARKS.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_every_benchmark_has_a_smoke_run_here():
+    assert {p.name for p in BENCHMARKS.glob("*.py")} <= set(SMOKED), "add a smoke test for the new benchmark"
+
+
+def test_sandbox_benchmark_smoke():
+    out = smoke("sandbox.py")
+    assert "sandboxed / plain fio" in out and "start-up added by the sandbox" in out and "target" in out
+
+
+SMOKED = {"sandbox.py": test_sandbox_benchmark_smoke}
+
+
+@pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed")
+def test_fidelity_benchmark_smoke():
+    out = smoke("fidelity.py", timeout=1200)
+    for figure in ("control bind/host", "repeatability CV", "agreement storprof/fio by hand",
+                   "quick sweep wall time", "time outside measuring", "peak RSS"):
+        assert figure in out, figure
+
+
+SMOKED["fidelity.py"] = test_fidelity_benchmark_smoke
