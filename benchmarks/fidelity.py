@@ -19,17 +19,20 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from storprof import backing, report, results
-from storprof.cli import PROBES, QUICK
+from storprof import backing, results, summary
 from storprof.copyup import CopyUpPlan
-from storprof.deepstack import DeepStackPlan
 from storprof.cpu import fio_cpus
+from storprof.deepstack import DeepStackPlan
 from storprof.drivers import DriverSpec
 from storprof.errors import StorprofError
+from storprof.fiocells import FioCells, data_file_name, plan_order
 from storprof.fiojob import load_job
 from storprof.mounts import host_fs_type
+from storprof.plan import PROBES, QUICK, SweepPlan
 from storprof.proc import run
-from storprof.sweep import Sweep, SweepConfig, data_file_name, plan_order
+from storprof.results import ResultSet
+from storprof.sweep import Sweep
+from storprof.workload import Unit
 
 CONTROL_JOBS = ["randread-4k", "randwrite-4k", "seqread-1m", "seqwrite-1m"]
 BY_HAND = "fio-by-hand"
@@ -70,36 +73,47 @@ def measure_fidelity(workdir: Path, spec: DriverSpec, repeats: int, runtime: flo
                      size: str, cpus: str | None, out: Path, progress) -> tuple[list[list], dict]:
     jobs = [load_job(n).with_overrides(size=size, runtime=runtime, ramp_time=ramp, cpus_allowed=cpus)
             for n in CONTROL_JOBS]
-    config = SweepConfig(specs=[spec], jobs=jobs, placements=("host", "volume", "bind"),
-                         repeat=repeats, workdir=workdir)
+    plan = SweepPlan(specs=[spec], jobs=jobs, placements=("host", "volume", "bind"), repeat=repeats, workdir=workdir)
     store = results.ResultsStore(out, {"benchmark": "fidelity"})
-    sweep = Sweep(config, store, progress)
-    by_hand: dict[str, dict[int, float]] = {j.name: {} for j in jobs}   # job -> repeat -> value
+    sweep = Sweep(plan, store, progress)
+    cells = FioCells(jobs, plan.placements, repeats, plan.fio_timeout)
+    by_hand = _run_interleaved(sweep, cells, spec, jobs, repeats, progress)
+    return _fidelity_rows(out, by_hand), {"by_hand": by_hand}
+
+
+def _run_interleaved(sweep: Sweep, cells: FioCells, spec: DriverSpec, jobs, repeats: int,
+                     progress) -> dict[str, dict[int, float]]:
+    """storprof's cells and fio by hand, interleaved; returns fio by hand's values (job -> repeat -> value)."""
+    by_hand: dict[str, dict[int, float]] = {j.name: {} for j in jobs}
     scratch = Path(tempfile.mkdtemp(prefix="storprof-bench-"))
     try:
-        with sweep.ephemeral_session(0, spec) as (targets, context, _daemon):
-            sweep.precondition(spec, targets, jobs)
+        with sweep.ephemeral_session(0, spec) as session:
+            cells.prepare(session, sweep.sink)
             by_name = {j.name: j for j in jobs}
             order = plan_order(list(by_name), ("host", "volume", "bind", BY_HAND), repeats)
             for n, cell in enumerate(order, 1):
                 job = by_name[cell.job]
                 if cell.placement == BY_HAND:
-                    host = targets["host"]
-                    argv = by_hand_argv(job.render(host.fio_dir, data_file_name(job)), scratch)
+                    argv = by_hand_argv(job.render(cells.targets["host"].fio_dir, data_file_name(job)), scratch)
                     line = run(argv, timeout=3600).stdout
                     value = terse_iops(line) if job.primary_metric == "iops" else terse_bw_bytes(line)
                     by_hand[job.name][cell.repeat] = value
-                    summary = f"{value:,.0f}"
+                    said = f"{value:,.0f}"
                 else:
-                    summary = sweep.run_cell(spec, targets[cell.placement], job, cell.repeat, context)
-                progress(f"  {n}/{len(order)} {cell.job} {cell.placement} r{cell.repeat + 1}: {summary}")
+                    unit = Unit("fio", cell.job, cell.placement, cell.repeat, ())
+                    said = cells.run(unit, session, sweep.sink)
+                progress(f"  {n}/{len(order)} {cell.job} {cell.placement} r{cell.repeat + 1}: {said}")
+            cells.cleanup(session)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    return by_hand
 
-    runs = results.load_runs(out)
+
+def _fidelity_rows(out: Path, by_hand: dict[str, dict[int, float]]) -> list[list]:
+    runs = ResultSet.load(out).runs
     runs = runs[runs["status"] == "ok"].copy()
-    runs["value"] = report.primary_value(runs)
-    over = report.overhead(runs)
+    runs["value"] = summary.primary_value(runs)
+    over = summary.summarize(runs)
     rows = []
     for job in CONTROL_JOBS:
         for placement in ("bind", "volume"):
@@ -125,21 +139,21 @@ def measure_fidelity(workdir: Path, spec: DriverSpec, repeats: int, runtime: flo
     rows.append(["agreement storprof/bench-fio", "-",
                  "bench-fio (fio-plot) not installed" if not bench_fio else
                  f"{bench_fio} found; comparing with it is not implemented yet", "1.00 ± 0.03", "-"])
-    return rows, {"by_hand": by_hand}
+    return rows
 
 
 def measure_harness(workdir: Path, spec: DriverSpec, cpus: str | None, out: Path, progress,
                     smoke: bool = False) -> tuple[list[list], dict]:
     """A quick sweep of one driver (its fio jobs and union probes, as `sweep --quick --no-layers`), in
     this process, timed by phase; a smoke run does one repeat of one job and the smallest probes."""
-    names = ["randread-4k"] if smoke else [n for n in QUICK["jobs"] if n not in PROBES]
-    jobs = [load_job(n).with_overrides(size="16m" if smoke else QUICK["size"], runtime=QUICK["runtime"],
-                                       ramp_time=QUICK["ramp_time"], cpus_allowed=cpus) for n in names]
-    config = SweepConfig(specs=[spec], jobs=jobs, repeat=1 if smoke else QUICK["repeat"], workdir=workdir,
-                         copyup=CopyUpPlan((16,) if smoke else CopyUpPlan().sizes_mib),
-                         deep_stack=DeepStackPlan((1, 4) if smoke else DeepStackPlan().depths))
+    names = ["randread-4k"] if smoke else [n for n in QUICK.jobs if n not in PROBES]
+    jobs = [load_job(n).with_overrides(size="16m" if smoke else QUICK.size, runtime=QUICK.runtime,
+                                       ramp_time=QUICK.ramp_time, cpus_allowed=cpus) for n in names]
+    plan = SweepPlan(specs=[spec], jobs=jobs, repeat=1 if smoke else QUICK.repeat, workdir=workdir,
+                     copyup=CopyUpPlan((16,) if smoke else CopyUpPlan().sizes_mib),
+                     deep_stack=DeepStackPlan((1, 4) if smoke else DeepStackPlan().depths))
     store = results.ResultsStore(out, {"benchmark": "harness"})
-    sweep = Sweep(config, store, progress)
+    sweep = Sweep(plan, store, progress)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.monotonic()
     outcomes = sweep.run()
@@ -147,13 +161,13 @@ def measure_harness(workdir: Path, spec: DriverSpec, cpus: str | None, out: Path
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if [o.status for o in outcomes] != ["ok"]:
         raise StorprofError(f"the quick sweep of {spec} did not finish: {outcomes}")
-    runs = results.load_runs(out)
+    runs = ResultSet.load(out).runs
     fio_runs = runs[runs["kind"] == "fio"]
     timed = ~fio_runs["own_files"].astype(bool)
-    asked = int(timed.sum()) * (QUICK["runtime"] + QUICK["ramp_time"])
+    asked = int(timed.sum()) * (QUICK.runtime + QUICK.ramp_time)
     metadata = float(fio_runs[~timed]["wall_seconds"].sum())      # metadata jobs run at their own pace
-    t = sweep.timings
-    probes = t.get("probes", 0.0)
+    t = sweep.times
+    probes = t["workload:copyup"] + t["workload:deep-stack"]
     measured_wall = wall - t["daemon_start"]
     measuring = asked + metadata + probes
     costs = {"daemon start (excluded)": t["daemon_start"], "bench image import": t["image"],
@@ -190,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.smoke:
         args.repeats, args.runtime, args.ramp_time, args.size = 2, 0.3, 0.0, "16m"
-    progress = (lambda line: print(line, file=sys.stderr, flush=True))
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
     try:
         args.workdir.mkdir(parents=True, exist_ok=True)
         backing.check_workdir(args.workdir)

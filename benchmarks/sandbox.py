@@ -21,8 +21,9 @@ from tabulate import tabulate
 
 from storprof.cpu import fio_cpus
 from storprof.errors import StorprofError
-from storprof.fiojob import fio_argv, load_job, precondition_job
+from storprof.fiojob import load_job, precondition_job
 from storprof.fioresult import parse_fio_output
+from storprof.placements import fio_argv
 from storprof.proc import run
 from storprof.sandbox import INPUT_DIR, run_sandboxed
 from storprof.stats import paired_ratios, ratio_interval
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 for sandboxed in ((False, True) if r % 2 == 0 else (True, False)):
                     (boxed if sandboxed else plain).append(measure(text, directory, scratch, sandboxed))
             interval = ratio_interval(paired_ratios(boxed, plain))
-            rows.append([f"sandboxed / plain fio", job.name,
+            rows.append(["sandboxed / plain fio", job.name,
                          f"{interval.ratio:.3f} [{interval.low:.3f}-{interval.high:.3f}] (n={interval.n})",
                          f"1.00 ± {TARGET:.2f}", verdict(interval, TARGET)])
         plain_ms = start_ms(False, directory, 3 if args.smoke else 20)

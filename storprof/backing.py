@@ -17,8 +17,8 @@ from pathlib import Path
 
 from . import proc
 from .drivers import FILESYSTEMS
-from .mounts import host_fs_type, mount_from_mountinfo, mount_of, parse_mountinfo, read_mountinfo
 from .errors import EnvironmentProblem, StorprofError, UserError
+from .mounts import host_fs_type, mount_from_mountinfo, mount_of, parse_mountinfo, read_mountinfo
 
 log = logging.getLogger(__name__)
 
@@ -96,19 +96,19 @@ class BackingFS:
         self.loop_device: str | None = None
         self.direct_io: bool | None = None
         self.warnings: list[str] = []
-        # What setup made, in order: ("dir", Path) | ("image", Path) | ("loop", str) | ("mount", Path)
-        self._made: list[tuple[str, object]] = []
+        # What setup made, in order: ("dir", path) | ("image", path) | ("loop", device) | ("mount", path)
+        self._made: list[tuple[str, str]] = []
 
     @classmethod
-    def adopt(cls, record: dict) -> "BackingFS":
+    def adopt(cls, record: dict) -> BackingFS:
         """The backing filesystem a state record describes, with what of it exists now marked
         as made, so teardown() removes the leftovers of a killed run."""
         fs = cls(record["fs"], Path(record["workdir"]), record["name"], int(record["size_bytes"]))
         fs.is_loop = bool(record.get("is_loop", fs.is_loop))
         if fs.is_loop and os.path.lexists(fs.image):
-            fs._made.append(("image", fs.image))
+            fs._made.append(("image", str(fs.image)))
         if os.path.lexists(fs.path) or fs._mounts_under():
-            fs._made += [("dir", fs.path)] + ([("mount", fs.path)] if fs.is_loop else [])
+            fs._made += [("dir", str(fs.path))] + ([("mount", str(fs.path))] if fs.is_loop else [])
         return fs
 
     def record(self) -> dict:
@@ -127,7 +127,7 @@ class BackingFS:
         return left
 
     # ------------------------------------------------------------------ context manager
-    def __enter__(self) -> "BackingFS":
+    def __enter__(self) -> BackingFS:
         try:
             self.setup()
         except BaseException:
@@ -142,7 +142,7 @@ class BackingFS:
         return f"BackingFS({self.fs!r}, {str(self.path)!r}, loop={self.loop_device})"
 
     # ------------------------------------------------------------------ setup
-    def setup(self) -> "BackingFS":
+    def setup(self) -> BackingFS:
         """Make the directory (and image, loop device, mount). On failure the partial work
         stays recorded; call teardown() (the context manager does) to remove it."""
         if self._made:
@@ -153,20 +153,20 @@ class BackingFS:
                 raise UserError(f"{p} already exists (left from an earlier run?); remove it first")
         if not self.is_loop:
             self.path.mkdir()
-            self._made.append(("dir", self.path))
+            self._made.append(("dir", str(self.path)))
             return self
         self._check_loop_possible()
 
         with open(self.image, "xb") as f:               # "x": it is ours only if we made it
-            self._made.append(("image", self.image))
+            self._made.append(("image", str(self.image)))
             f.truncate(self.size_bytes)
-        mkfs = FILESYSTEMS[self.fs].mkfs
+        mkfs = FILESYSTEMS[self.fs].mkfs or ()          # _check_loop_possible refused an fs without one
         proc.run([*mkfs, str(self.image)], timeout=600)
         self._attach_loop()
         self.path.mkdir()
-        self._made.append(("dir", self.path))
-        self._made.append(("mount", self.path))       # teardown checks mountinfo before unmounting
-        proc.run(["mount", "-t", FILESYSTEMS[self.fs].kernel, self.loop_device, str(self.path)],
+        self._made.append(("dir", str(self.path)))
+        self._made.append(("mount", str(self.path)))       # teardown checks mountinfo before unmounting
+        proc.run(["mount", "-t", FILESYSTEMS[self.fs].kernel, str(self.loop_device), str(self.path)],
                  timeout=120)
         entry = mount_of(self.path)
         if entry is None or os.path.normpath(entry.mount_point) != str(self.path) \
@@ -228,10 +228,9 @@ class BackingFS:
             self._made = [(k, v) for k, v in self._made if k != "mount"]
         # 2. loop devices: the recorded one and any attached to our image (a crash may
         #    have come between losetup and recording)
-        if "image" in kinds or "loop" in kinds:
-            if self._detach_loops_of_image(warnings):
-                self._made = [(k, v) for k, v in self._made if k != "loop"]
-                self.loop_device = None
+        if ("image" in kinds or "loop" in kinds) and self._detach_loops_of_image(warnings):
+            self._made = [(k, v) for k, v in self._made if k != "loop"]
+            self.loop_device = None
         # 3. files and directories, newest first
         for kind, value in list(reversed(self._made)):
             try:
@@ -344,4 +343,4 @@ class BackingFS:
         }
 
 
-__all__ = ["BackingFS", "DISK_FILESYSTEMS", "check_workdir"]
+__all__ = ["DISK_FILESYSTEMS", "BackingFS", "check_workdir"]

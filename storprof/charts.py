@@ -13,10 +13,11 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")                      # no display: charts are files
-import matplotlib.pyplot as plt           # noqa: E402
-import pandas as pd                       # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from .report import paired_ratio, primary_value  # noqa: E402
+from .records import LayerRecord
+from .summary import primary_value
 
 Chart = tuple[str, bytes]
 PLACEMENT_ORDER = ("union", "volume", "bind")
@@ -30,28 +31,10 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def ratio_ranges(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (driver, job, placement other than host): median, min and max of the paired ratios."""
-    ok = runs[runs["status"] == "ok"].copy()
-    ok["value"] = primary_value(ok)
-    rows = []
-    for (spec, job), cell in ok.groupby(["driver_spec", "job"], sort=False):
-        host = cell[cell["placement"] == "host"]
-        for placement, g in cell.groupby("placement", sort=False):
-            if placement == "host":
-                continue
-            r = paired_ratio(g, host, "value")
-            if len(r):
-                rows.append({"driver_spec": spec, "job": job, "placement": placement, "metric":
-                             g["primary_metric"].iloc[0], "ratio": float(r.median()), "low": float(r.min()),
-                             "high": float(r.max())})
-    return pd.DataFrame(rows, columns=["driver_spec", "job", "placement", "metric", "ratio", "low", "high"])
-
-
-def ratio_charts(runs: pd.DataFrame) -> list[Chart]:
-    """One chart per fio job: each driver's placements as a ratio to host, error bars = repeats' range."""
-    ranges = ratio_ranges(runs)
-    ranges = ranges[ranges["metric"] != "time"]
+def ratio_charts(over: pd.DataFrame) -> list[Chart]:
+    """One chart per fio job: each driver's placements as a ratio to host (summary.summarize's
+    rows), error bars from the lowest to the highest paired ratio of the repeats."""
+    ranges = over[(over["metric"] != "time") & (over["placement"] != "host") & over["ratio"].notna()]
     charts = []
     for job, g in ranges.groupby("job", sort=False):
         specs = list(dict.fromkeys(g["driver_spec"]))
@@ -66,8 +49,8 @@ def ratio_charts(runs: pd.DataFrame) -> list[Chart]:
                     row = sub.loc[spec]
                     xs.append(x + (i - (len(placements) - 1) / 2) * width)
                     ys.append(row["ratio"])
-                    lo.append(row["ratio"] - row["low"])
-                    hi.append(row["high"] - row["ratio"])
+                    lo.append(row["ratio"] - row["ratio_low"])
+                    hi.append(row["ratio_high"] - row["ratio"])
             ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=p)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(specs)), specs, rotation=20, ha="right")
@@ -147,9 +130,9 @@ def union_operation_charts(runs: pd.DataFrame) -> list[Chart]:
     return charts
 
 
-def layer_charts(records: list[dict]) -> list[Chart]:
+def layer_charts(records: list[LayerRecord]) -> list[Chart]:
     """Layer timing growth curves (commit by layer size, container create by depth) and space used."""
-    layers = pd.DataFrame([r for r in records if r.get("kind") == "layer"])
+    layers = pd.DataFrame([r.to_json() for r in records])
     if layers.empty:
         return []
     charts = []

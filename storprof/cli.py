@@ -15,37 +15,26 @@ from pathlib import Path
 
 import click
 
-from . import __version__, backing, drivers, report, results
+from . import __version__, backing, drivers, results, tables
 from .cpu import fio_cpus
 from .daemon import AttachedDaemon
+from .deepstack import parse_depths
 from .errors import StorprofError, UserError
-from .fiojob import builtin_job_names, check_with_fio, load_job
+from .fiojob import builtin_job_names
 from .fiooptions import ALLOWED, MAX_SECONDS, refusable_by_flag
+from .layers import QUICK_PLAN, SWEEP_QUICK_PLAN, LayerPlan
 from .mounts import host_fs_type
 from .placements import PLACEMENTS
+from .plan import PROBES, QUICK, THOROUGH, JobSettings, SweepPlan, load_jobs, probe_plans
 from .proc import require
-from .layers import QUICK_PLAN, SWEEP_QUICK_PLAN, LayerPlan
-from .copyup import CopyUpPlan
-from .deepstack import DeepStackPlan, parse_depths
 from .progress import SweepProgress
-from .sweep import Sweep, SweepConfig
+from .records import DriverRecord
+from .results import ResultSet
+from .summary import layer_tables, summarize
+from .sweep import Sweep
 
 DEFAULT_WORKDIR = Path("/var/tmp/storprof")
 
-# Union probes: workloads that are not fio jobs, selected with --jobs by these names.
-PROBES = ("copyup", "deep-stack")
-
-# The thorough default and the short sweep meant for the README.
-THOROUGH = {"size": None, "runtime": None, "ramp_time": None, "repeat": 3}   # job files' own values
-# Quick leaves out randrw-4k-70-30 (a blend of the two random jobs) and seqwrite-1m (a fresh
-# top-layer file written in large blocks: the least driver-dependent row) to afford 3 repeats and
-# the union workloads in the README's 15 minutes: on a shared VM single write runs vary by ±25%,
-# and a median of 2 is only a mean. Runs are 1 s: the machine's drift, not the I/O count of a run
-# (80k at 1 s), sets the spread here.
-QUICK = {"size": "128m", "runtime": 1.0, "ramp_time": 0.0, "repeat": 3,
-         "jobs": ["randread-4k", "randwrite-4k", "seqread-1m", "fsync-write-4k",
-                  "lower-randread-4k", "lower-seqread-1m", "meta-create", "meta-stat", "meta-delete",
-                  *PROBES]}
 # What --image and --docker-host take: an image reference, and a daemon address.
 IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._/-]{0,200}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
 DOCKER_HOST = re.compile(r"unix:///[A-Za-z0-9_./-]{1,200}|(?:tcp|http|https)://[A-Za-z0-9.\[\]:-]{1,200}"
@@ -83,7 +72,7 @@ class OneLineErrors(click.Group):
     """click's usage errors (a bad option value, an unknown option) as one line too, like every
     other bad input: `storprof: <what is wrong> (see storprof <command> --help)`, exit 2."""
 
-    def main(self, args=None, prog_name=None, **kwargs):
+    def main(self, args=None, prog_name=None, **kwargs):  # type: ignore[override]  # always standalone
         kwargs.pop("standalone_mode", None)
         try:
             code = super().main(args=args, prog_name=prog_name, standalone_mode=False, **kwargs)
@@ -121,10 +110,10 @@ def drivers_cmd(workdir: Path):
     facts = drivers.host_facts(host_fs)
     rows = []
     for spec in drivers.default_specs(host_fs):
-        reason = drivers.probe(spec, facts=facts)
-        rows.append({"driver_spec": str(spec), "status": "ok" if not reason else "skipped",
-                     "reason": reason or spec.info.note})
-    click.echo(report.format_driver_status(rows))
+        reason = drivers.unavailable(spec, facts=facts)
+        rows.append(DriverRecord(run_id="", driver_spec=str(spec), driver=spec.driver, fs=spec.fs,
+                                 status="ok" if not reason else "skipped", reason=reason or spec.info.note))
+    click.echo(tables.format_driver_status(rows))
 
 
 @main.command()
@@ -175,13 +164,28 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
           stack_depths, workdir, out, resume_dir, docker_host, image, cpus, storage_opts, allow_options,
           fio_timeout, fmt, no_layers, quiet):
     """Run fio on the host and in containers for each storage driver, and print the overhead."""
-    layer_plan = None if no_layers else (SWEEP_QUICK_PLAN if quick else LayerPlan())
     started = time.monotonic()
     preset = QUICK if quick else THOROUGH
-    size = size or preset["size"]
-    runtime = runtime if runtime is not None else preset["runtime"]
-    ramp_time = ramp_time if ramp_time is not None else preset["ramp_time"]
-    repeat = repeat or preset["repeat"]
+    settings = _job_settings(size or preset.size, runtime if runtime is not None else preset.runtime,
+                             ramp_time if ramp_time is not None else preset.ramp_time, cpus, allow_options)
+    placements = _placements(placement_list)
+    require("fio")
+    names = _split(job_list) or list(preset.jobs or [*builtin_job_names(), *PROBES])
+    copyup, deep_stack = probe_plans(names, placements, _sizes(copyup_sizes, "--copyup-sizes"),
+                                     parse_depths(stack_depths))
+    plan = SweepPlan(specs=[], jobs=load_jobs(names, settings), placements=placements,
+                     repeat=repeat or preset.repeat, workdir=workdir, docker_host=docker_host, image=image,
+                     fio_timeout=fio_timeout, storage_opts=list(storage_opts), copyup=copyup, deep_stack=deep_stack,
+                     layers=None if no_layers else (SWEEP_QUICK_PLAN if quick else LayerPlan()))
+    if resume_dir and out:
+        raise UserError("--resume continues in its own directory; leave out --out")
+    meta = {"quick": quick, "fio_cpus_allowed": settings.cpus_allowed, "allowed_options": sorted(set(allow_options)),
+            "fio_timeout": fio_timeout}
+    _execute(plan, driver_list, resume_dir or out, meta, fmt, quiet, started, resume=bool(resume_dir))
+
+
+def _job_settings(size, runtime, ramp_time, cpus, allow_options) -> JobSettings:
+    """The values the sweep forces into every job, checked against what they may be."""
     if runtime is not None and not 0 < runtime <= MAX_SECONDS:
         raise UserError(f"--runtime takes seconds above 0 and up to {MAX_SECONDS}, got {runtime:g}")
     if ramp_time is not None and not 0 <= ramp_time <= MAX_SECONDS:
@@ -192,61 +196,15 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
         problem = refusable_by_flag(name)
         if problem:
             raise UserError(problem)
+    return JobSettings(size, runtime, ramp_time, fio_cpus(cpus), tuple(allow_options))
 
-    placements = tuple(_split(placement_list))
+
+def _placements(text: str) -> tuple[str, ...]:
+    placements = tuple(_split(text))
     unknown = [p for p in placements if p not in PLACEMENTS]
     if unknown or not placements:
         raise UserError(f"unknown placement {', '.join(unknown) or '(none)'}; choose from: {', '.join(PLACEMENTS)}")
-
-    require("fio")
-    pinned = fio_cpus(cpus)
-    names = _split(job_list) or preset.get("jobs") or [*builtin_job_names(), *PROBES]
-    probes = [n for n in names if n in PROBES]
-    copyup = CopyUpPlan(_sizes(copyup_sizes, "--copyup-sizes")) if "copyup" in probes else None
-    deep_stack = DeepStackPlan(parse_depths(stack_depths)) if "deep-stack" in probes else None
-    for plan in (copyup, deep_stack):
-        if plan:
-            plan.validate()
-    if probes and "union" not in placements:
-        raise UserError(f"the {' and '.join(probes)} probe{'s' if len(probes) > 1 else ''} measure"
-                        f"{'' if len(probes) > 1 else 's'} the union placement; add union to --placements")
-    jobs = [load_job(name, allowed_extra=allow_options)
-            .with_overrides(size=size, runtime=runtime, ramp_time=ramp_time, cpus_allowed=pinned)
-            for name in names if name not in PROBES]
-    for job in jobs:
-        check_with_fio(job)
-    if len({j.name for j in jobs}) != len(jobs):
-        raise UserError("two jobs share a name; rename one of the job files")
-
-    done = None
-    if resume_dir:
-        if out:
-            raise UserError("--resume continues in its own directory; leave out --out")
-        done = _resume_plan(resume_dir, jobs)
-        out = resume_dir
-    _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, image, storage_opts,
-             layer_plan, fmt, quiet, started, {"quick": quick, "fio_cpus_allowed": pinned,
-                                               "allowed_options": sorted(set(allow_options)),
-                                               "fio_timeout": fio_timeout},
-             probes={"copyup": copyup, "deep_stack": deep_stack}, done=done, fio_timeout=fio_timeout)
-
-
-def _resume_plan(resume_dir: Path, jobs) -> frozenset:
-    """What the results directory already has; refuses one measured with other job settings,
-    whose rows could not share a table with the new ones."""
-    from .sweep import finished_keys
-    records = results.read_records(resume_dir)
-    if not (Path(resume_dir) / results.META_FILE).is_file():
-        raise UserError(f"{resume_dir} is not a storprof results directory (no {results.META_FILE})")
-    planned = {j.name: {"size": j.option("size"), "runtime": j.option("runtime"),
-                        "ramp_time": j.option("ramp_time")} for j in jobs}
-    for r in records:
-        if r.get("kind") == "fio" and r.get("job") in planned:
-            had = {k: (r.get("params") or {}).get(k) for k in planned[r["job"]]}
-            if had != planned[r["job"]]:
-                diff = ", ".join(f"{k} {had[k]} (now {v})" for k, v in planned[r["job"]].items() if had[k] != v)
-                raise UserError(f"{resume_dir} measured {r['job']} with {diff}; resume with the same options")
-    return finished_keys(records)
+    return placements
 
 
 def _make_workdir(workdir: Path) -> Path:
@@ -258,57 +216,69 @@ def _make_workdir(workdir: Path) -> Path:
     return workdir
 
 
-def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, image, storage_opts,
-             layer_plan, fmt, quiet, started, meta, probes: dict | None = None, done: frozenset | None = None,
-             fio_timeout: float = 3600) -> None:
-    """Shared by sweep and layers: resolve the specs, check the machine, run, print the tables."""
-    storage_opts = [drivers.check_storage_opt(o) for o in storage_opts]
-    if image is not None and not IMAGE_REF.fullmatch(image):
-        raise UserError(f"--image takes an image reference such as storprof-bench:dockerfile, got {image!r}")
-    if docker_host is not None and not DOCKER_HOST.fullmatch(docker_host):
+def _check_values(plan: SweepPlan) -> None:
+    plan.storage_opts = [drivers.check_storage_opt(o) for o in plan.storage_opts]
+    if plan.image is not None and not IMAGE_REF.fullmatch(plan.image):
+        raise UserError(f"--image takes an image reference such as storprof-bench:dockerfile, got {plan.image!r}")
+    if plan.docker_host is not None and not DOCKER_HOST.fullmatch(plan.docker_host):
         raise UserError(f"--docker-host takes unix:///path/to/docker.sock, tcp://host:port or ssh://user@host, "
-                        f"got {docker_host!r}")
-    if not docker_host:
-        require("dockerd")
-        if os.geteuid() != 0:
-            raise StorprofError("ephemeral daemons need root: run as root, or attach to a running "
-                                "daemon with --docker-host")
-        workdir = _make_workdir(workdir)
-        backing.check_workdir(workdir)
-        host_fs = host_fs_type(workdir)
-        specs = ([drivers.DriverSpec.parse(t, host_fs) for t in _split(driver_list)]
-                 or drivers.default_specs(host_fs))
-        if layer_plan:
-            for spec in specs:
-                layer_plan.validate(spec.driver)
-    else:
+                        f"got {plan.docker_host!r}")
+
+
+def _ready(plan: SweepPlan, driver_list: str | None) -> None:
+    """The machine can run the plan: dockerd, root, a work directory on a disk, the specs, the room
+    one spec needs; or, attached, a daemon that answers. Nothing is made but the work directory."""
+    _check_values(plan)
+    if plan.docker_host:
         if driver_list:
             raise UserError("--drivers picks ephemeral daemons; with --docker-host the daemon's own driver is profiled")
-        AttachedDaemon(docker_host).stop()    # unreachable: say so before making a results directory
-        specs = []
-        workdir = _make_workdir(workdir)      # only the run's ownership record goes there
+        AttachedDaemon(plan.docker_host).stop()    # unreachable: say so before making a results directory
+        plan.workdir = _make_workdir(plan.workdir)      # only the run's ownership record goes there
+        return
+    require("dockerd")
+    if os.geteuid() != 0:
+        raise StorprofError("ephemeral daemons need root: run as root, or attach to a running "
+                            "daemon with --docker-host")
+    plan.workdir = _make_workdir(plan.workdir)
+    backing.check_workdir(plan.workdir)
+    host_fs = host_fs_type(plan.workdir)
+    plan.specs = ([drivers.DriverSpec.parse(t, host_fs) for t in _split(driver_list)]
+                  or drivers.default_specs(host_fs))
+    if plan.layers:
+        for spec in plan.specs:
+            plan.layers.validate(spec.driver)
+    backing.require_free_space(plan.workdir, plan.backing_size_bytes(),
+                               "one driver's data root, fio files, images and layers "
+                               "(use a smaller --size or --layer-sizes)")
 
-    out = out or results.default_out_dir()
-    config = SweepConfig(specs=specs, jobs=jobs, placements=placements, repeat=repeat,
-                         workdir=workdir, docker_host=docker_host, image=image,
-                         storage_opts=list(storage_opts), layers=layer_plan, done=done or frozenset(),
-                         fio_timeout=fio_timeout,
-                         **(probes or {}))
-    if not docker_host:
-        backing.require_free_space(workdir, config.backing_size_bytes(),
-                                   "one driver's data root, fio files, images and layers "
-                                   "(use a smaller --size or --layer-sizes)")
-    store = results.ResultsStore(out, {"command": shlex.join(sys.argv), "run_id": config.run_id,
-                                       "placements": list(placements), "jobs": [j.name for j in jobs],
-                                       "repeat": repeat, "layers": vars(layer_plan) if layer_plan else None,
-                                       "copyup": vars(config.copyup) if config.copyup else None,
-                                       "deep_stack": vars(config.deep_stack) if config.deep_stack else None,
-                                       "drivers": [str(s) for s in specs] or [f"attached:{docker_host}"],
-                                       **results.tool_versions(), **meta}, resume=done is not None)
+
+def _plan_meta(plan: SweepPlan) -> dict:
+    return {"command": shlex.join(sys.argv), "run_id": plan.run_id, "placements": list(plan.placements),
+            "jobs": [j.name for j in plan.jobs], "repeat": plan.repeat,
+            "layers": vars(plan.layers) if plan.layers else None,
+            "copyup": vars(plan.copyup) if plan.copyup else None,
+            "deep_stack": vars(plan.deep_stack) if plan.deep_stack else None,
+            "drivers": [str(s) for s in plan.specs] or [f"attached:{plan.docker_host}"],
+            **results.tool_versions()}
+
+
+def _execute(plan: SweepPlan, driver_list: str | None, out: Path | None, meta: dict, fmt: str, quiet: bool,
+             started: float, resume: bool = False) -> None:
+    """Shared by sweep and layers: check the machine, run, print the tables."""
+    done: frozenset = frozenset()
+    if resume:
+        assert out is not None
+        previous = ResultSet.load(out)
+        if not (Path(out) / results.META_FILE).is_file():
+            raise UserError(f"{out} is not a storprof results directory (no {results.META_FILE})")
+        plan.check_resumable(previous)
+        done = plan.done_keys(previous)
+    _ready(plan, driver_list)
+    store = results.ResultsStore(out or results.default_out_dir(), {**_plan_meta(plan), **meta}, resume=resume)
     progress = SweepProgress("quiet" if quiet else "auto")
-    previous = {sig: signal.signal(sig, _on_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous_handlers = {sig: signal.signal(sig, _on_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        outcomes = Sweep(config, store, progress.message, progress.cell_done, progress.add_total).run()
+        outcomes = Sweep(plan, store, progress, done=done).run()
     except (KeyboardInterrupt, _Terminated):
         progress.close()
         click.echo(f"storprof: interrupted; finished runs are kept in {store.dir}/{results.RESULTS_FILE} "
@@ -316,13 +286,11 @@ def _execute(driver_list, jobs, placements, repeat, workdir, out, docker_host, i
         sys.exit(130)
     finally:
         progress.close()
-        for sig, handler in previous.items():
+        for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
-
-    _print_tables(store.dir, fmt)
-    elapsed = time.monotonic() - started
+    _print_tables(ResultSet.load(store.dir), fmt)
     click.echo(f"\nResults: {store.dir}  (overhead.csv/.md, layers.csv/.md, results.jsonl, raw/)")
-    click.echo(f"Total wall time: {elapsed:.0f} s")
+    click.echo(f"Total wall time: {time.monotonic() - started:.0f} s")
     if not any(o.status == "ok" for o in outcomes):
         raise StorprofError("no driver could be measured (see the reasons above)")
 
@@ -365,33 +333,34 @@ def layers(driver_list, samples, layer_sizes, depths, bulk, large_image, quick, 
                      bulk=bulk if bulk is not None else base.bulk,
                      large_image_mib=large_image if large_image is not None else base.large_image_mib)
     plan.validate("any")
-    _execute(driver_list, [], ("host",), 1, workdir, out, docker_host, image, storage_opts, plan, fmt,
-             quiet, started, {"quick": quick})
+    sweep_plan = SweepPlan(specs=[], jobs=[], placements=("host",), repeat=1, workdir=workdir,
+                           docker_host=docker_host, image=image, storage_opts=list(storage_opts), layers=plan)
+    _execute(sweep_plan, driver_list, out, {"quick": quick}, fmt, quiet, started)
 
 
-def _print_tables(results_dir: Path, fmt: str, write: bool = True) -> None:
-    runs = results.load_runs(results_dir)
-    status = results.load_driver_status(results_dir)
-    records = results.read_records(results_dir)
-    over = report.overhead(runs) if not runs.empty else runs
-    ops, slopes = report.layer_tables(records)
+def _print_tables(result_set: ResultSet, fmt: str, write: bool = True) -> None:
+    """The tables of a results directory on the terminal (and, after a sweep, as files beside it)."""
+    results_dir = result_set.dir
+    runs, status = result_set.runs, result_set.drivers
+    over = summarize(runs) if not runs.empty else runs
+    ops, slopes = layer_tables(result_set.layers)
     if write:
         if not runs.empty:
-            report.write_tables(over, status, results_dir)
+            tables.write_tables(over, status, results_dir)
         if not ops.empty:
-            report.write_layer_tables(ops, slopes, results_dir)
+            tables.write_layer_tables(ops, slopes, results_dir)
     if fmt in ("csv", "json"):
-        click.echo(report.machine_readable(over, ops, slopes, status, fmt))
+        click.echo(tables.machine_readable(over, ops, slopes, status, fmt))
         return
     fmt = "pipe" if fmt == "markdown" else fmt
     if not runs.empty:
-        click.echo(report.format_table(over, fmt))
-        click.echo(report.table_notes(over))
+        click.echo(tables.format_table(over, fmt))
+        click.echo(tables.table_notes(over))
     if not ops.empty:
         click.echo("")
-        click.echo(report.format_layers(ops, slopes, fmt))
+        click.echo(tables.format_layers(ops, slopes, fmt))
     click.echo("")
-    click.echo(report.format_driver_status(status, fmt))
+    click.echo(tables.format_driver_status(status, fmt))
 
 
 @main.command()
@@ -403,13 +372,13 @@ def clean(workdir: Path):
     from .state import clean as clean_workdir
     if os.geteuid() != 0:
         raise StorprofError("clean stops daemons and unmounts filesystems: run it as root")
-    report = clean_workdir(workdir, progress=lambda line: click.echo(line, err=True))
-    running = f"; {len(report.running)} still running, not touched" if report.running else ""
-    if report.problems:
-        raise StorprofError(f"could not remove everything: {report.problems[0]}"
-                            + (f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""))
-    if report.cleaned:
-        click.echo(f"removed the leftovers of {len(report.cleaned)} run(s): {', '.join(report.cleaned)}{running}")
+    cleaned = clean_workdir(workdir, progress=lambda line: click.echo(line, err=True))
+    running = f"; {len(cleaned.running)} still running, not touched" if cleaned.running else ""
+    if cleaned.problems:
+        raise StorprofError(f"could not remove everything: {cleaned.problems[0]}"
+                            + (f" (and {len(cleaned.problems) - 1} more)" if len(cleaned.problems) > 1 else ""))
+    if cleaned.cleaned:
+        click.echo(f"removed the leftovers of {len(cleaned.cleaned)} run(s): {', '.join(cleaned.cleaned)}{running}")
     else:
         click.echo(f"nothing to clean in {workdir}{running}")
 
@@ -420,7 +389,7 @@ def clean(workdir: Path):
 @one_line_errors
 def table(results_dir: Path, fmt: str):
     """Print the overhead table of a results directory again."""
-    _print_tables(results_dir, fmt, write=False)
+    _print_tables(ResultSet.load(results_dir), fmt, write=False)
 
 
 @main.command("report")
@@ -432,8 +401,9 @@ def table(results_dir: Path, fmt: str):
 def report_cmd(results_dir: Path, out: Path | None, fmt: str):
     """Write report.md and a self-contained report.html (tables, charts, flags, the machine)."""
     from .htmlreport import write_report
-    md, page = write_report(results_dir, out)
-    _print_tables(results_dir, fmt, write=False)
+    result_set = ResultSet.load(results_dir)
+    md, page = write_report(result_set, out)
+    _print_tables(result_set, fmt, write=False)
     click.echo(f"\nReport: {page}  (and {md})")
 
 
@@ -446,9 +416,9 @@ def report_cmd(results_dir: Path, out: Path | None, fmt: str):
 def compare_cmd(a_dir: Path, b_dir: Path, fmt: str, show_all: bool):
     """Did B get faster or slower than A, and is it real? (Welch's t-test on the repeats, 95%)"""
     from .compare import compare, summary_line
-    table = compare(results.load_runs(a_dir), results.load_runs(b_dir))
+    table = compare(ResultSet.load(a_dir).runs, ResultSet.load(b_dir).runs)
     shown = table if show_all else table[~table["verdict"].isin(["not significant"])]
-    click.echo(report.format_comparison(shown, fmt))
+    click.echo(tables.format_comparison(shown, fmt))
     click.echo(summary_line(table) + ("" if show_all else " (--all lists the rest)"))
 
 

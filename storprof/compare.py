@@ -4,7 +4,7 @@ For every (driver spec, placement, job) and metric both sweeps measured: the med
 median of B, the ratio B/A, and Welch's t-test (two-sided, unequal variances) on the repeats of the
 two sweeps, significant when p < 0.05. Welch's test, not Mann-Whitney U: with the usual 3 repeats
 a side, Mann-Whitney's smallest possible two-sided p is 0.10, so it could never call anything
-significant. Pure functions over the runs DataFrames of results.load_runs.
+significant. Pure functions over the runs DataFrames of two ResultSets.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import UserError
-from .report import latency_p99, primary_value
+from .summary import latency_p99, primary_value
 
 ALPHA = 0.05
 KEY = ["driver_spec", "placement", "job"]
@@ -77,7 +77,7 @@ def compare(a_runs: pd.DataFrame, b_runs: pd.DataFrame, alpha: float = ALPHA) ->
             rows.append(dict(zip(group, k), n_a=len(va or []), n_b=len(vb or []), a=ma, b=mb, ratio=None,
                              p_value=None, verdict="only in B" if va is None else "only in A"))
             continue
-        ratio = mb / ma if ma else None
+        ratio = mb / ma if ma and mb is not None else None
         p = welch_p_value(va, vb)
         rows.append(dict(zip(group, k), n_a=len(va), n_b=len(vb), a=ma, b=mb, ratio=ratio, p_value=p,
                          verdict=verdict(k[3], ratio, p, alpha)))

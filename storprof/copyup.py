@@ -12,17 +12,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import UserError
+from .errors import StorprofError, UserError
 from .filetiming import WriteTiming, drop_cached_pages, fresh_container_root, time_write
-from .fioresult import parse_fio_output
 from .fiojob import precondition_job
+from .fioresult import parse_fio_output
 from .lowerlayer import image_with_files, remove_image
-from .placements import LOWER_DIR, HostTarget
-from .probe import ProbeHooks
+from .placements import LOWER_DIR
+from .records import ProbeRecord
+from .workload import Done, Sink, Unit
+
+if TYPE_CHECKING:
+    from .results import ResultSet
+    from .session import Session
 
 MIB = 2**20
 WORKLOAD = "copyup"
+PROBE = "probe"          # records of union probes are of this kind
 
 
 @dataclass(frozen=True)
@@ -57,65 +64,70 @@ def sample_file(path: Path) -> tuple[WriteTiming, WriteTiming]:
     return first, second
 
 
-class CopyUpProbe:
-    """Runs the copy-up samples of one daemon, reporting through its ProbeHooks."""
+class CopyUp:
+    """The copy-up workload: per repeat and file size, one sample on the host and one in a fresh
+    union container, in alternating order."""
 
-    def __init__(self, hooks: ProbeHooks, client, base_ref: str, labels: dict[str, str],
-                 host: HostTarget | None, name_prefix: str):
-        self.hooks = hooks
-        self.spec = hooks.spec
-        self.client = client
-        self.base_ref = base_ref
-        self.labels = labels
-        self.host = host
-        self.prefix = name_prefix
+    name = WORKLOAD
+
+    def __init__(self, plan: CopyUpPlan, repeat: int, sides: tuple[str, ...] = ("host", "union")):
+        self.plan = plan
+        self.repeat = repeat
+        self.sides = sides
         self._images: dict[int, str] = {}
+        self._host_dir: Path | None = None
 
-    def prepare(self, plan: CopyUpPlan) -> None:
+    def done_keys(self, results: ResultSet) -> set[tuple]:
+        return {(PROBE, r.context.driver_spec, r.job, r.placement, r.repeat)
+                for r in results.of(ProbeRecord) if r.workload == WORKLOAD}
+
+    def units(self, spec: str, done: Done) -> list[Unit]:
+        units = []
+        for r in range(self.repeat):
+            for i, size in enumerate(self.plan.sizes_mib):
+                for placement in self.sides if (r + i) % 2 == 0 else self.sides[::-1]:
+                    last = job_names(size)["second_done"]        # the row a finished sample writes last
+                    units.append(Unit(WORKLOAD, f"copyup {size}m", placement, r, (PROBE, spec, last, placement, r)))
+        return [u for u in units if u.key not in done]
+
+    def prepare(self, session: Session, sink: Sink) -> None:
         """One image per size (so a vfs container copies only its own file) and the host's files."""
-        for size in plan.sizes_mib:
-            self._images[size] = image_with_files(self.client, self.base_ref, {file_name(size): f"{size}m"},
-                                                  self.labels, name=f"{self.prefix}-copyup-build-{size}m")
-            if self.host is not None:
-                text = precondition_job(f"{size}m").render(directory=self.host.fio_dir, filename=file_name(size))
-                fio_run = self.host.run_fio(text, f"copyup-{size}m", 3600)
+        sink.message(f"[{session.label}] copy-up: files of {', '.join(f'{s} MiB' for s in self.plan.sizes_mib)} "
+                     "in a lower layer, a fresh container per sample")
+        for size in self.plan.sizes_mib:
+            self._images[size] = image_with_files(session.daemon.client, session.context.image or "",
+                                                  {file_name(size): f"{size}m"}, session.labels,
+                                                  name=f"{session.name_prefix}-copyup-build-{size}m")
+        if "host" in self.sides and session.host_dir is not None:
+            host = session.target("host")
+            self._host_dir = Path(host.fio_dir)
+            for size in self.plan.sizes_mib:
+                text = precondition_job(f"{size}m").render(directory=host.fio_dir, filename=file_name(size))
+                fio_run = host.run_fio(text, f"copyup-{size}m", 3600)
                 parse_fio_output(fio_run.stdout, fio_run.stderr)
 
-    def run(self, plan: CopyUpPlan, repeats: int) -> None:
-        self.hooks.progress(f"[{self.spec}] copy-up: files of {', '.join(f'{s} MiB' for s in plan.sizes_mib)} "
-                      "in a lower layer, a fresh container per sample")
-        self.prepare(plan)
-        placements = ("host", "union") if self.host is not None else ("union",)
-        for r in range(repeats):
-            for i, size in enumerate(plan.sizes_mib):
-                order = placements if (r + i) % 2 == 0 else placements[::-1]
-                for placement in order:
-                    names = job_names(size)
-                    if self.hooks.skip(placement, names["second_done"], r):
-                        continue
-                    first, second = (self._sample_host(size) if placement == "host"
-                                     else self._sample_union(size, r))
-                    params = {"size_mib": size}
-                    self.hooks.emit(placement, names["first_write"], r, first.write_s, params)
-                    self.hooks.emit(placement, names["first_done"], r, first.done_s, params)
-                    self.hooks.emit(placement, names["second_write"], r, second.write_s, params)
-                    self.hooks.emit(placement, names["second_done"], r, second.done_s, params)
-                    self.hooks.done(placement, f"copyup {size}m", r,
-                              f"first write {first.write_s * 1e3:.1f} ms (+fsync {first.done_s * 1e3:.1f}), "
-                              f"second {second.write_s * 1e3:.2f} ms (+fsync {second.done_s * 1e3:.1f})")
+    def run(self, unit: Unit, session: Session, sink: Sink) -> str:
+        size = int(unit.group.split()[1].rstrip("m"))
+        if unit.placement == "host":
+            if self._host_dir is None:
+                raise StorprofError(f"[{session.label}] copy-up has no host directory in this session")
+            first, second = sample_file(self._host_dir / file_name(size))
+        else:
+            with fresh_container_root(session.daemon.client, self._images[size],
+                                      f"{session.name_prefix}-copyup-{size}m-r{unit.repeat}", session.labels) as root:
+                first, second = sample_file(root / LOWER_DIR.lstrip("/") / file_name(size))
+        names = job_names(size)
+        for row, seconds in (("first_write", first.write_s), ("first_done", first.done_s),
+                             ("second_write", second.write_s), ("second_done", second.done_s)):
+            sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, placement=unit.placement,
+                                  job=names[row], repeat=unit.repeat, seconds=seconds, params={"size_mib": size}))
+        return (f"first write {first.write_s * 1e3:.1f} ms (+fsync {first.done_s * 1e3:.1f}), "
+                f"second {second.write_s * 1e3:.2f} ms (+fsync {second.done_s * 1e3:.1f})")
 
-    def _sample_host(self, size: int) -> tuple[WriteTiming, WriteTiming]:
-        return sample_file(Path(self.host.fio_dir) / file_name(size))
-
-    def _sample_union(self, size: int, repeat: int) -> tuple[WriteTiming, WriteTiming]:
-        with fresh_container_root(self.client, self._images[size], f"{self.prefix}-copyup-{size}m-r{repeat}",
-                                  self.labels) as root:
-            return sample_file(root / LOWER_DIR.lstrip("/") / file_name(size))
-
-    def cleanup(self) -> None:
+    def cleanup(self, session: Session) -> None:
         for image in self._images.values():
-            remove_image(self.client, image)
+            remove_image(session.daemon.client, image)
         self._images.clear()
-        if self.host is not None:
-            for name in Path(self.host.fio_dir).glob("copyup-*m.dat"):
+        if self._host_dir is not None:
+            for name in self._host_dir.glob("copyup-*m.dat"):
                 name.unlink(missing_ok=True)

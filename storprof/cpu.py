@@ -1,9 +1,7 @@
 """Which CPUs fio runs on: away from the CPUs that take the disk's interrupts.
 
-On this 2-vCPU VM every virtio-blk interrupt lands on CPU1. fio sharing that CPU gave bimodal
-results (4 KiB direct random writes: 50K to 199K IOPS over six 2 s runs); pinned to CPU0 the same
-runs gave 155K to 203K, and 1 MiB sequential reads went from 1.16 to 1.77 GB/s down to 1.20 to
-1.26 GB/s. Every placement runs under the same pinning, so ratios stay fair.
+fio sharing a CPU with the disk's interrupt handling gives bimodal results (docs/findings.md);
+every placement runs under the same pinning, so ratios stay fair.
 """
 
 from __future__ import annotations
@@ -14,7 +12,8 @@ from pathlib import Path
 from .errors import UserError
 
 # Interrupt names of block-device queues: virtio-blk request queues, NVMe, AHCI/ATA, common SCSI HBAs.
-BLOCK_IRQ = re.compile(r"virtio\d+-req|nvme\d+q\d+|ahci|ata_piix|pata|mpt\dsas|megasas|vmw_pvscsi|hv_storvsc|xen-blkfront")
+BLOCK_IRQ = re.compile(r"virtio\d+-req|nvme\d+q\d+|ahci|ata_piix|pata|mpt\dsas|megasas|vmw_pvscsi|hv_storvsc"
+                       r"|xen-blkfront")
 
 
 def block_irq_counts(interrupts_text: str) -> list[int]:

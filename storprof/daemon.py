@@ -12,13 +12,14 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import docker
 import docker.errors
 import requests.exceptions
 
 from . import mounts
-from .errors import DaemonError, EnvironmentProblem
+from .errors import DaemonError, EnvironmentProblem, first_line
 from .proc import require
 
 # Where ephemeral daemons keep their sockets and exec roots: short paths (unix socket paths are
@@ -79,10 +80,10 @@ class EphemeralDaemon(Daemon):
         self.config_file = self.runtime_dir / "daemon.json"
         self.process: subprocess.Popen | None = None
         self._client: docker.DockerClient | None = None
-        self._log = None
+        self._log: BinaryIO | None = None
 
     @classmethod
-    def adopt(cls, record: dict) -> "EphemeralDaemon":
+    def adopt(cls, record: dict) -> EphemeralDaemon:
         """The daemon a state record describes (see state.py), to stop what a killed run left."""
         return cls(record.get("spec", "?"), record.get("driver", "?"), Path(record["data_root"]),
                    Path(record["runtime_dir"]), Path(record.get("log", "/dev/null")))
@@ -141,7 +142,7 @@ class EphemeralDaemon(Daemon):
         argv += [f"--storage-opt={opt}" for opt in self.storage_opts]
         return argv
 
-    def start(self) -> "EphemeralDaemon":
+    def start(self) -> EphemeralDaemon:
         if os.geteuid() != 0:
             raise EnvironmentProblem("starting an ephemeral dockerd needs root (run storprof as root, "
                                      "or attach to a running daemon with --docker-host)")
@@ -157,7 +158,7 @@ class EphemeralDaemon(Daemon):
         self.config_file.write_text("{}\n")
         self.data_root_path.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - dockerd writes to it until stop()
         self.process = subprocess.Popen(self.argv(dockerd), stdin=subprocess.DEVNULL,
                                         stdout=self._log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
@@ -172,6 +173,7 @@ class EphemeralDaemon(Daemon):
         """Ping until the API answers; fail early (with the log tail) if dockerd exits."""
         deadline = time.monotonic() + self.start_timeout
         last_error = "no answer"
+        assert self.process is not None, "start() first"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise DaemonError(f"[{self.spec_label}] dockerd exited with code "
@@ -185,7 +187,7 @@ class EphemeralDaemon(Daemon):
                     self._client = _client(self.base_url)
                     return
                 except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-                    last_error = str(e).splitlines()[0] if str(e) else type(e).__name__
+                    last_error = first_line(e)
             time.sleep(0.1)
         raise DaemonError(f"[{self.spec_label}] dockerd did not answer within "
                           f"{self.start_timeout:g}s ({last_error}): {self.log_tail()}")
@@ -265,7 +267,7 @@ class AttachedDaemon(Daemon):
             self.client.ping()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise DaemonError(f"cannot reach the Docker daemon at {base_url}: "
-                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                              f"{first_line(e)}") from None
         self.spec_label = f"{self.storage_driver()}@attached"
 
     def stop(self) -> None:

@@ -21,14 +21,21 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import docker.errors
 
+from .copyup import PROBE
 from .errors import DaemonError, StorprofError, UserError
-from .filetiming import LookupTiming, fresh_container_root, time_lookup_and_read
+from .filetiming import fresh_container_root, time_lookup_and_read
 from .image import RootfsPlan, plan_rootfs
 from .lowerlayer import remove_image
-from .probe import ProbeHooks
+from .records import ProbeRecord
+from .workload import Done, Sink, Unit
+
+if TYPE_CHECKING:
+    from .results import ResultSet
+    from .session import Session
 
 MIB = 2**20
 WORKLOAD = "deep-stack"
@@ -175,66 +182,80 @@ def build_stack_image(client, depth: int, base: RootfsPlan, target: bytes, label
     return tag
 
 
-class DeepStackProbe:
-    """Builds the stacks in one daemon and times lookups in fresh containers of each."""
+class DeepStack:
+    """The deep-stack workload: images of each depth, loaded once per session; per repeat and
+    depth, a lookup on the host and one in a fresh container, in alternating order."""
 
-    def __init__(self, hooks: ProbeHooks, client, labels: dict[str, str], host_dir: Path | None,
-                 name_prefix: str, tag_prefix: str, scratch: Path | None):
-        self.hooks = hooks
-        self.spec = hooks.spec
-        self.client = client
-        self.labels = labels
-        self.host_dir = Path(host_dir) if host_dir else None
-        self.prefix = name_prefix
-        self.tag_prefix = tag_prefix
-        self.scratch = scratch
-        self._images: list[str] = []
+    name = WORKLOAD
 
-    def run(self, plan: DeepStackPlan, repeats: int) -> None:
-        self.hooks.progress(f"[{self.spec}] deep stacks: images of {', '.join(map(str, plan.depths))} layers, "
-                      f"a {plan.target_mib} MiB file in the bottom one")
+    def __init__(self, plan: DeepStackPlan, repeat: int, sides: tuple[str, ...] = ("host", "union")):
+        self.plan = plan
+        self.repeat = repeat
+        self.sides = sides
+        self._images: dict[int, str] = {}
+        self._layers: dict[int, int] = {}
+        self._target = b""
+        self._host_target: Path | None = None
+
+    def done_keys(self, results: ResultSet) -> set[tuple]:
+        return {(PROBE, r.context.driver_spec, r.job, r.placement, r.repeat)
+                for r in results.of(ProbeRecord) if r.workload == WORKLOAD}
+
+    def units(self, spec: str, done: Done) -> list[Unit]:
+        units = []
+        for r in range(self.repeat):
+            for i, k in enumerate(self.plan.depths):
+                for placement in self.sides if (r + i) % 2 == 0 else self.sides[::-1]:
+                    last = job_names(k, self.plan.target_mib)["read"]     # the row a finished sample writes last
+                    units.append(Unit(WORKLOAD, f"stack K={k}", placement, r, (PROBE, spec, last, placement, r)))
+        return [u for u in units if u.key not in done]
+
+    def prepare(self, session: Session, sink: Sink) -> None:
+        sink.message(f"[{session.label}] deep stacks: images of {', '.join(map(str, self.plan.depths))} layers, "
+                     f"a {self.plan.target_mib} MiB file in the bottom one")
         base = plan_rootfs(("sleep",))
-        target = target_bytes(plan.target_mib)
-        images, layers = {}, {}
-        for k in plan.depths:
-            images[k] = build_stack_image(self.client, k, base, target, self.labels, f"{self.tag_prefix}-k{k}",
-                                          self.scratch)
-            self._images.append(images[k])
-            layers[k] = len(self.client.images.get(images[k]).attrs["RootFS"]["Layers"])   # as the daemon sees it
-            if layers[k] != k:
-                raise StorprofError(f"the deep-stack image has {layers[k]} layers, not {k}")
-        host_target = None
-        if self.host_dir is not None:
-            host_target = self.host_dir / TARGET
-            host_target.parent.mkdir(parents=True, exist_ok=True)
-            with open(host_target, "wb") as f:
-                f.write(target)
+        self._target = target_bytes(self.plan.target_mib)
+        client = session.daemon.client
+        for k in self.plan.depths:
+            tag = build_stack_image(client, k, base, self._target, session.labels,
+                                    f"storprof-stack:{session.run_id}-k{k}", session.scratch)
+            self._images[k] = tag
+            self._layers[k] = len(client.images.get(tag).attrs["RootFS"]["Layers"])   # as the daemon sees it
+            if self._layers[k] != k:
+                raise StorprofError(f"the deep-stack image has {self._layers[k]} layers, not {k}")
+        if "host" in self.sides and session.host_dir is not None:
+            self._host_target = session.host_dir / TARGET
+            self._host_target.parent.mkdir(parents=True, exist_ok=True)
+            with open(self._host_target, "wb") as f:
+                f.write(self._target)
                 f.flush()
                 os.fsync(f.fileno())
-        placements = ("host", "union") if host_target else ("union",)
-        for r in range(repeats):
-            for i, k in enumerate(plan.depths):
-                for placement in (placements if (r + i) % 2 == 0 else placements[::-1]):
-                    if self.hooks.skip(placement, job_names(k, plan.target_mib)["read"], r):
-                        continue
-                    t = time_lookup_and_read(host_target) if placement == "host" else self._sample(images[k], k, r)
-                    if t.bytes_read != len(target):
-                        raise StorprofError(f"read {t.bytes_read} bytes of the {len(target)}-byte target")
-                    names = job_names(k, plan.target_mib)
-                    params = {"depth": k, "image_layers": layers[k], "target_mib": plan.target_mib}
-                    self.hooks.emit(placement, names["stat"], r, t.stat_s, params)
-                    self.hooks.emit(placement, names["open"], r, t.open_s, params)
-                    self.hooks.emit(placement, names["read"], r, t.read_s, {**params, "cold_read": True})
-                    self.hooks.done(placement, f"stack K={k}", r, f"first stat {t.stat_s * 1e6:.0f} µs, "
-                              f"open {t.open_s * 1e6:.0f} µs, read {t.read_s * 1e3:.1f} ms")
 
-    def _sample(self, image: str, depth: int, repeat: int) -> LookupTiming:
-        with fresh_container_root(self.client, image, f"{self.prefix}-stack-k{depth}-r{repeat}", self.labels) as root:
-            return time_lookup_and_read(root / TARGET)
+    def run(self, unit: Unit, session: Session, sink: Sink) -> str:
+        k = int(unit.group.split("=")[1])
+        if unit.placement == "host":
+            if self._host_target is None:
+                raise StorprofError(f"[{session.label}] deep stacks have no host directory in this session")
+            t = time_lookup_and_read(self._host_target)
+        else:
+            with fresh_container_root(session.daemon.client, self._images[k],
+                                      f"{session.name_prefix}-stack-k{k}-r{unit.repeat}", session.labels) as root:
+                t = time_lookup_and_read(root / TARGET)
+        if t.bytes_read != len(self._target):
+            raise StorprofError(f"read {t.bytes_read} bytes of the {len(self._target)}-byte target")
+        names = job_names(k, self.plan.target_mib)
+        params = {"depth": k, "image_layers": self._layers[k], "target_mib": self.plan.target_mib}
+        rows: tuple[tuple[str, float, dict], ...] = (("stat", t.stat_s, {}), ("open", t.open_s, {}),
+                                                     ("read", t.read_s, {"cold_read": True}))
+        for row, seconds, extra in rows:
+            sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, placement=unit.placement,
+                                  job=names[row], repeat=unit.repeat, seconds=seconds, params={**params, **extra}))
+        return f"first stat {t.stat_s * 1e6:.0f} µs, open {t.open_s * 1e6:.0f} µs, read {t.read_s * 1e3:.1f} ms"
 
-    def cleanup(self) -> None:
-        for image in reversed(self._images):
-            remove_image(self.client, image)
+    def cleanup(self, session: Session) -> None:
+        for image in reversed(list(self._images.values())):
+            remove_image(session.daemon.client, image)
         self._images.clear()
-        if self.host_dir is not None:
-            shutil.rmtree(self.host_dir / "stack", ignore_errors=True)
+        if self._host_target is not None:
+            shutil.rmtree(self._host_target.parent.parent, ignore_errors=True)
+            self._host_target = None

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import proc
-from .mounts import host_fs_type
 from .errors import MissingTool, UserError
+from .mounts import host_fs_type
 
 HOST = "host"  # DriverInfo.natural_fs value: "whatever filesystem the host (work dir) has"
 
@@ -127,7 +127,7 @@ class DriverSpec:
         return DRIVERS[self.driver]
 
     @classmethod
-    def parse(cls, text: str, host_fs: str) -> "DriverSpec":
+    def parse(cls, text: str, host_fs: str) -> DriverSpec:
         """`driver@fs` or bare `driver` (its natural filesystem); UserError if unusable."""
         raw = text
         text = text.strip().lower()
@@ -178,14 +178,14 @@ def default_specs(host_fs: str) -> list[DriverSpec]:
 
 @dataclass(frozen=True)
 class HostFacts:
-    """What probe() looks at, gathered once; a plain value so tests can fake a host."""
+    """What unavailable() looks at, gathered once; a plain value so tests can fake a host."""
 
     filesystems: frozenset[str]
     device_mapper: bool
     dev_fuse: bool
     loop_control: bool
     is_root: bool
-    tools: frozenset[str]                   # installed binaries among those probe asks about
+    tools: frozenset[str]                   # installed binaries among those it asks about
     dockerd_version: tuple[int, ...] | None
     dockerd_error: str | None = None        # dockerd present but `--version` failed/unparsable
     host_fs: str = "ext4"
@@ -219,13 +219,13 @@ def _has_device_mapper(misc: str, devices: str, control_exists: bool) -> bool:
     return (in_misc or control_exists) and in_devices
 
 
-_PROBED_TOOLS = ("dockerd", "losetup", "mount", "umount", "fuse-overlayfs", "zfs",
+_CHECKED_TOOLS = ("dockerd", "losetup", "mount", "umount", "fuse-overlayfs", "zfs",
                  "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs")
 
 
 def host_facts(host_fs: str | None = None) -> HostFacts:
     tools = set()
-    for tool in _PROBED_TOOLS:
+    for tool in _CHECKED_TOOLS:
         try:
             proc.require(tool)
             tools.add(tool)
@@ -313,7 +313,7 @@ def reasons(spec: DriverSpec, facts: HostFacts) -> list[str]:
     return out
 
 
-def probe(spec: DriverSpec, *, host_fs: str | None = None,
+def unavailable(spec: DriverSpec, *, host_fs: str | None = None,
           facts: HostFacts | None = None) -> str | None:
     """None when this host can run `spec`, else a short reason. Never raises for a
     missing thing. `host_fs` is the work directory's filesystem (default: that of /)."""

@@ -1,6 +1,12 @@
 """One root error so the CLI can turn every expected failure into a one-line message."""
 
 
+def first_line(e: BaseException) -> str:
+    """An exception's message on one line (its first), or its type's name when it has none."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 class StorprofError(Exception):
     """Base of every error storprof expects; the CLI prints it on one line, no traceback."""
 

@@ -2,8 +2,9 @@
 
 They run on the host, on a container's own root through /proc/<pid>/root: that is the very
 mount the container sees (the same overlay, FUSE or snapshot), and timing in this process avoids
-`docker exec`, whose ~50 ms start-up would bury a 1 ms lookup. Each function times only the
-calls it names; what must be untimed (dropping cached pages) happens between the timed spans.
+`docker exec`, whose start-up would bury a lookup of microseconds (docs/findings.md). Each
+function times only the calls it names; what must be untimed (dropping cached pages) happens
+between the timed spans.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import docker.errors
 
 from . import containers
-from .errors import DaemonError, StorprofError
+from .errors import DaemonError, StorprofError, first_line
 
 BLOCK = b"\xa5" * 4096
 READ_CHUNK = 1 << 20
@@ -103,7 +104,7 @@ def fresh_container_root(client, image: str, name: str, labels: dict[str, str]):
     try:
         container = containers.run(client, image, labels=labels, name=name)
     except docker.errors.DockerException as e:
-        raise DaemonError(f"could not start container {name}: {str(e).splitlines()[0]}") from None
+        raise DaemonError(f"could not start container {name}: {first_line(e)}") from None
     try:
         try:
             root = container_root(container)

@@ -14,12 +14,11 @@ from pathlib import Path
 from . import fiooptions
 from .errors import UserError
 from .fiooptions import canonical, size_bytes, time_seconds
+from .placements import PLACEMENTS
 from .sandbox import INPUT_DIR, run_sandboxed
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
-# The built-in jobs live in the repo's jobs/; a later packaging may move them inside the package.
-JOBS_DIR = next((d for d in (_PACKAGE_DIR / "jobs", _PACKAGE_DIR.parent / "jobs") if d.is_dir()),
-                _PACKAGE_DIR.parent / "jobs")
+# The built-in jobs ship inside the package (package data), so any install has them.
+JOBS_DIR = Path(__file__).resolve().parent / "jobs"
 
 GLOBAL = "global"
 
@@ -82,7 +81,9 @@ class FioJob:
     def render(self, directory: str, filename: str | None = None) -> str:
         """The job text storprof runs: the file's options plus the target and group reporting.
         Without a filename fio names its own files in `directory` (metadata jobs)."""
-        target = [("directory", directory)] + ([("filename", filename)] if filename is not None else [])
+        target: list[Option] = [("directory", directory)]
+        if filename is not None:
+            target.append(("filename", filename))
         for key, value in target:
             if not value or any(c in value for c in ":;#\n\r"):
                 raise UserError(f"{self.source}: cannot use {key} {value!r} for fio "
@@ -201,8 +202,8 @@ class FioJob:
     def primary_metric(self) -> str:
         """"bw" for large-block jobs where throughput matters, "iops" for small-block ones."""
         bs = self.option("bs") or self.option("blocksize") or "4k"
-        sizes = [parse_size(part) for part in re.split(r"[,:-]", bs) if part.strip()]
-        sizes = [s for s in sizes if s is not None]
+        parsed = (parse_size(part) for part in re.split(r"[,:-]", bs) if part.strip())
+        sizes = [s for s in parsed if s is not None]
         return "bw" if sizes and max(sizes) >= 64 * 1024 else "iops"
 
     def _with_global(self, forced: list[Option]) -> FioJob:
@@ -235,14 +236,24 @@ def parse_job(text: str, source: Path | str) -> FioJob:
     specially (control characters, '$', quotes outside patterns) are refused here, so that what
     storprof checks is what fio runs.
     """
-    source = Path(source)
-    sections: list[tuple[str, list[Option]]] = []
-    lines: list[tuple[int, list[int]]] = []
-    description = ""
-    directives: list[str] = []
+    parsed = _JobText(Path(source))
     for number, raw in enumerate(text.split("\n"), start=1):
-        where = f"{source}:{number}"
-        raw = raw[:-1] if raw.endswith("\r") else raw
+        parsed.read_line(number, raw[:-1] if raw.endswith("\r") else raw)
+    return parsed.job()
+
+
+class _JobText:
+    """What parse_job has read so far."""
+
+    def __init__(self, source: Path):
+        self.source = source
+        self.sections: list[tuple[str, list[Option]]] = []
+        self.lines: list[tuple[int, list[int]]] = []
+        self.description = ""
+        self.directives: list[str] = []
+
+    def read_line(self, number: int, raw: str) -> None:
+        where = f"{self.source}:{number}"
         stripped = raw.strip(" \t")
         bad = next((c for c in raw if (ord(c) < 32 and c != "\t") or ord(c) == 127), None)
         if bad is not None:
@@ -250,19 +261,20 @@ def parse_job(text: str, source: Path | str) -> FioJob:
                             "differently from storprof")
         directive = _DIRECTIVE.fullmatch(stripped)
         if directive:
-            directives.append(_directive(directive.group(1).strip(), where))
-            continue
-        if stripped[:1] in (";", "#"):
-            if not description and not sections:
-                description = stripped.lstrip(";#").strip()
-            continue
-        if len(raw) > MAX_LINE:
-            raise UserError(f"{where}: line of {len(raw)} characters; fio reads lines over "
-                            f"{MAX_LINE} in pieces, so storprof refuses them")
-        # fio cuts a line at the first ';' or '#', wherever it is, so a value can never contain them.
-        line = re.split(r"[;#]", stripped, maxsplit=1)[0].strip(" \t")
-        if not line:
-            continue
+            self.directives.append(_directive(directive.group(1).strip(), where))
+        elif stripped[:1] in (";", "#"):
+            if not self.description and not self.sections:
+                self.description = stripped.lstrip(";#").strip()
+        else:
+            if len(raw) > MAX_LINE:
+                raise UserError(f"{where}: line of {len(raw)} characters; fio reads lines over "
+                                f"{MAX_LINE} in pieces, so storprof refuses them")
+            # fio cuts a line at the first ';' or '#', wherever it is: a value never contains them.
+            line = re.split(r"[;#]", stripped, maxsplit=1)[0].strip(" \t")
+            if line:
+                self._read_setting(number, where, line, raw)
+
+    def _read_setting(self, number: int, where: str, line: str, raw: str) -> None:
         unsafe = sorted(set(line) - _SAFE_CHARS)
         if unsafe:
             raise UserError(f"{where}: character {unsafe[0]!r} is not allowed in a job file (fio expands "
@@ -273,30 +285,29 @@ def parse_job(text: str, source: Path | str) -> FioJob:
             raise UserError(f"{where}: 'include' pulls in another job file; storprof does not allow it")
         header = _SECTION.fullmatch(line)
         if header:
-            sections.append((_section_name(header.group(1), where), []))
-            lines.append((number, []))
-            continue
+            self.sections.append((_section_name(header.group(1), where), []))
+            self.lines.append((number, []))
+            return
         key, eq, value = line.partition("=")
         key = key.strip(" \t")
         if not _KEY.fullmatch(key):
             raise UserError(f"{where}: expected 'key=value' or '[section]', got {raw.strip()!r}")
-        if not sections:
+        if not self.sections:
             raise UserError(f"{where}: option {key!r} comes before the first [section]")
-        sections[-1][1].append((key, value.strip(" \t") if eq else None))
-        lines[-1][1].append(number)
-    if not sections:
-        raise UserError(f"{source}:1: empty job file; expected a [global] and a job [section]")
-    if all(name == GLOBAL for name, _ in sections):
-        raise UserError(f"{source}:{lines[0][0]}: no job section besides [global]; "
-                        f"add one such as [{source.stem or 'job'}]")
-    return FioJob(
-        name=source.stem,
-        source=source,
-        sections=tuple((name, tuple(options)) for name, options in sections),
-        description=description,
-        directives=tuple(directives),
-        line_numbers=tuple((header, tuple(option_lines)) for header, option_lines in lines),
-    )
+        self.sections[-1][1].append((key, value.strip(" \t") if eq else None))
+        self.lines[-1][1].append(number)
+
+    def job(self) -> FioJob:
+        source = self.source
+        if not self.sections:
+            raise UserError(f"{source}:1: empty job file; expected a [global] and a job [section]")
+        if all(name == GLOBAL for name, _ in self.sections):
+            raise UserError(f"{source}:{self.lines[0][0]}: no job section besides [global]; "
+                            f"add one such as [{source.stem or 'job'}]")
+        return FioJob(name=source.stem, source=source,
+                      sections=tuple((name, tuple(options)) for name, options in self.sections),
+                      description=self.description, directives=tuple(self.directives),
+                      line_numbers=tuple((header, tuple(option_lines)) for header, option_lines in self.lines))
 
 
 _SAFE_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \t_.,:=%+/@()[]-\"")
@@ -332,7 +343,6 @@ def _section_name(text: str, where: str) -> str:
 def validate(job: FioJob, allowed_extra: frozenset[str] | tuple[str, ...] = ()) -> None:
     """Refuse a job unless every option is one that only shapes the I/O pattern (fiooptions), with
     an allowed value, within the bounds; `allowed_extra` are the user's --allow-option names."""
-    from .placements import PLACEMENTS     # here: placements imports this module
     extra = frozenset(canonical(n) for n in allowed_extra)
     if not fiooptions.NAME.fullmatch(job.name):
         raise UserError(f"{job.source}: job name {job.name!r} (the file's name) is not allowed: use up to 64 "
@@ -376,9 +386,9 @@ def _check_bounds(job: FioJob) -> None:
         blocks = fiooptions.numbers(job.section_option(i, "bs") or "4k", "bytes") or [4096.0]
         memory = max(blocks) * int(job.section_option(i, "iodepth") or 1) * numjobs
         if memory > fiooptions.MAX_IO_MEMORY:
-            raise UserError(f"{job.source}:{job.header_line(i)}: section [{job.sections[i][0]}] asks for {memory / 2**30:.1f} GiB of I/O "
-                            f"buffers (bs x iodepth x numjobs); storprof allows at most "
-                            f"{fiooptions.MAX_IO_MEMORY / 2**30:g} GiB")
+            raise UserError(f"{job.source}:{job.header_line(i)}: section [{job.sections[i][0]}] asks for "
+                            f"{memory / 2**30:.1f} GiB of I/O buffers (bs x iodepth x numjobs); storprof allows "
+                            f"at most {fiooptions.MAX_IO_MEMORY / 2**30:g} GiB")
     if processes > fiooptions.MAX_TOTAL_JOBS:
         raise UserError(f"{job.source}: {processes} fio processes in all (numjobs summed over the sections); "
                         f"storprof allows at most {fiooptions.MAX_TOTAL_JOBS}")
@@ -419,10 +429,9 @@ def load_job(name_or_path: str, jobs_dir: Path = JOBS_DIR, allowed_extra: tuple[
     return job
 
 
-# Untimed, before the first measured run of each data file: write it whole with direct I/O.
-# A file fio has just laid out reads far faster than one written since (seen here: 4 KiB direct
-# random reads at ~185K IOPS right after layout, ~84K once it was overwritten), so without this
-# the first repeat measured the layout, not the placement.
+# Untimed, before the first measured run of each data file: write it whole with direct I/O. A file
+# fio has just laid out reads far faster than one written since (docs/findings.md), so without
+# this the first repeat would measure the layout, not the placement.
 PRECONDITION_JOB = """; Precondition: write the data file once, sequentially, with direct I/O.
 [global]
 ioengine=libaio
@@ -437,11 +446,6 @@ iodepth=4
 
 def precondition_job(size: str) -> FioJob:
     return parse_job(PRECONDITION_JOB.format(size=size), "precondition.fio")
-
-
-def fio_argv(job_path: str) -> list[str]:
-    """The fio command for one rendered job file; JSON so results are parsed, not scraped."""
-    return ["fio", "--output-format=json", str(job_path)]
 
 
 def check_with_fio(job: FioJob) -> None:

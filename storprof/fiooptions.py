@@ -46,26 +46,27 @@ NEVER = {
 }
 
 # Why some well-known options are refused (the rest get a generic reason).
-WHY_REFUSED = {
-    **{k: "reads or writes a file outside the test directory" for k in (
+_REFUSED = {
+    "reads or writes a file outside the test directory": (
         "write_iolog", "read_iolog", "replay_redirect", "merge_blktrace_file", "write_bw_log", "write_lat_log",
-        "write_iops_log", "write_hist_log", "lockfile", "verify_dump", "verify_state_load",
-        "verify_state_save", "ioengine=external")},
-    **{k: "changes host settings or priorities" for k in (
+        "write_iops_log", "write_hist_log", "lockfile", "verify_dump", "verify_state_load", "verify_state_save",
+        "ioengine=external"),
+    "changes host settings or priorities": (
         "ioscheduler", "cgroup", "cgroup_weight", "cgroup_nodelete", "nice", "prio", "prioclass", "uid", "gid",
         "lockmem", "hugepage-size", "numa_cpu_nodes", "numa_mem_policy", "gtod_cpu", "sqthread_poll_cpu",
-        "cmdprio", "cmdprio_class", "cmdprio_percentage", "cmdprio_bssplit", "thp")},
-    **{k: "undoes what storprof forces (CPU pinning)" for k in ("cpumask", "cpus_allowed", "cpus_allowed_policy")},
-    **{k: "ends a run before the time storprof sets" for k in ("io_size", "number_ios", "steadystate",
-                                                               "ss_dur", "ss_ramp", "exitall", "exit_what")},
-    **{k: "changes the statistics storprof reads" for k in (
+        "cmdprio", "cmdprio_class", "cmdprio_percentage", "cmdprio_bssplit", "thp"),
+    "undoes what storprof forces (CPU pinning)": ("cpumask", "cpus_allowed", "cpus_allowed_policy"),
+    "ends a run before the time storprof sets": (
+        "io_size", "number_ios", "steadystate", "ss_dur", "ss_ramp", "exitall", "exit_what"),
+    "changes the statistics storprof reads": (
         "unified_rw_reporting", "stats", "gtod_reduce", "disable_lat", "disable_clat", "disable_slat",
         "disable_bw_measurement", "clat_percentiles", "lat_percentiles", "slat_percentiles", "percentile_list",
-        "significant_figures", "kb_base", "unit_base", "continue_on_error", "ignore_error", "clocksource")},
-    "fill_device": "fills the whole filesystem",
-    **{k: "makes fio wait on or talk to other jobs or hosts" for k in (
-        "wait_for", "flow", "flow_id", "flow_sleep", "flow_watermark", "profile")},
+        "significant_figures", "kb_base", "unit_base", "continue_on_error", "ignore_error", "clocksource"),
+    "fills the whole filesystem": ("fill_device",),
+    "makes fio wait on or talk to other jobs or hosts": (
+        "wait_for", "flow", "flow_id", "flow_sleep", "flow_watermark", "profile"),
 }
+WHY_REFUSED = {name: reason for reason, names in _REFUSED.items() for name in names}
 
 # Bounds: enough for any storage benchmark on one machine, small enough that a job file cannot
 # exhaust it (processes, memory, inodes) or run for ever.
@@ -145,7 +146,8 @@ def time_seconds(text: str, default_unit: str = "s") -> float | None:
 def numbers(value: str, unit: str) -> list[float]:
     """Every number in a value, read in its unit (sizes in bytes, times in seconds)."""
     if unit == "bytes":
-        return [float(size_bytes(m)) for m in _SIZE_RE.findall(value) if size_bytes(m) is not None]
+        sizes = (size_bytes(m) for m in _SIZE_RE.findall(value))
+        return [float(b) for b in sizes if b is not None]
     if unit == "seconds":
         return [time_seconds(m) or 0.0 for m in re.findall(_TIME, value)]
     return [float(m) for m in re.findall(r"\d+(?:\.\d+)?", value)]

@@ -16,66 +16,60 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from . import charts, report, results
+from . import charts
+from . import tables as tbl
 from .errors import UserError
+from .results import ResultSet
+from .summary import layer_tables, summarize
 
 CHART_DIR = "report-charts"
 
 
-def _sections(results_dir: Path) -> tuple[dict, list[tuple[str, list[str], list[list[str]], str]], list, list]:
-    """(meta, [(title, headers, rows, note)], [(section, [(title, png)])], flag notes)."""
-    runs = results.load_runs(results_dir)
-    records = results.read_records(results_dir)
-    status = results.load_driver_status(results_dir)
-    meta_path = Path(results_dir) / results.META_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    if runs.empty and not any(r.get("kind") == "layer" for r in records):
-        raise UserError(f"{results_dir} holds no finished measurement to report")
+def _sections(results: ResultSet) -> tuple[list[tuple[str, list[str], list[list[str]], str]], list, list]:
+    """([(title, headers, rows, note)], [(section, [(title, png)])], flag notes)."""
+    runs = results.runs
+    if runs.empty and not results.layers:
+        raise UserError(f"{results.dir} holds no finished measurement to report")
     tables = []
-    over = report.overhead(runs) if not runs.empty else pd.DataFrame(columns=["metric", "flags"])
+    over = summarize(runs) if not runs.empty else pd.DataFrame(columns=["metric", "flags"])
     timed = over["metric"] == "time"
     if (~timed).any():
-        headers, rows = report.table_rows(over[~timed])
-        tables.append(("Overhead against the host", headers, rows, report.TABLE_NOTE))
+        tables.append(("Overhead against the host", *tbl.table_rows(over[~timed]), tbl.TABLE_NOTE))
     if timed.any():
-        headers, rows = report.time_rows(over[timed])
-        tables.append(("Union operations", headers, rows, report.TIME_NOTE))
-    ops, slopes = report.layer_tables(records)
+        tables.append(("Union operations", *tbl.time_rows(over[timed]), tbl.TIME_NOTE))
+    ops, slopes = layer_tables(results.layers)
     if not ops.empty:
-        rows = [[r["driver_spec"], r["op"], r["variant"], str(int(r["n"])), f"{r['p50_ms']:.1f}",
-                 f"{r['p95_ms']:.1f}", f"{r['host_ratio']:.2f}x" if pd.notna(r.get("host_ratio")) else "",
-                 f"{r['bytes'] / 2**20:.1f} MiB" if pd.notna(r.get("bytes")) else ""] for _, r in ops.iterrows()]
-        tables.append(("Layer operations", ["driver", "operation", "variant", "n", "p50 ms", "p95 ms",
-                                            "x host copy", "space used"], rows, ""))
+        rows = [[spec, *row] for spec, g in ops.groupby("driver_spec", sort=False) for row in tbl.layer_rows(g)]
+        tables.append(("Layer operations", ["driver", *tbl.LAYER_HEADERS], rows, ""))
         if not slopes.empty:
-            srows = [[r["driver_spec"], r["op"], f"{r['slope']:+.1f} {r['unit']}", f"{r['r2']:.2f}", str(int(r["n"]))]
-                     for _, r in slopes.iterrows()]
-            tables.append(("Layer timing growth", ["driver", "growth of", "slope", "R²", "n"], srows, ""))
-    tables.append(("Drivers", ["driver", "status", "reason"],
-                   [[s["driver_spec"], s["status"], s.get("reason", "")] for s in status], ""))
-    meta_rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else str(v)] for k, v in sorted(meta.items())]
+            rows = [[spec, *row] for spec, g in slopes.groupby("driver_spec", sort=False) for row in tbl.slope_rows(g)]
+            tables.append(("Layer timing growth", ["driver", *tbl.SLOPE_HEADERS], rows, ""))
+    tables.append(("Drivers", tbl.DRIVER_HEADERS, tbl.driver_rows(results.drivers), ""))
+    meta_rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else str(v)] for k, v in sorted(results.meta.items())]
     tables.append(("Machine and run", ["field", "value"], meta_rows, ""))
     figure_sets = []
     if not runs.empty:
-        figure_sets.append(("Throughput: ratio to host, per job", charts.ratio_charts(runs)))
+        figure_sets.append(("Throughput: ratio to host, per job", charts.ratio_charts(over)))
         figure_sets.append(("Latency percentiles, per job", charts.latency_charts(runs)))
         figure_sets.append(("Union operations", charts.union_operation_charts(runs)))
-    figure_sets.append(("Layer timing", charts.layer_charts(records)))
+    figure_sets.append(("Layer timing", charts.layer_charts(results.layers)))
     figure_sets = [(name, figs) for name, figs in figure_sets if figs]
-    flags = report.flag_notes(set("".join(over["flags"]))) if not over.empty else []
-    return meta, tables, figure_sets, flags
+    flags = tbl.flag_notes(set("".join(over["flags"]))) if not over.empty else []
+    return tables, figure_sets, flags
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def write_report(results_dir: Path, out_dir: Path | None = None) -> tuple[Path, Path]:
+def write_report(results: ResultSet | Path, out_dir: Path | None = None) -> tuple[Path, Path]:
     """Write report.md (and its PNGs) and report.html; returns their paths."""
-    results_dir = Path(results_dir)
+    if not isinstance(results, ResultSet):
+        results = ResultSet.load(results)            # refuses a non-results directory first
+    results_dir = results.dir
     out_dir = Path(out_dir or results_dir)
-    meta, tables, figure_sets, flags = _sections(results_dir)      # refuses a non-results directory first
-    title = f"storprof report: {meta.get('hostname', '')} {meta.get('started', '')}".strip()
+    tables, figure_sets, flags = _sections(results)
+    title = f"storprof report: {results.meta.get('hostname', '')} {results.meta.get('started', '')}".strip()
     try:
         return _write(results_dir, out_dir, title, tables, figure_sets, flags)
     except OSError as e:

@@ -13,8 +13,8 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +76,8 @@ def plan_rootfs(tools: tuple[str, ...] = TOOLS) -> RootfsPlan:
 
 
 def write_rootfs_tar(plan: RootfsPlan, path: Path) -> Path:
-    """An uncompressed tar of the root filesystem (about 80 MB), written to disk and streamed to
-    the daemon from there: built in memory it raised the sweep's peak RSS from 81 to 166 MiB."""
+    """An uncompressed tar of the root filesystem, written to disk and streamed to the daemon from
+    there: built in memory it doubled the sweep's peak memory (docs/findings.md)."""
     with tarfile.open(path, mode="w") as tar:
         made_dirs: set[str] = set()
 

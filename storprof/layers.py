@@ -14,7 +14,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import docker.errors
 
@@ -22,7 +22,16 @@ from . import containers
 from .errors import UserError
 from .growth import fit_line, percentile
 from .image import one_file_tar
+from .lowerlayer import commit_layer
+from .records import LayerRecord
 from .sandbox import run_sandboxed
+from .workload import Done, Sink, Unit
+
+if TYPE_CHECKING:
+    from .results import ResultSet
+    from .session import Session
+
+WORKLOAD = "layers"
 
 MIB = 2**20
 # overlay2 stacks at most 128 lower directories; the image's own layers count too.
@@ -81,29 +90,60 @@ def fill_argv(directory: str, mib: int) -> list[str]:
             f"--size={mib}m", f"--nrfiles={max(1, mib // 4)}", "--create_only=1", "--output-format=json"]
 
 
-class LayerTimer:
-    """Runs the layer operations of one daemon, appending one record per timed sample."""
+class LayerTiming:
+    """The layer-timing workload: one unit per session, every operation of the plan."""
 
-    def __init__(self, spec: str, client, image_ref: str, labels: dict[str, str], record: Callable[[dict], None],
-                 host_dir: Path | None, data_root: Path | None, progress: Callable[[str], None]):
-        self.spec = spec
-        self.client = client
-        self.image = image_ref
-        self.labels = labels
-        self.record = record
-        self.host_dir = host_dir
-        self.data_root = data_root
-        self.progress = progress
+    name = WORKLOAD
+
+    def __init__(self, plan: LayerPlan):
+        self.plan = plan
+        self._timer: LayerTimer | None = None
+
+    def done_keys(self, results: ResultSet) -> set[tuple]:
+        return {(WORKLOAD, r.context.driver_spec) for r in results.layers}
+
+    def units(self, spec: str, done: Done) -> list[Unit]:
+        key = (WORKLOAD, spec)
+        return [] if key in done else [Unit(WORKLOAD, "layer timing", "-", 0, key, "layer timing")]
+
+    def prepare(self, session: Session, sink: Sink) -> None:
+        self.plan.validate(session.spec.driver)
+
+    def run(self, unit: Unit, session: Session, sink: Sink) -> str:
+        self._timer = LayerTimer(session, sink)
+        self._timer.run(self.plan)
+        return "done"
+
+    def cleanup(self, session: Session) -> None:
+        if self._timer is not None:
+            self._timer.cleanup()
+            self._timer = None
+
+
+class LayerTimer:
+    """Runs the layer operations of one daemon, emitting one record per timed sample."""
+
+    def __init__(self, session: Session, sink: Sink):
+        self.session = session
+        self.spec = session.label
+        self.client = session.daemon.client
+        self.image = session.context.image or ""
+        self.labels = session.labels
+        self.sink = sink
+        self.host_dir = session.host_dir
+        self.data_root = session.data_root
+        self.progress = sink.message
         self._made_images: list[str] = []
         self._made_containers: list = []
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, op: str, seconds: float, **extra) -> None:
-        self.record({"kind": "layer", "op": op, "seconds": seconds, **extra})
+        self.sink.emit(LayerRecord(context=self.session.context, op=op, seconds=seconds, **extra))
 
-    def _timed(self, fn):
+    def _timed(self, fn, *args, **kw):
+        """fn(*args, **kw) and the seconds it took."""
         t0 = time.monotonic()
-        out = fn()
+        out = fn(*args, **kw)
         return out, time.monotonic() - t0
 
     def _create(self, image: str, **kw):
@@ -115,6 +155,10 @@ class LayerTimer:
         c.remove(force=True)
         if c in self._made_containers:
             self._made_containers.remove(c)
+
+    def _remove_all(self, made: list) -> None:
+        for c in made:
+            self._remove(c)
 
     def _commit(self, c) -> str:
         changes = [f"LABEL {k}={v}" for k, v in self.labels.items()]
@@ -141,13 +185,9 @@ class LayerTimer:
 
     def _image_with_files(self, mib: int) -> str:
         """The bench image plus one committed layer of `mib` MiB of files."""
-        c = self._create(self.image)
-        c.start()
-        code, out = c.exec_run(fill_argv("/bench/union", mib))
-        if code != 0:
-            raise UserError(f"[{self.spec}] writing {mib} MiB in a container failed: {out.decode()[-200:]}")
-        image = self._commit(c)
-        self._remove(c)
+        image = commit_layer(self.client, self.image, self.labels, f"{self.session.name_prefix}-layers-{mib}m",
+                             lambda builder: builder.exec(fill_argv("/bench/union", mib)))
+        self._made_images.append(image)
         return image
 
     # ------------------------------------------------------------------ operations
@@ -157,9 +197,9 @@ class LayerTimer:
         warm.start()
         self._remove(warm)
         for i in range(samples):
-            c, t_create = self._timed(lambda: self._create(image))
+            c, t_create = self._timed(self._create, image)
             _, t_start = self._timed(c.start)
-            _, t_rm = self._timed(lambda: self._remove(c))
+            _, t_rm = self._timed(self._remove, c)
             for op, t in (("container create", t_create), ("container start", t_start), ("container rm", t_rm)):
                 self._emit(op, t, image=image_label, image_mib=image_mib, sample=i)
 
@@ -172,10 +212,10 @@ class LayerTimer:
             if code != 0:
                 raise UserError(f"[{self.spec}] writing {s_mib} MiB failed: {out.decode()[-200:]}")
         before = self._space()
-        image, t_commit = self._timed(lambda: self._commit(c))
+        image, t_commit = self._timed(self._commit, c)
         after = self._space()
         self._remove(c)
-        _, t_rmi = self._timed(lambda: self._remove_image(image))
+        _, t_rmi = self._timed(self._remove_image, image)
         added = after - before if before is not None and after is not None else None
         return t_commit, t_rmi, added
 
@@ -205,11 +245,11 @@ class LayerTimer:
             warm = self._create(parent)
             self._remove(warm)
             for i in range(samples):
-                c, t_create = self._timed(lambda: self._create(parent))
+                c, t_create = self._timed(self._create, parent)
                 self._remove(c)
                 self._emit("container create", t_create, image=f"depth {k}", depth=k, layers=layers, sample=i)
             chain = list(self._made_images)
-            _, t_rm = self._timed(lambda: self._remove_image(parent))   # prunes the untagged stack below
+            _, t_rm = self._timed(self._remove_image, parent)   # prunes the untagged stack below
             self._emit("image rm (whole stack)", t_rm, depth=k, layers=layers)
             for image_id in chain:                                    # already gone: forget them
                 if image_id in self._made_images and not self._image_exists(image_id):
@@ -219,7 +259,7 @@ class LayerTimer:
         before = self._space()
         made, t_create = self._timed(lambda: [self._create(self.image) for _ in range(count)])
         during = self._space()
-        _, t_rm = self._timed(lambda: [self._remove(c) for c in made])
+        _, t_rm = self._timed(self._remove_all, made)
         per = ((during - before) / count) if before is not None and during is not None else None
         self._emit("bulk create", t_create, count=count, per_container=t_create / count, bytes_per_container=per)
         self._emit("bulk rm", t_rm, count=count, per_container=t_rm / count)
@@ -234,10 +274,10 @@ class LayerTimer:
             for i in range(samples):
                 src, dst = self.host_dir / f"w-{s_mib}", self.host_dir / f"c-{s_mib}"
                 src.mkdir(parents=True, exist_ok=True)
-                _, t_write = self._timed(lambda: run_sandboxed("fio", fill_argv(str(src), s_mib)[1:],
-                                                               writable=[self.host_dir], timeout=3600))
-                _, t_copy = self._timed(lambda: run_sandboxed("cp", ["-a", str(src), str(dst)],
-                                                              writable=[self.host_dir], timeout=3600))
+                _, t_write = self._timed(run_sandboxed, "fio", fill_argv(str(src), s_mib)[1:],
+                                         writable=[self.host_dir], timeout=3600)
+                _, t_copy = self._timed(run_sandboxed, "cp", ["-a", str(src), str(dst)],
+                                        writable=[self.host_dir], timeout=3600)
                 self._emit("host write", t_write, layer_mib=s_mib, sample=i)
                 self._emit("host copy", t_copy, layer_mib=s_mib, sample=i)
                 shutil.rmtree(src)
@@ -286,48 +326,43 @@ class LayerTimer:
 
 # ------------------------------------------------------------------ aggregation (pure)
 
-def summarize_layers(records: list[dict]) -> list[dict]:
-    """Per (driver spec, operation, variant): p50 and p95 in ms, host ratio, growth slope."""
-    groups: dict[tuple, list[dict]] = {}
+def summarize_layers(records: list[LayerRecord]) -> list[dict]:
+    """Per (driver spec, operation, variant): p50 and p95 in ms, host ratio, space used."""
+    groups: dict[tuple, list[LayerRecord]] = {}
     for r in records:
-        if r.get("kind") != "layer":
-            continue
-        variant = r.get("image") or (f"{r['layer_mib']} MiB" if "layer_mib" in r else "") or \
-            (f"depth {r['depth']}" if "depth" in r else "") or (f"x{r['count']}" if "count" in r else "")
-        groups.setdefault((r["driver_spec"], r["op"], variant), []).append(r)
-    host_copy = {(spec, recs[0].get("layer_mib")): percentile([r["seconds"] for r in recs], 50)
+        groups.setdefault((r.context.driver_spec, r.op, r.variant), []).append(r)
+    host_copy = {(spec, recs[0].layer_mib): percentile([r.seconds for r in recs], 50)
                  for (spec, op, _), recs in groups.items() if op == "host copy"}
     rows = []
     for (spec, op, variant), recs in groups.items():
-        secs = [r["seconds"] for r in recs]
+        secs = [r.seconds for r in recs]
         row = {"driver_spec": spec, "op": op, "variant": variant, "n": len(secs),
                "p50_ms": percentile(secs, 50) * 1000, "p95_ms": percentile(secs, 95) * 1000}
-        if op == "commit" and recs[0].get("layer_mib"):
-            base = host_copy.get((spec, recs[0]["layer_mib"]))
+        if op == "commit" and recs[0].layer_mib:
+            base = host_copy.get((spec, recs[0].layer_mib))
             row["host_ratio"] = percentile(secs, 50) / base if base else None
-        used = [r.get("bytes_added", r.get("bytes_per_container")) for r in recs]
-        used = [b for b in used if b is not None]          # a measured 0 bytes is kept
-        if used:
-            row["bytes"] = percentile(used, 50)
+        used = [r.bytes_added if r.bytes_added is not None else r.bytes_per_container for r in recs]
+        kept = [b for b in used if b is not None]          # a measured 0 bytes is kept
+        if kept:
+            row["bytes"] = percentile(kept, 50)
         rows.append(row)
     return rows
 
 
-def growth(records: list[dict]) -> list[dict]:
+def growth(records: list[LayerRecord]) -> list[dict]:
     """Slopes: container create ms per 100 MiB of image, commit ms per 100 MiB of layer,
     container create ms per layer of depth; each with R²."""
     out = []
-    specs = sorted({r["driver_spec"] for r in records if r.get("kind") == "layer"})
-    for spec in specs:
-        rs = [r for r in records if r.get("kind") == "layer" and r["driver_spec"] == spec]
-        series = {
+    for spec in sorted({r.context.driver_spec for r in records}):
+        rs = [r for r in records if r.context.driver_spec == spec]
+        series: dict[tuple[str, str], list[tuple[float, float]]] = {
             ("container create", "ms per 100 MiB of image"):
-                [(r["image_mib"] / 100, r["seconds"] * 1000) for r in rs
-                 if r["op"] == "container create" and "image_mib" in r],
+                [(r.image_mib / 100, r.seconds * 1000) for r in rs
+                 if r.op == "container create" and r.image_mib is not None],
             ("commit", "ms per 100 MiB of layer"):
-                [(r["layer_mib"] / 100, r["seconds"] * 1000) for r in rs if r["op"] == "commit"],
+                [(r.layer_mib / 100, r.seconds * 1000) for r in rs if r.op == "commit" and r.layer_mib is not None],
             ("container create", "ms per layer of depth"):
-                [(r["layers"], r["seconds"] * 1000) for r in rs if r["op"] == "container create" and "layers" in r],
+                [(r.layers, r.seconds * 1000) for r in rs if r.op == "container create" and r.layers is not None],
         }
         for (op, unit), pts in series.items():
             fit = fit_line([p[0] for p in pts], [p[1] for p in pts])

@@ -8,19 +8,21 @@ scratch container and committed, so they are laid out exactly like the top-layer
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import docker.errors
 
 from .errors import DaemonError, StorprofError
-from .fioresult import parse_fio_output
 from .fiojob import precondition_job
+from .fioresult import parse_fio_output
 from .placements import CONTAINER_JOBS_DIR, LOWER_DIR, ContainerTarget
 
 
 def image_with_files(client, base_ref: str, files: dict[str, str], labels: dict[str, str], name: str,
                      timeout: float = 3600) -> str:
-    """The id of a new image: `base_ref` plus a layer with each file (name -> fio size) in LOWER_DIR."""
-    builder = ContainerTarget(client, base_ref, "union", labels, name=name)
-    try:
+    """The id of a new image: `base_ref` plus a layer with each file (name -> fio size) in LOWER_DIR,
+    written with direct I/O like the other placements' data files."""
+    def write(builder: ContainerTarget) -> None:
         for filename, size in sorted(files.items()):
             text = precondition_job(size).render(directory=LOWER_DIR, filename=filename)
             fio_run = builder.run_fio(text, f"lower-{filename}", timeout)
@@ -28,6 +30,16 @@ def image_with_files(client, base_ref: str, files: dict[str, str], labels: dict[
                 parse_fio_output(fio_run.stdout, fio_run.stderr)
             except StorprofError as e:
                 raise StorprofError(f"writing the {size} lower-layer file {filename} failed: {e}") from None
+    return commit_layer(client, base_ref, labels, name, write)
+
+
+def commit_layer(client, base_ref: str, labels: dict[str, str], name: str,
+                 write: Callable[[ContainerTarget], None]) -> str:
+    """The id of a new image: `base_ref` plus one layer holding what `write` does in a scratch
+    container (named `name`), committed with the run's labels."""
+    builder = ContainerTarget(client, base_ref, "union", labels, name=name)
+    try:
+        write(builder)
         # The job files storprof put in the builder stay out of the image.
         builder.remove_dir(CONTAINER_JOBS_DIR)
         builder.exec(["/bin/mkdir", CONTAINER_JOBS_DIR])

@@ -56,9 +56,8 @@ def mount_from_mountinfo(text: str, path: str | os.PathLike) -> MountEntry | Non
     path = os.path.normpath(str(path))
     best: MountEntry | None = None
     for entry in parse_mountinfo(text):
-        if _under(path, entry.mount_point):
-            if best is None or len(entry.mount_point) >= len(best.mount_point):
-                best = entry
+        if _under(path, entry.mount_point) and (best is None or len(entry.mount_point) >= len(best.mount_point)):
+            best = entry
     return best
 
 

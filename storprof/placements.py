@@ -7,17 +7,16 @@ starting a container per run would measure container start-up, not I/O.
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker.errors
 import requests.exceptions
 
 from . import containers
-from .errors import DaemonError, StorprofError
-from .fiojob import fio_argv
+from .errors import DaemonError, StorprofError, first_line
 from .image import one_file_tar
 from .proc import CommandTimeout
 from .sandbox import INPUT_DIR, run_sandboxed
@@ -30,6 +29,11 @@ CONTAINER_DIRS = {"union": "/bench/union", "volume": "/bench/volume",
 CONTAINER_JOBS_DIR = "/storprof/jobs"
 # Where an image made by lowerlayer.image_with_files keeps its data files (see image.BENCH_DIRS).
 LOWER_DIR = "/bench/lower"
+
+
+def fio_argv(job_path: str) -> list[str]:
+    """The fio command for one rendered job file; JSON so results are parsed, not scraped."""
+    return ["fio", "--output-format=json", str(job_path)]
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,6 @@ class Target:
         directory that held thousands of files stays slower."""
         raise NotImplementedError
 
-    def remove_dir(self, path: str) -> None:
-        raise NotImplementedError
-
     def modified_paths(self) -> set[str] | None:
         """Paths the container changed against its image (docker diff); None where there is no image."""
         return None
@@ -87,9 +88,6 @@ class HostTarget(Target):
         path = self.directory / name
         path.mkdir()      # the placement is new for this run, so the name is too
         return str(path)
-
-    def remove_dir(self, path: str) -> None:
-        shutil.rmtree(path, ignore_errors=True)
 
     def run_fio(self, job_text: str, job_key: str, timeout: float) -> FioRun:
         """fio in the sandbox (sandbox.py): it sees this placement's directory and the job file."""
@@ -120,8 +118,8 @@ class ContainerTarget(Target):
         self.fio_dir = CONTAINER_DIRS[placement]
         # An image from lowerlayer.image_with_files holds data files in LOWER_DIR of a lower layer.
         self.lower_dir = LOWER_DIR if lower_files and placement == "union" else self.fio_dir
-        self.volume = None
-        self.container = None
+        self.volume: Any = None
+        self.container: Any = None      # a docker Container once started; None after close()
         mounts = {}
         try:
             if placement == "volume":
@@ -138,7 +136,7 @@ class ContainerTarget(Target):
             self.container = containers.run(client, image_ref, labels=labels, name=name, volumes=mounts)
         except docker.errors.DockerException as e:
             self.close()
-            raise DaemonError(f"could not start a {placement} container: {_first_line(e)}") from None
+            raise DaemonError(f"could not start a {placement} container: {first_line(e)}") from None
 
     def _put_job(self, job_text: str, job_key: str) -> str:
         self.container.put_archive(CONTAINER_JOBS_DIR, one_file_tar(f"{job_key}.fio", job_text.encode()))
@@ -155,7 +153,7 @@ class ContainerTarget(Target):
         try:
             code, (out, err) = self.container.exec_run(argv, demux=True)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-            raise DaemonError(f"docker exec of fio failed: {_first_line(e)}") from None
+            raise DaemonError(f"docker exec of fio failed: {first_line(e)}") from None
         finally:
             api.timeout = saved
         wall = time.monotonic() - start
@@ -168,7 +166,7 @@ class ContainerTarget(Target):
         try:
             code, out = self.container.exec_run(argv)
         except docker.errors.DockerException as e:
-            raise DaemonError(f"docker exec of {argv[0]} failed: {_first_line(e)}") from None
+            raise DaemonError(f"docker exec of {argv[0]} failed: {first_line(e)}") from None
         if code != 0:
             raise DaemonError(f"{' '.join(argv)} failed in the {self.placement} container: "
                               f"{(out or b'').decode(errors='replace').strip()}")
@@ -185,7 +183,7 @@ class ContainerTarget(Target):
         try:
             return {change["Path"] for change in (self.container.diff() or [])}
         except docker.errors.DockerException as e:
-            raise DaemonError(f"docker diff of the {self.placement} container failed: {_first_line(e)}") from None
+            raise DaemonError(f"docker diff of the {self.placement} container failed: {first_line(e)}") from None
 
     def close(self) -> None:
         """Remove the container (killing fio if it still runs) and this run's volume."""
@@ -203,8 +201,3 @@ class ContainerTarget(Target):
             except docker.errors.DockerException:
                 pass
             self.volume = None
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

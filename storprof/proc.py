@@ -72,7 +72,7 @@ def run(argv: list[str], *, timeout: float | None = 600, check: bool = True,
         out, err = proc.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
-        raise CommandTimeout(argv, timeout) from None
+        raise CommandTimeout(argv, timeout or 0) from None
     except BaseException:
         _kill_group(proc)
         raise

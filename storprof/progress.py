@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 from tqdm import tqdm
@@ -51,17 +52,44 @@ class SweepProgress:
         elif self.mode == "lines":
             print(line, file=self.stream, flush=True)
 
-    def cell_done(self, spec: str, placement: str, job: str, repeat: int, summary: str) -> None:
+    def unit_done(self, spec: str, what: str, summary: str) -> None:
+        """One unit finished: `what` it was (e.g. 'randread-4k union r2') and its summary."""
         if self.mode == "bar":
             bar = self._ensure_bar()
             bar.set_description_str(f"[{spec}]", refresh=False)
             short = summary if len(summary) <= 32 else summary[:31] + "…"     # leave the bar room
-            bar.set_postfix_str(f"{job} {placement} r{repeat + 1}: {short}", refresh=False)
+            bar.set_postfix_str(f"{what}: {short}", refresh=False)
             bar.update(1)
         elif self.mode == "lines":
-            print(f"[{spec}] {job} {placement} r{repeat + 1}: {summary}", file=self.stream, flush=True)
+            print(f"[{spec}] {what}: {summary}", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class LineProgress:
+    """The same interface for a plain callable taking lines (tests, benchmarks, logs)."""
+
+    def __init__(self, write: Callable[[str], None]):
+        self.write = write
+
+    def add_total(self, units: int) -> None:
+        pass
+
+    def message(self, line: str) -> None:
+        self.write(line)
+
+    def unit_done(self, spec: str, what: str, summary: str) -> None:
+        self.write(f"[{spec}] {what}: {summary}")
+
+    def close(self) -> None:
+        pass
+
+
+Progress = SweepProgress | LineProgress
+
+
+def as_progress(progress: Progress | Callable[[str], None]) -> Progress:
+    return progress if isinstance(progress, (SweepProgress, LineProgress)) else LineProgress(progress)

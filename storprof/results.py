@@ -8,20 +8,23 @@ is kept under `raw/`, and each line names its file.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
 import sys
 import warnings
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from . import __version__
 from .errors import UserError
+from .records import MEASUREMENTS, SCHEMA_VERSION, DriverRecord, LayerRecord, Record, record_from_json
 
-SCHEMA_VERSION = 1
 RESULTS_FILE = "results.jsonl"
 META_FILE = "meta.json"
 
@@ -96,14 +99,14 @@ class ResultsStore:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "raw").mkdir(exist_ok=True)
-            probe = self.dir / ".write-test"
-            probe.write_text("")
-            probe.unlink()
+            marker = self.dir / ".write-test"
+            marker.write_text("")
+            marker.unlink()
         except OSError as e:
             raise UserError(f"cannot write the output directory {self.dir}: {e.strerror}") from None
         self.path = self.dir / RESULTS_FILE
         full_meta = {"schema_version": SCHEMA_VERSION,
-                     "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "started": datetime.now(UTC).isoformat(timespec="seconds"),
                      **machine_metadata(), **meta}
         (self.dir / META_FILE).write_text(json.dumps(full_meta, indent=2, sort_keys=True) + "\n")
 
@@ -117,12 +120,13 @@ class ResultsStore:
         data = self.path.read_bytes()
         complete = data[:data.rfind(b"\n") + 1]
         if complete != data:
-            warnings.warn(f"{self.path}: cut a half-written last line ({len(data) - len(complete)} bytes)")
+            warnings.warn(f"{self.path}: cut a half-written last line ({len(data) - len(complete)} bytes)",
+                          stacklevel=2)
             with open(self.path, "r+b") as f:
                 f.truncate(len(complete))
         old = json.loads(meta_path.read_text())
         old.setdefault("resumed", []).append({
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **meta})
+            "time": datetime.now(UTC).isoformat(timespec="seconds"), **meta})
         meta_path.write_text(json.dumps(old, indent=2, sort_keys=True) + "\n")
         (self.dir / "raw").mkdir(exist_ok=True)
 
@@ -133,66 +137,89 @@ class ResultsStore:
         path.write_text(text)
         return str(path.relative_to(self.dir))
 
-    def append(self, record: dict) -> None:
-        line = json.dumps({"schema_version": SCHEMA_VERSION,
-                           "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                           **record}, sort_keys=True)
+    def append(self, record: Record) -> None:
+        """One record, as one line, on disk before this returns."""
+        line = {**record.to_json(), "time": datetime.now(UTC).isoformat(timespec="seconds")}
         with open(self.path, "a") as f:
-            f.write(line + "\n")
+            f.write(json.dumps(line, sort_keys=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
 
-def read_records(results_dir: Path) -> list[dict]:
-    """Every complete line of results.jsonl; a half-written last line is skipped with a warning."""
-    path = Path(results_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise UserError(f"{results_dir} is not a storprof results directory (no {RESULTS_FILE})")
-    records = []
+@dataclass
+class ResultSet:
+    """A results directory read once: its meta and records, and the views every command needs."""
+
+    dir: Path
+    meta: dict[str, Any]
+    records: list[Record]
+
+    @classmethod
+    def load(cls, results_dir: Path | str) -> ResultSet:
+        """Every complete line of results.jsonl; a half-written last line is skipped with a warning,
+        a newer schema refused, an unknown kind kept out."""
+        results_dir = Path(results_dir)
+        path = results_dir / RESULTS_FILE
+        if not path.is_file():
+            raise UserError(f"{results_dir} is not a storprof results directory (no {RESULTS_FILE})")
+        meta_path = results_dir / META_FILE
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        records = []
+        for number, data in _lines(path):
+            version = data.get("schema_version", 0)
+            if version > SCHEMA_VERSION:
+                raise UserError(f"{path}:{number}: schema_version {version} is newer than this storprof "
+                                f"understands ({SCHEMA_VERSION}); upgrade storprof")
+            record = record_from_json(data)
+            if record is not None:
+                records.append(record)
+        return cls(results_dir, meta, records)
+
+    def of(self, kind: type[R]) -> list[R]:
+        return [r for r in self.records if isinstance(r, kind)]
+
+    @functools.cached_property
+    def runs(self) -> pd.DataFrame:
+        """The measurements (fio runs and probe samples) as a flat DataFrame, one row per run:
+        the record's fields, its metrics as columns and its params as param_<name>."""
+        rows = []
+        for r in self.records:
+            if not isinstance(r, MEASUREMENTS):
+                continue
+            data = r.to_json()
+            row = {k: v for k, v in data.items() if k not in ("metrics", "params")}
+            row.update(data.get("metrics") or {})
+            row.update({f"param_{k}": v for k, v in (data.get("params") or {}).items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    @property
+    def drivers(self) -> list[DriverRecord]:
+        """Each spec's last word (after a resume, the latest record)."""
+        latest: dict[str, DriverRecord] = {}
+        for r in self.of(DriverRecord):
+            latest.pop(r.driver_spec, None)
+            latest[r.driver_spec] = r
+        return list(latest.values())
+
+    @property
+    def layers(self) -> list[LayerRecord]:
+        return self.of(LayerRecord)
+
+
+R = TypeVar("R", bound=Record)
+
+
+def _lines(path: Path):
+    """(line number, JSON object) of each line; a cut last line warns, a bad line elsewhere refuses."""
     lines = path.read_text().splitlines()
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            yield i, json.loads(line)
         except json.JSONDecodeError:
             if i == len(lines):
-                warnings.warn(f"{path}:{i}: skipped a truncated last line")
+                warnings.warn(f"{path}:{i}: skipped a truncated last line", stacklevel=2)
                 continue
             raise UserError(f"{path}:{i}: not a JSON line") from None
-        version = rec.get("schema_version", 0)
-        if version > SCHEMA_VERSION:
-            raise UserError(f"{path}:{i}: schema_version {version} is newer than this storprof "
-                            f"understands ({SCHEMA_VERSION}); upgrade storprof")
-        records.append(rec)
-    return records
-
-
-# Records that are measurements of one (driver, placement, job, repeat): fio runs, and the union
-# probes' timed samples (copy-up, deep stacks), whose metric is seconds.
-MEASUREMENT_KINDS = ("fio", "probe")
-
-
-def load_runs(results_dir: Path) -> pd.DataFrame:
-    """The measurements (fio runs and probe samples) as a flat DataFrame, one row per run."""
-    runs = [r for r in read_records(results_dir) if r.get("kind") in MEASUREMENT_KINDS]
-    if not runs:
-        return pd.DataFrame()
-    rows = []
-    for r in runs:
-        row = {k: v for k, v in r.items() if k not in ("metrics", "params")}
-        row.update(r.get("metrics") or {})
-        row.update({f"param_{k}": v for k, v in (r.get("params") or {}).items()})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def load_driver_status(results_dir: Path) -> list[dict]:
-    """The per-driver records (ok, skipped with reason, failed with reason); after a resume, the
-    last word on each driver."""
-    latest: dict[str, dict] = {}
-    for r in read_records(results_dir):
-        if r.get("kind") == "driver":
-            latest.pop(r.get("driver_spec"), None)
-            latest[r.get("driver_spec")] = r
-    return list(latest.values())

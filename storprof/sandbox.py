@@ -26,11 +26,11 @@ from .proc import Completed, require, run
 INPUT_DIR = "/storprof/in"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def program_files(program: str) -> tuple[tuple[str, str], ...]:
     """(host file, path inside) for a program and every library it links, as the bench image
     has them (image.plan_rootfs); looked up once per process."""
-    from .image import plan_rootfs       # here: image imports the docker SDK, not needed otherwise
+    from .image import plan_rootfs  # here: image imports the docker SDK, not needed otherwise
     return plan_rootfs((program,)).files
 
 

@@ -15,15 +15,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import docker
 
 from .backing import BackingFS
 from .containers import LABEL
 from .daemon import EphemeralDaemon
+from .errors import first_line
 
 STATE_DIR = ".storprof-state"
 
@@ -40,7 +41,7 @@ def _start_ticks(pid: int) -> int | None:
 def owner_alive(record: dict) -> bool:
     """Is the process that wrote this state file still running (the same process, not a reuse)?"""
     pid = record.get("pid")
-    return bool(pid) and _start_ticks(int(pid)) == record.get("start_ticks")
+    return pid is not None and _start_ticks(int(pid)) == record.get("start_ticks")
 
 
 class RunState:
@@ -159,7 +160,7 @@ def remove(records: list[dict], progress: Callable[[str], None] = lambda line: N
             elif kind == "attached":
                 problems += _remove_labelled(rec, progress)
         except Exception as e:          # keep going: one stuck object must not hide the others
-            problems.append(f"{kind}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            problems.append(f"{kind}: {first_line(e)}")
     return problems
 
 
@@ -219,10 +220,10 @@ def _remove_labelled(rec: dict, progress) -> list[str]:
             progress(f"{rec['run_id']}: removing image {i.short_id}")
             client.images.remove(i.id, force=True)
     except Exception as e:
-        problems.append(f"attached daemon {rec['docker_host']}: {str(e).splitlines()[0]}")
+        problems.append(f"attached daemon {rec['docker_host']}: {first_line(e)}")
     finally:
         client.close()
-    work = rec.get("work")
+    work = rec.get("work") or ""
     if _ours(work, rec["run_id"]) and os.path.isdir(work):
         shutil.rmtree(work, ignore_errors=True)
     return problems

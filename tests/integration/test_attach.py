@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from storprof import results
+from storprof.containers import LABEL
 from storprof.daemon import RUNTIME_ROOT, EphemeralDaemon
 from storprof.fiojob import load_job
 from storprof.image import one_file_tar
 from storprof.placements import PLACEMENTS
-from storprof.containers import LABEL
-from storprof.sweep import Sweep, SweepConfig
-
+from storprof.plan import SweepPlan
+from storprof.results import ResultSet
+from storprof.sweep import Sweep
 from tests.conftest import storprof_leftovers
 
 pytestmark = [
@@ -34,7 +35,8 @@ def user_daemon():
                              RUNTIME_ROOT / f"userd-{os.getpid()}", root / "dockerd.log")
     daemon.start()
     client = daemon.client
-    client.api.import_image_from_data(one_file_tar("hello.txt", b"the user's own file\n"), repository="user/app", tag="1")
+    client.api.import_image_from_data(one_file_tar("hello.txt", b"the user's own file\n"), repository="user/app",
+                                      tag="1")
     volume = client.volumes.create("user-data")
     container = client.containers.create("user/app:1", command=["/nothing"], name="user-app",
                                          volumes={"user-data": {"bind": "/data", "mode": "rw"}})
@@ -48,14 +50,14 @@ def user_daemon():
 def test_attach_measures_the_daemon_driver_and_leaves_user_objects_alone(user_daemon, tmp_path):
     daemon, container_id, volume_name = user_daemon
     jobs = [load_job("randread-4k").with_overrides(size="16m", runtime=1, ramp_time=0)]
-    config = SweepConfig(specs=[], jobs=jobs, repeat=1, docker_host=daemon.base_url,
+    config = SweepPlan(specs=[], jobs=jobs, repeat=1, docker_host=daemon.base_url,
                          workdir=tmp_path / "unused")
     store = results.ResultsStore(tmp_path / "out", {})
     outcomes = Sweep(config, store, lambda line: None).run()
 
     assert [o.status for o in outcomes] == ["ok"], outcomes
-    assert outcomes[0].spec == "overlay2@ext4"
-    runs = results.load_runs(store.dir)
+    assert outcomes[0].driver_spec == "overlay2@ext4"
+    runs = ResultSet.load(store.dir).runs
     assert set(runs["placement"]) == set(PLACEMENTS)
     assert (runs["read_iops"] > 0).all() and set(runs["attached"]) == {True}
     # the baseline ran in a container on a bind mount under the daemon's data root

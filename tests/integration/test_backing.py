@@ -11,8 +11,8 @@ import pytest
 
 from storprof import backing
 from storprof.backing import BackingFS, check_workdir
-from storprof.mounts import host_fs_type, parse_mountinfo
 from storprof.errors import EnvironmentProblem, UserError
+from storprof.mounts import host_fs_type, parse_mountinfo
 from storprof.proc import CommandFailed
 
 pytestmark = [
@@ -106,9 +106,8 @@ def test_plain_directory_on_host_fs(workdir):
 
 def test_fs_without_mkfs_leaves_nothing(workdir):
     b = BackingFS("zfs", workdir, "z", SIZE)
-    with pytest.raises(UserError, match="cannot create a loop-backed zfs"):
-        with b:
-            pass
+    with pytest.raises(UserError, match="cannot create a loop-backed zfs"), b:
+        pass
     assert list(workdir.iterdir()) == []
 
 
@@ -121,9 +120,8 @@ def test_mkfs_failure_leaves_nothing(workdir, monkeypatch):
         return real(argv, **kw)
 
     monkeypatch.setattr(backing.proc, "run", failing_mkfs)
-    with pytest.raises(CommandFailed):
-        with BackingFS("xfs", workdir, "m", SIZE):
-            pass
+    with pytest.raises(CommandFailed), BackingFS("xfs", workdir, "m", SIZE):
+        pass
     assert list(workdir.iterdir()) == []
 
 
@@ -173,9 +171,8 @@ def test_teardown_before_setup_is_noop(workdir):
 
 def test_existing_name_is_refused_and_kept(workdir):
     (workdir / "taken").mkdir()
-    with pytest.raises(UserError, match="already exists"):
-        with BackingFS("xfs", workdir, "taken", SIZE):
-            pass
+    with pytest.raises(UserError, match="already exists"), BackingFS("xfs", workdir, "taken", SIZE):
+        pass
     assert (workdir / "taken").is_dir()
 
 
@@ -183,7 +180,7 @@ def test_too_small_and_no_space(workdir):
     with pytest.raises(UserError, match="too small"):
         BackingFS("xfs", workdir, "s", 64 * 2**20).setup()
     free = os.statvfs(workdir).f_bavail * os.statvfs(workdir).f_frsize
-    with pytest.raises(EnvironmentProblem, match="needs .* free"):
+    with pytest.raises(EnvironmentProblem, match=r"needs .* free"):
         BackingFS("xfs", workdir, "s", free + 2**40).setup()
     assert list(workdir.iterdir()) == []
 
@@ -206,7 +203,7 @@ def test_check_workdir_accepts_disk_and_refuses_missing(workdir):
 
 def test_busy_mount_falls_back_to_lazy_unmount_and_says_so(workdir):
     b = BackingFS("xfs", workdir, "busy", SIZE).setup()
-    held = open(b.path / "held", "w")
+    held = open(b.path / "held", "w")  # noqa: SIM115 - held open across the teardown on purpose
     try:
         warnings = b.teardown()
         assert any("umount -l" in w for w in warnings)

@@ -62,9 +62,10 @@ def attacks(test_dir: Path, canary_dir: Path) -> dict[str, str]:
     return {
         # fio names a metadata job's files <directory>/<section>.<job>.<file>
         "section name creates": f"[global]\nioengine=filecreate\nnrfiles=1\ndirectory={test_dir}\n[{up}/made]\n",
-        "section name deletes": f"[global]\nioengine=filedelete\nnrfiles=1\nfilesize=4k\ndirectory={test_dir}\n[{up}/victim]\n",
+        "section name deletes": f"[global]\nioengine=filedelete\nnrfiles=1\nfilesize=4k\ndirectory={test_dir}\n"
+                                f"[{up}/victim]\n",
         "log file": f"[j]\nrw=write\nsize=64k\ndirectory={test_dir}\nwrite_iolog={canary_dir}/iolog\n",
-        "environment": f"[j]\nioengine=filecreate\nnrfiles=1\ndirectory=${{STORPROF_TEST_CANARY}}\n",
+        "environment": "[j]\nioengine=filecreate\nnrfiles=1\ndirectory=${STORPROF_TEST_CANARY}\n",
         "command": f"[j]\nrw=write\nsize=64k\ndirectory={test_dir}\nexec_prerun=/usr/bin/touch {canary_dir}/ran\n",
         "pattern reads a file": f"[j]\nrw=write\nsize=64k\ndirectory={test_dir}\n"
                                 f"buffer_pattern='{canary_dir}/secret'\n",
@@ -142,15 +143,16 @@ def test_a_container_fio_run_that_overstays_is_killed():
     from storprof import results
     from storprof.drivers import DriverSpec
     from storprof.fiojob import load_job
-    from storprof.sweep import Sweep, SweepConfig
+    from storprof.plan import SweepPlan
+    from storprof.sweep import Sweep
     workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
     try:
-        config = SweepConfig(specs=[DriverSpec("overlay2", "ext4")], jobs=[load_job("randread-4k")],
+        config = SweepPlan(specs=[DriverSpec("overlay2", "ext4")], jobs=[load_job("randread-4k")],
                              placements=("host", "union"), repeat=1, workdir=workdir)
         sweep = Sweep(config, results.ResultsStore(out, {"test": True}), lambda line: None)
-        with sweep.ephemeral_session(0, config.specs[0]) as (targets, _, daemon):
-            union = targets["union"]
+        with sweep.ephemeral_session(0, config.specs[0]) as session:
+            union = session.target("union")
             never_ends = f"[j]\nrw=read\nsize=1g\nrate_iops=1\ndirectory={union.fio_dir}\nfilename=slow.dat\n"
             start = time.monotonic()
             run = union.run_fio(never_ends, "hang", timeout=8)

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from storprof import results
-from storprof.drivers import DriverSpec
-from storprof.layers import LayerPlan, growth, summarize_layers
 from storprof.containers import LABEL
-from storprof.sweep import Sweep, SweepConfig
-
+from storprof.drivers import DriverSpec
+from storprof.layers import LayerPlan, LayerTiming, growth, summarize_layers
+from storprof.plan import SweepPlan
+from storprof.results import ResultSet
+from storprof.scheduler import run_units
+from storprof.sweep import Sweep
 from tests.conftest import storprof_leftovers
 
 pytestmark = [
@@ -35,31 +37,31 @@ def layer_records():
     workdir = Path(tempfile.mkdtemp(prefix="storprof-layers-", dir="/var/tmp"))
     out = Path(tempfile.mkdtemp(prefix="storprof-layers-out-"))
     specs = [DriverSpec("overlay2", "ext4"), DriverSpec("vfs", "ext4")]
-    config = SweepConfig(specs=specs, jobs=[], placements=("host",), repeat=1, workdir=workdir, layers=TINY)
+    config = SweepPlan(specs=specs, jobs=[], placements=("host",), repeat=1, workdir=workdir, layers=TINY)
     store = results.ResultsStore(out, {})
     sweep = Sweep(config, store, lambda line: None)
     leftovers = {}
     for i, spec in enumerate(specs):
-        with sweep.ephemeral_session(i, spec) as (targets, context, daemon):
-            sweep.time_layers(spec, daemon, context, targets["host"].directory,
-                              Path(context["backing"]["path"]) / "docker")
-            client = daemon.client
+        with sweep.ephemeral_session(i, spec) as session:
+            timing = LayerTiming(TINY)
+            run_units([(timing, timing.units(str(spec), frozenset()))], session, sweep.sink, lambda unit, summary: None)
+            client = session.daemon.client
+            bench = client.images.get(session.context.image).id
             leftovers[str(spec)] = (
                 [c.name for c in client.containers.list(all=True, filters={"label": LABEL})],
-                [i.id for i in client.images.list(all=True, filters={"label": LABEL}) if i.id != client.images.get(context["image"]).id])
-    yield results.read_records(out), leftovers, workdir, config.run_id
+                [i.id for i in client.images.list(all=True, filters={"label": LABEL}) if i.id != bench])
+    yield ResultSet.load(out).layers, leftovers, workdir, config.run_id
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_every_operation_is_timed_and_positive(layer_records):
     records, _, _, _ = layer_records
-    layer = [r for r in records if r.get("kind") == "layer"]
     for spec in ("overlay2@ext4", "vfs@ext4"):
-        mine = [r for r in layer if r["driver_spec"] == spec]
-        assert {r["op"] for r in mine} == OPS
-        assert all(r["seconds"] > 0 for r in mine)
-    rows = summarize_layers(layer)
+        mine = [r for r in records if r.context.driver_spec == spec]
+        assert {r.op for r in mine} == OPS
+        assert all(r.seconds > 0 for r in mine)
+    rows = summarize_layers(records)
     assert all(r["p95_ms"] >= r["p50_ms"] > 0 for r in rows)
 
 
@@ -73,15 +75,14 @@ def test_vfs_container_create_grows_with_image_size_and_overlay2_does_not(layer_
 
 def test_vfs_containers_take_space_and_overlay2_ones_almost_none(layer_records):
     records, _, _, _ = layer_records
-    per = {r["driver_spec"]: r["bytes_per_container"] for r in records if r.get("op") == "bulk create"}
+    per = {r.context.driver_spec: r.bytes_per_container for r in records if r.op == "bulk create"}
     assert per["vfs@ext4"] > 50 * 2**20          # a copy of the bench image (about 80 MiB)
     assert per["overlay2@ext4"] < 5 * 2**20
 
 
 def test_deep_images_have_the_requested_depth(layer_records):
     records, _, _, _ = layer_records
-    depth = {(r["driver_spec"], r["depth"]): r["layers"] for r in records
-             if r.get("op") == "image rm (whole stack)"}
+    depth = {(r.context.driver_spec, r.depth): r.layers for r in records if r.op == "image rm (whole stack)"}
     for spec in ("overlay2@ext4", "vfs@ext4"):
         assert depth[(spec, 3)] == depth[(spec, 1)] + 2
 

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from storprof.containers import LABEL, PIDS_LIMIT
 from storprof.daemon import RUNTIME_ROOT, EphemeralDaemon
 from storprof.image import one_file_tar
-from storprof.containers import LABEL, PIDS_LIMIT
-
 from tests.conftest import storprof_leftovers
 
 pytestmark = [

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from storprof import report, results
+from storprof import results, summary, tables
 from storprof.daemon import RUNTIME_ROOT
 from storprof.drivers import DriverSpec
 from storprof.fiojob import load_job
 from storprof.placements import PLACEMENTS
-from storprof.sweep import Sweep, SweepConfig
-
+from storprof.plan import SweepPlan
+from storprof.results import ResultSet
+from storprof.sweep import Sweep
 from tests.conftest import storprof_leftovers
 
 pytestmark = [
@@ -52,13 +53,13 @@ def assert_nothing_left(workdir: Path, run_id: str) -> None:
 
 @pytest.mark.parametrize("driver", ["overlay2", "vfs"])
 def test_sweep_measures_every_placement_and_cleans_up(driver, workdir, tmp_path):
-    config = SweepConfig(specs=[DriverSpec(driver, "ext4")], jobs=tiny_jobs(), repeat=1, workdir=workdir)
+    config = SweepPlan(specs=[DriverSpec(driver, "ext4")], jobs=tiny_jobs(), repeat=1, workdir=workdir)
     store = results.ResultsStore(tmp_path / "out", {"test": True})
     lines: list[str] = []
     outcomes = Sweep(config, store, lines.append).run()
 
     assert [o.status for o in outcomes] == ["ok"], outcomes
-    runs = results.load_runs(store.dir)
+    runs = ResultSet.load(store.dir).runs
     assert len(runs) == len(JOBS) * len(PLACEMENTS)
     assert set(runs["status"]) == {"ok"}
     assert set(runs["placement"]) == set(PLACEMENTS)
@@ -72,8 +73,8 @@ def test_sweep_measures_every_placement_and_cleans_up(driver, workdir, tmp_path)
         assert raw["jobs"][0]["jobname"] == row["job"]
     assert set(runs["docker_version"]) and runs["kernel"].iloc[0] == os.uname().release
 
-    over = report.overhead(runs)
-    headers, rows = report.table_rows(over)
+    over = summary.summarize(runs)
+    headers, rows = tables.table_rows(over)
     assert len(rows) == len(JOBS)
     assert all(cell != "-" for row in rows for cell in row), rows
     for p in ("union", "volume", "bind"):
@@ -84,7 +85,7 @@ def test_sweep_measures_every_placement_and_cleans_up(driver, workdir, tmp_path)
 
 def test_daemon_that_will_not_start_is_reported_and_sweep_goes_on(workdir, tmp_path):
     # vfs with an option it does not have: dockerd exits while starting; overlay2 is still measured.
-    config = SweepConfig(specs=[DriverSpec("vfs", "ext4"), DriverSpec("overlay2", "ext4")],
+    config = SweepPlan(specs=[DriverSpec("vfs", "ext4"), DriverSpec("overlay2", "ext4")],
                          jobs=tiny_jobs(["randread-4k"]), placements=("host", "union"), repeat=1,
                          workdir=workdir, storage_opts=["vfs.nosuchoption=1"])
     store = results.ResultsStore(tmp_path / "out", {})
@@ -93,9 +94,9 @@ def test_daemon_that_will_not_start_is_reported_and_sweep_goes_on(workdir, tmp_p
     assert [o.status for o in outcomes] == ["failed", "ok"]
     assert "dockerd exited" in outcomes[0].reason and "nosuchoption" in outcomes[0].reason
     assert "log:" in outcomes[0].reason
-    status = results.load_driver_status(store.dir)
-    assert [s["status"] for s in status] == ["failed", "ok"]
-    assert len(results.load_runs(store.dir)) == 2
+    status = ResultSet.load(store.dir).drivers
+    assert [s.status for s in status] == ["failed", "ok"]
+    assert len(ResultSet.load(store.dir).runs) == 2
     assert_nothing_left(workdir, config.run_id)
 
 
@@ -108,7 +109,7 @@ def test_cli_quick_sweep_on_xfs_loop_prints_table_and_wall_time(workdir, tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert "overlay2@xfs" in proc.stdout and "Total wall time" in proc.stdout
     assert "direct-io" in proc.stderr          # the loop device was set up with direct I/O
-    runs = results.load_runs(out)
+    runs = ResultSet.load(out).runs
     assert set(runs["loop_direct_io"]) == {True}
     assert (out / "overhead.csv").is_file() and (out / "overhead.md").is_file()
     assert storprof_leftovers(str(workdir)) == []
@@ -131,7 +132,7 @@ def test_ctrl_c_keeps_finished_runs_and_leaves_nothing(workdir, tmp_path):
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
-    kept = results.load_runs(out)
+    kept = ResultSet.load(out).runs
     assert len(kept) >= 3 and set(kept["status"]) == {"ok"}
     assert storprof_leftovers(str(workdir)) == []
     assert list(workdir.iterdir()) == []

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from storprof import report, results
+from storprof import results, summary, tables
 from storprof.copyup import CopyUpPlan
 from storprof.deepstack import DeepStackPlan
 from storprof.drivers import DriverSpec
 from storprof.fiojob import load_job
-from storprof.sweep import Sweep, SweepConfig
-
+from storprof.plan import SweepPlan
+from storprof.results import ResultSet
+from storprof.sweep import Sweep
 from tests.conftest import storprof_leftovers
 
 pytestmark = [
@@ -37,14 +38,15 @@ def sweep(request):
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
     jobs = [load_job(n).with_overrides(size="32m", runtime=1, ramp_time=0)
             for n in ("lower-randread-4k", "meta-create", "meta-delete")]
-    config = SweepConfig(specs=[DriverSpec(driver, "ext4")], jobs=jobs, placements=("host", "union", "volume"),
+    config = SweepPlan(specs=[DriverSpec(driver, "ext4")], jobs=jobs, placements=("host", "union", "volume"),
                          repeat=2, workdir=workdir, copyup=CopyUpPlan((COPYUP_MIB,)),
                          deep_stack=DeepStackPlan(DEPTHS, target_mib=1))
     store = results.ResultsStore(out, {"test": True})
     lines: list[str] = []
     outcomes = Sweep(config, store, lines.append).run()
     assert [o.status for o in outcomes] == ["ok"], (outcomes, lines[-5:])
-    yield driver, results.load_runs(store.dir), results.read_records(store.dir), config.run_id, workdir
+    loaded = ResultSet.load(store.dir)
+    yield driver, loaded.runs, [r.to_json() for r in loaded.records], config.run_id, workdir
     shutil.rmtree(workdir, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
 
@@ -111,7 +113,7 @@ def test_deep_stack_lookup_grows_with_depth_on_overlay2_only(sweep):
 
 def test_table_shows_the_union_operations(sweep):
     driver, runs, *_ = sweep
-    text = report.format_table(report.overhead(runs))
+    text = tables.format_table(summary.summarize(runs))
     assert f"copyup-{COPYUP_MIB}m first write+fsync" in text
     assert f"stack K={DEPTHS[-1]} first stat" in text and "lower-randread-4k" in text
 

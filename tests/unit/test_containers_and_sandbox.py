@@ -34,7 +34,7 @@ def test_every_container_gets_the_policy_and_the_label():
     containers.run(client, "img", labels={"storprof": "r1"}, name="a", volumes={"/x": {"bind": "/y"}})
     containers.create(client, "img", labels={"storprof": "r1"})
     containers.run(client, "img", labels={"storprof": "r1"}, command=["/bin/rm", "-rf", "/p/x"], remove=True)
-    for _, image, kw in client.containers.calls:
+    for _, _image, kw in client.containers.calls:
         assert kw["network_mode"] == "none"
         assert kw["security_opt"] == ["no-new-privileges"]
         assert kw["cap_drop"] == ["ALL"]

@@ -3,10 +3,18 @@ from pathlib import Path
 
 import pytest
 
-from storprof.drivers import (DRIVERS, DriverSpec, HostFacts, default_specs, host_facts,
-                              parse_docker_version, probe, reasons)
-from storprof.mounts import fs_type_from_mountinfo, host_fs_type, mount_from_mountinfo
+from storprof.drivers import (
+    DRIVERS,
+    DriverSpec,
+    HostFacts,
+    default_specs,
+    host_facts,
+    parse_docker_version,
+    reasons,
+    unavailable,
+)
 from storprof.errors import UserError
+from storprof.mounts import fs_type_from_mountinfo, host_fs_type, mount_from_mountinfo
 
 # --------------------------------------------------------------------------- parsing
 
@@ -188,29 +196,29 @@ def facts():
     return host_facts()
 
 
-def test_probe_real_overlay2_ok(facts):
-    assert probe(DriverSpec("overlay2", host_fs_type(Path("/"))), facts=facts) is None
+def test_unavailable_real_overlay2_ok(facts):
+    assert unavailable(DriverSpec("overlay2", host_fs_type(Path("/"))), facts=facts) is None
 
 
-def test_probe_real_overlay2_on_loop_xfs(facts):
-    assert probe(DriverSpec("overlay2", "xfs")) is None
+def test_unavailable_real_overlay2_on_loop_xfs(facts):
+    assert unavailable(DriverSpec("overlay2", "xfs")) is None
 
 
-def test_probe_real_devicemapper(facts):
-    reason = probe(DriverSpec("devicemapper", "ext4"), facts=facts)
+def test_unavailable_real_devicemapper(facts):
+    reason = unavailable(DriverSpec("devicemapper", "ext4"), facts=facts)
     assert reason and "device-mapper" in reason
 
 
-def test_probe_real_zfs(facts):
-    reason = probe(DriverSpec("zfs", "zfs"), facts=facts)
+def test_unavailable_real_zfs(facts):
+    reason = unavailable(DriverSpec("zfs", "zfs"), facts=facts)
     assert reason and "zfs" in reason
     assert "\n" not in reason
 
 
-def test_probe_real_aufs(facts):
-    reason = probe(DriverSpec("aufs", "ext4"), facts=facts)
+def test_unavailable_real_aufs(facts):
+    reason = unavailable(DriverSpec("aufs", "ext4"), facts=facts)
     assert reason and "aufs" in reason
 
 
-def test_probe_never_raises_for_unknown_driver():
-    assert "unknown" in probe(DriverSpec("nosuch", "ext4"))
+def test_unavailable_never_raises_for_unknown_driver():
+    assert "unknown" in unavailable(DriverSpec("nosuch", "ext4"))

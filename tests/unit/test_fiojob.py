@@ -7,8 +7,17 @@ import pytest
 
 from storprof import fiojob
 from storprof.errors import UserError
-from storprof.fiojob import (FioJob, JOBS_DIR, builtin_job_names, check_with_fio, fio_argv, load_job,
-                             parse_job, parse_size, validate)
+from storprof.fiojob import (
+    JOBS_DIR,
+    FioJob,
+    builtin_job_names,
+    check_with_fio,
+    load_job,
+    parse_job,
+    parse_size,
+    validate,
+)
+from storprof.placements import fio_argv
 
 DATA_JOBS = ["fsync-write-4k", "lower-randread-4k", "lower-seqread-1m", "randread-4k", "randrw-4k-70-30",
              "randwrite-4k", "seqread-1m", "seqwrite-1m"]
@@ -59,7 +68,8 @@ def test_parse_strips_whitespace_and_trailing_comments_like_fio():
 @pytest.mark.parametrize("text, line, fragment", [
     ("rw=read\n[j]\n", 1, "comes before the first [section]"),
     ("; only a comment\n\nbs=4k\n[j]\n", 3, "comes before the first [section]"),
-    ("[global]\n[j]\nrw=read\nthis is not an option\n", 4, "expected 'key=value' or '[section]', got 'this is not an option'"),
+    ("[global]\n[j]\nrw=read\nthis is not an option\n", 4,
+     "expected 'key=value' or '[section]', got 'this is not an option'"),
     ("[global]\n[j\n", 2, "expected 'key=value' or '[section]'"),
     ("[global]\n[j]\n=4k\n", 3, "expected 'key=value' or '[section]'"),
     ("[global]\n[]\n", 2, "empty section name"),
@@ -78,9 +88,9 @@ def test_malformed_files_name_file_and_line(text, line, fragment):
 
 def test_builtin_job_names_are_the_shipped_files():
     assert builtin_job_names() == BUILTINS
-    # The repo's jobs/ next to the package (or, if packaged later, storprof/jobs).
+    # Package data: storprof/jobs, so a non-editable install has them too.
     assert JOBS_DIR.name == "jobs" and JOBS_DIR.is_dir()
-    assert JOBS_DIR.parent in (Path(fiojob.__file__).resolve().parent, Path(fiojob.__file__).resolve().parent.parent)
+    assert JOBS_DIR.parent == Path(fiojob.__file__).resolve().parent
 
 
 @pytest.mark.parametrize("name", DATA_JOBS)

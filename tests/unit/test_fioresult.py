@@ -6,8 +6,14 @@ from pathlib import Path
 import pytest
 
 from storprof.errors import FioError
-from storprof.fioresult import (DirectionStats, FioResult, extract_json, parse_fio_output, result_from_json,
-                                text_around_json)
+from storprof.fioresult import (
+    DirectionStats,
+    FioResult,
+    extract_json,
+    parse_fio_output,
+    result_from_json,
+    text_around_json,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "fio"
 

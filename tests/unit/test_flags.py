@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from storprof import report
-from storprof.results import load_runs
+from storprof import summary, tables
+from storprof.results import ResultSet
 
 SWEEP = Path(__file__).parent.parent / "fixtures" / "results-quick"
 GIB = 2**30
@@ -19,7 +19,7 @@ GIB = 2**30
 
 @pytest.fixture(scope="module")
 def real_runs() -> pd.DataFrame:
-    return load_runs(SWEEP)
+    return ResultSet.load(SWEEP).runs
 
 
 def _cell(runs: pd.DataFrame, spec: str, job: str) -> pd.DataFrame:
@@ -54,7 +54,7 @@ def _steady(cell: pd.DataFrame) -> pd.DataFrame:
 
 def test_dagger_on_direct_union_of_a_driver_that_ignores_o_direct(real_runs):
     cell = _steady(_cell(real_runs, "fuse-overlayfs@ext4", "randread-4k"))
-    over = report.summarize(cell)
+    over = summary.summarize(cell)
     assert "†" in _flags(over, "union")
     assert "†" not in _flags(over, "volume") and "†" not in _flags(over, "host")
 
@@ -62,20 +62,20 @@ def test_dagger_on_direct_union_of_a_driver_that_ignores_o_direct(real_runs):
 def test_no_dagger_for_buffered_jobs_or_honouring_drivers(real_runs):
     cell = _steady(_cell(real_runs, "fuse-overlayfs@ext4", "randread-4k"))
     cell["direct"] = False
-    assert "†" not in _flags(report.summarize(cell), "union")
+    assert "†" not in _flags(summary.summarize(cell), "union")
     cell = _steady(_cell(real_runs, "overlay2@ext4", "randread-4k"))
-    assert "†" not in _flags(report.summarize(cell), "union")
+    assert "†" not in _flags(summary.summarize(cell), "union")
 
 
 # --- ‡ loop device without direct I/O (recorded) ----------------------------------------------------
 
 def test_double_dagger_when_the_loop_device_is_buffered(real_runs):
     cell = _steady(_cell(real_runs, "btrfs@btrfs", "randread-4k"))
-    assert "‡" not in _flags(report.summarize(cell), "host")       # recorded as direct-io on
+    assert "‡" not in _flags(summary.summarize(cell), "host")       # recorded as direct-io on
     cell["loop_direct_io"] = False
-    assert "‡" in _flags(report.summarize(cell), "host")
+    assert "‡" in _flags(summary.summarize(cell), "host")
     cell["loop_direct_io"] = None                                    # not on a loop device
-    assert "‡" not in _flags(report.summarize(cell), "host")
+    assert "‡" not in _flags(summary.summarize(cell), "host")
 
 
 # --- § measured: faster than the direct baseline, or fio said so -----------------------------------
@@ -84,7 +84,7 @@ def test_section_when_a_direct_placement_beats_the_host_by_more_than_the_cache_r
     cell = _steady(_cell(real_runs, "overlay2@ext4", "randread-4k"))
     _set_values(cell, "volume", [1600.0, 1600.0, 1600.0])            # 1.6x the host in each repeat
     _set_values(cell, "bind", [1400.0, 1400.0, 1400.0])              # 1.4x: a fast disk path, not a cache
-    over = report.summarize(cell)
+    over = summary.summarize(cell)
     assert "§" in _flags(over, "volume")
     assert "§" not in _flags(over, "bind") and "§" not in _flags(over, "union")
 
@@ -93,12 +93,12 @@ def test_no_section_for_buffered_jobs_which_are_meant_to_use_the_cache(real_runs
     cell = _steady(_cell(real_runs, "overlay2@ext4", "randread-4k"))
     cell["direct"] = False
     _set_values(cell, "volume", [1600.0, 1600.0, 1600.0])
-    assert "§" not in _flags(report.summarize(cell), "volume")
+    assert "§" not in _flags(summary.summarize(cell), "volume")
 
 
 def test_section_on_the_real_fuse_overlayfs_random_read(real_runs):
     # fuse-overlayfs accepted direct=1 and served 4 KiB random reads from the page cache
-    over = report.summarize(_cell(real_runs, "fuse-overlayfs@ext4", "randread-4k"))
+    over = summary.summarize(_cell(real_runs, "fuse-overlayfs@ext4", "randread-4k"))
     assert "§" in _flags(over, "union")
     assert "§" not in _flags(over, "volume")
 
@@ -108,7 +108,7 @@ def test_section_when_fio_reports_that_direct_io_was_not_honoured(real_runs):
     cell["fio_messages"] = [[] for _ in range(len(cell))]
     i = cell.index[cell.placement == "bind"][0]
     cell.at[i, "fio_messages"] = ["fio: looks like your file system does not support direct=1/buffered=0"]
-    over = report.summarize(cell)
+    over = summary.summarize(cell)
     assert "§" in _flags(over, "bind") and "§" not in _flags(over, "volume")
 
 
@@ -116,11 +116,11 @@ def test_section_on_a_loop_backed_host_baseline_far_above_the_host_filesystem(re
     plain = _steady(_cell(real_runs, "overlay2@ext4", "randread-4k"))
     loop = _steady(_cell(real_runs, "btrfs@btrfs", "randread-4k"))
     both = pd.concat([plain, loop], ignore_index=True)
-    assert "§" not in _flags(report.summarize(both), "host", "btrfs@btrfs")
+    assert "§" not in _flags(summary.summarize(both), "host", "btrfs@btrfs")
     loop = _steady(_cell(real_runs, "btrfs@btrfs", "randread-4k"))
     for p in loop.placement.unique():
         _set_values(loop, p, [1700.0, 1700.0, 1700.0])               # the whole loop fs 1.7x the host fs
-    over = report.summarize(pd.concat([plain, loop], ignore_index=True))
+    over = summary.summarize(pd.concat([plain, loop], ignore_index=True))
     assert "§" in _flags(over, "host", "btrfs@btrfs")
     assert "§" not in _flags(over, "host", "overlay2@ext4")
 
@@ -133,7 +133,7 @@ def test_tilde_when_the_repeats_vary_by_more_than_ten_percent(real_runs):
     for p in ("union", "volume", "bind"):
         _set_values(cell, p, [1000.0, 1300.0, 1000.0])                # ratios steady at 1.00
     _set_values(cell, "bind", [1000.0, 1040.0, 1050.0])               # ratios 1.00, 0.80, 1.05: CV 14%
-    over = report.summarize(cell)
+    over = summary.summarize(cell)
     assert "~" in _flags(over, "host")
     assert "~" not in _flags(over, "union") and "~" not in _flags(over, "volume")
     assert "~" in _flags(over, "bind")
@@ -144,9 +144,9 @@ def test_tilde_when_the_repeats_vary_by_more_than_ten_percent(real_runs):
 def test_no_tilde_below_ten_percent_or_with_one_repeat(real_runs):
     cell = _steady(_cell(real_runs, "overlay2@ext4", "randread-4k"))
     _set_values(cell, "host", [1000.0, 1100.0, 1000.0])               # CV 5.6%
-    assert "~" not in _flags(report.summarize(cell), "host")
+    assert "~" not in _flags(summary.summarize(cell), "host")
     one = cell[cell.repeat == 0]
-    assert "~" not in "".join(report.summarize(one)["flags"])
+    assert "~" not in "".join(summary.summarize(one)["flags"])
 
 
 # --- ¶ buffered job on a file that fits in memory ---------------------------------------------------
@@ -163,7 +163,7 @@ def test_pilcrow_for_buffered_jobs_on_files_smaller_than_memory(real_runs, size,
     cell["param_size"] = size
     cell["mem_total_bytes"] = memory
     cell["param_fsync"] = fsync
-    over = report.summarize(cell)
+    over = summary.summarize(cell)
     assert all(("¶" in f) == flagged for f in over["flags"])
 
 
@@ -171,16 +171,16 @@ def test_no_pilcrow_for_direct_or_metadata_jobs(real_runs):
     cell = _steady(_cell(real_runs, "overlay2@ext4", "randread-4k"))
     cell["param_size"] = "128m"
     cell["mem_total_bytes"] = 24 * GIB
-    assert "¶" not in "".join(report.summarize(cell)["flags"])        # direct=1
+    assert "¶" not in "".join(summary.summarize(cell)["flags"])        # direct=1
     cell["direct"] = False
     cell["own_files"] = True
-    assert "¶" not in "".join(report.summarize(cell)["flags"])
+    assert "¶" not in "".join(summary.summarize(cell)["flags"])
 
 
 def test_every_flag_used_gets_its_footnote(real_runs):
     cell = _steady(_cell(real_runs, "fuse-overlayfs@ext4", "randread-4k"))
     _set_values(cell, "union", [3000.0, 4000.0, 3000.0])
-    text = report.format_table(report.summarize(cell))
+    text = tables.format_table(summary.summarize(cell))
     for mark in ("†", "§", "~"):
         assert mark in text.split("\n† ")[0]
         assert any(line.startswith(f"{mark} ") for line in text.splitlines())
@@ -194,7 +194,7 @@ def test_section_on_a_cold_read_far_quicker_than_the_host(real_runs):
             rows.append({"kind": "probe", "driver_spec": "fuse-overlayfs@ext4", "job": "stack K=16 first read 4m",
                          "placement": placement, "repeat": r, "primary_metric": "time", "status": "ok",
                          "seconds": seconds, "param_cold_read": True})
-    over = report.summarize(pd.DataFrame(rows))
+    over = summary.summarize(pd.DataFrame(rows))
     assert "§" in _flags(over, "union") and "§" not in _flags(over, "volume")
     rows = [dict(r, param_cold_read=None) for r in rows]         # not a cold read: no claim to check
-    assert "§" not in "".join(report.summarize(pd.DataFrame(rows))["flags"])
+    assert "§" not in "".join(summary.summarize(pd.DataFrame(rows))["flags"])

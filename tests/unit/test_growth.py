@@ -2,9 +2,10 @@ import math
 
 import pytest
 
+from storprof.errors import UserError
 from storprof.growth import fit_line, percentile
 from storprof.layers import LayerPlan, growth, summarize_layers
-from storprof.errors import UserError
+from storprof.records import LayerRecord, RunContext
 
 
 def test_percentile_matches_linear_interpolation():
@@ -27,7 +28,9 @@ def test_fit_recovers_a_known_line_and_its_quality():
 
 
 def _rec(spec, op, seconds, **kw):
-    return {"kind": "layer", "driver_spec": spec, "op": op, "seconds": seconds, **kw}
+    driver, fs = spec.split("@")
+    context = RunContext(run_id="r1", driver_spec=spec, driver=driver, fs=fs)
+    return LayerRecord(context=context, op=op, seconds=seconds, **kw)
 
 
 def test_growth_says_which_driver_is_flat_and_which_grows():

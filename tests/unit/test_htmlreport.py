@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from storprof import cli, report
+from storprof import cli, summary, tables
 from storprof.htmlreport import CHART_DIR, write_report
-from storprof.results import load_runs, read_records
+from storprof.results import ResultSet
 
 SWEEP = Path(__file__).parent.parent / "fixtures" / "results-union"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -34,7 +34,7 @@ def test_every_section_is_in_both_documents(written):
 
 def test_one_ratio_and_one_latency_chart_per_fio_job_and_the_probe_and_layer_charts(written):
     md, page, out = written
-    jobs = list(dict.fromkeys(load_runs(SWEEP).query("primary_metric != 'time'")["job"]))
+    jobs = list(dict.fromkeys(ResultSet.load(SWEEP).runs.query("primary_metric != 'time'")["job"]))
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
     for job in jobs:
         assert f"{job}: ratio to host" in captions
@@ -52,8 +52,8 @@ def test_one_ratio_and_one_latency_chart_per_fio_job_and_the_probe_and_layer_cha
 
 def test_the_tables_are_the_same_in_markdown_html_and_the_terminal(written):
     md, page, _ = written
-    over = report.overhead(load_runs(SWEEP))
-    _, rows = report.table_rows(over[over["metric"] != "time"])
+    over = summary.summarize(ResultSet.load(SWEEP).runs)
+    _, rows = tables.table_rows(over[over["metric"] != "time"])
     for row in rows:
         assert "| " + " | ".join(row) in md.replace("  ", " ") or all(cell in md for cell in row)
         assert all(cell.replace("&", "&amp;") in page for cell in row)
@@ -61,9 +61,9 @@ def test_the_tables_are_the_same_in_markdown_html_and_the_terminal(written):
 
 def test_flags_and_machine_metadata_are_shown(written):
     md, page, _ = written
-    used = set("".join(report.overhead(load_runs(SWEEP))["flags"]))
+    used = set("".join(summary.summarize(ResultSet.load(SWEEP).runs)["flags"]))
     assert used, "the fixture sweep has flagged cells (fuse-overlayfs)"
-    for line in report.flag_notes(used):
+    for line in tables.flag_notes(used):
         assert line in md
     for field in ("kernel", "cpu_model", "mem_total", "storprof_version", "command"):
         assert re.search(rf"\| {field} +\|", md) and re.search(rf"<td>\s*{field}\s*</td>", page)

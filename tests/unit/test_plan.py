@@ -1,6 +1,6 @@
 from collections import Counter
 
-from storprof.sweep import Cell, plan_order
+from storprof.fiocells import Cell, plan_order
 
 PLACEMENTS = ("host", "union", "volume", "bind")
 
@@ -9,7 +9,7 @@ def test_every_cell_once():
     cells = plan_order(["a", "b", "c"], PLACEMENTS, 3)
     assert len(cells) == 3 * 3 * 4
     assert len(set(cells)) == len(cells)
-    assert Counter(c.placement for c in cells) == {p: 9 for p in PLACEMENTS}
+    assert Counter(c.placement for c in cells) == dict.fromkeys(PLACEMENTS, 9)
 
 
 def test_repeats_outermost_and_placements_of_one_job_consecutive():
@@ -32,8 +32,8 @@ def test_empty_inputs():
 
 
 def test_buffered_jobs_do_not_share_a_data_file_with_direct_ones():
+    from storprof.fiocells import data_file_name
     from storprof.fiojob import load_job
-    from storprof.sweep import data_file_name
 
     direct = [load_job(n).with_overrides(size="64m") for n in ("randread-4k", "randwrite-4k", "seqwrite-1m")]
     buffered = load_job("fsync-write-4k").with_overrides(size="64m")
@@ -53,8 +53,9 @@ def test_a_job_can_be_narrowed_to_some_placements():
 
 
 def test_lower_layer_jobs_read_a_file_no_other_job_writes():
+    from storprof.fiocells import data_file_name
     from storprof.fiojob import load_job
-    from storprof.sweep import SweepConfig, data_file_name
+    from storprof.plan import SweepPlan as SweepConfig
     jobs = [load_job(n).with_overrides(size="1g") for n in
             ("randwrite-4k", "randread-4k", "fsync-write-4k", "lower-randread-4k", "lower-seqread-1m", "meta-create")]
     names = {j.name: data_file_name(j) for j in jobs if not j.own_files}

@@ -15,7 +15,7 @@ def test_not_a_terminal_prints_one_line_per_finished_cell():
     p = SweepProgress(stream=out)
     p.add_total(2)
     p.message("[vfs@ext4] dockerd up")
-    p.cell_done("vfs@ext4", "union", "randread-4k", 0, "80,000 IOPS")
+    p.unit_done("vfs@ext4", "randread-4k union r1", "80,000 IOPS")
     p.close()
     assert out.getvalue().splitlines() == ["[vfs@ext4] dockerd up", "[vfs@ext4] randread-4k union r1: 80,000 IOPS"]
 
@@ -24,10 +24,10 @@ def test_terminal_gets_a_bar_with_counts_current_cell_and_time_left():
     out = Terminal()
     p = SweepProgress(stream=out)
     p.add_total(4)
-    p.cell_done("vfs@ext4", "union", "randread-4k", 0, "80,000 IOPS")
+    p.unit_done("vfs@ext4", "randread-4k union r1", "80,000 IOPS")
     p.message("[vfs@ext4] skipped something")
     p.add_total(-1)
-    p.cell_done("vfs@ext4", "volume", "randread-4k", 0, "79,000 IOPS")
+    p.unit_done("vfs@ext4", "randread-4k volume r1", "79,000 IOPS")
     p.close()
     text = out.getvalue()
     assert "2/3" in text and "[vfs@ext4]" in text and "randread-4k volume r1" in text
@@ -40,6 +40,6 @@ def test_quiet_prints_nothing():
     p = SweepProgress("quiet", stream=out)
     p.add_total(1)
     p.message("x")
-    p.cell_done("vfs@ext4", "union", "j", 0, "s")
+    p.unit_done("vfs@ext4", "j union r1", "s")
     p.close()
     assert out.getvalue() == ""

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from storprof import cli, report
-from storprof.results import load_runs
+from storprof import cli, summary, tables
+from storprof.results import ResultSet
 
 SWEEP = Path(__file__).parent.parent / "fixtures" / "results-quick"
 
@@ -25,7 +25,7 @@ def _value(rec):
 
 def test_ratios_are_medians_of_per_repeat_ratios_to_host():
     recs = [r for r in _records() if r["kind"] == "fio" and r["status"] == "ok"]
-    over = report.overhead(load_runs(SWEEP))
+    over = summary.summarize(ResultSet.load(SWEEP).runs)
     assert len(over) == len({(r["driver_spec"], r["job"], r["placement"]) for r in recs})
     checked = 0
     for (spec, job), _ in over.groupby(["driver_spec", "job"]):
@@ -50,14 +50,14 @@ def test_paired_ratio_cancels_drift_between_repeats():
     runs = pd.DataFrame({"repeat": [0, 0, 1, 1], "placement": ["host", "bind"] * 2,
                          "value": [100.0, 100.0, 200.0, 200.0]})
     host, bind = runs[runs.placement == "host"], runs[runs.placement == "bind"]
-    assert list(report.paired_ratio(bind, host, "value")) == [1.0, 1.0]
+    assert list(summary.paired_ratio(bind, host, "value")) == [1.0, 1.0]
     assert bind["value"].median() / host["value"].median() == 1.0
 
 
 def test_fsync_job_latency_is_the_fsync_latency():
     recs = [r for r in _records() if r["kind"] == "fio" and r["job"] == "fsync-write-4k" and r["status"] == "ok"]
     assert recs, "the fixture sweep has the fsync job"
-    over = report.overhead(load_runs(SWEEP))
+    over = summary.summarize(ResultSet.load(SWEEP).runs)
     spec = recs[0]["driver_spec"]
     host = [r["metrics"]["sync_lat_p99_ns"] for r in recs if r["driver_spec"] == spec and r["placement"] == "host"]
     row = over[(over.driver_spec == spec) & (over.job == "fsync-write-4k") & (over.placement == "host")].iloc[0]
@@ -65,15 +65,15 @@ def test_fsync_job_latency_is_the_fsync_latency():
 
 
 def test_table_has_a_row_per_driver_and_job_and_every_cell_filled():
-    over = report.overhead(load_runs(SWEEP))
-    headers, rows = report.table_rows(over)
+    over = summary.summarize(ResultSet.load(SWEEP).runs)
+    headers, rows = tables.table_rows(over)
     assert headers[:3] == ["driver", "job", "host"]
     assert len(rows) == len(over.groupby(["driver_spec", "job"]))
     assert all(cell not in ("", "-") for row in rows for cell in row)
 
 
 def test_fuse_overlayfs_union_direct_cells_are_flagged():
-    over = report.overhead(load_runs(SWEEP))
+    over = summary.summarize(ResultSet.load(SWEEP).runs)
     fuse = over[over.driver_spec.str.startswith("fuse-overlayfs") & (over.placement == "union")]
     if fuse.empty:
         pytest.skip("fixture sweep has no fuse-overlayfs")
@@ -81,12 +81,12 @@ def test_fuse_overlayfs_union_direct_cells_are_flagged():
     for _, row in fuse.iterrows():
         assert ("†" in row["flags"]) == (row["job"] in direct_jobs)
     assert not over[over.placement != "union"]["flags"].str.contains("†").any()
-    assert "†" in report.format_table(over)
+    assert "†" in tables.format_table(over)
 
 
 def test_relative_spread():
-    assert report.relative_spread(pd.Series([90.0, 100.0, 110.0])) == pytest.approx(0.1)
-    assert report.relative_spread(pd.Series([5.0])) == 0.0
+    assert summary.relative_spread(pd.Series([90.0, 100.0, 110.0])) == pytest.approx(0.1)
+    assert summary.relative_spread(pd.Series([5.0])) == 0.0
 
 
 def test_table_command_matches_the_golden_output():

@@ -1,0 +1,155 @@
+"""What a sweep will do: driver specs x workloads x placements, with their settings, before anything runs.
+
+The CLI turns options into a SweepPlan (presets, job files, probe plans, all checked); the sweep
+asks the plan for its workloads and for the room one spec needs. Nothing here starts a daemon.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .copyup import CopyUp, CopyUpPlan
+from .deepstack import DeepStack, DeepStackPlan
+from .drivers import DriverSpec
+from .errors import UserError
+from .fiocells import FioCells, data_file_name
+from .fiojob import FioJob, check_with_fio, load_job
+from .layers import LayerPlan, LayerTiming
+from .placements import PLACEMENTS
+from .records import FioRecord
+from .results import ResultSet
+from .workload import Workload
+
+# Union probes: workloads that are not fio jobs, selected with --jobs by these names.
+PROBES = ("copyup", "deep-stack")
+
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a sweep runs when options do not say: sizes and times (None: the job file's own),
+    repeats, and the jobs (None: every built-in job and both probes)."""
+
+    size: str | None
+    runtime: float | None
+    ramp_time: float | None
+    repeat: int
+    jobs: tuple[str, ...] | None = None
+
+
+# The thorough default: the job files' own sizes and times.
+THOROUGH = Preset(size=None, runtime=None, ramp_time=None, repeat=3)
+# The short sweep meant for the README. It leaves out randrw-4k-70-30 (a blend of the two random
+# jobs) and seqwrite-1m (a fresh top-layer file written in large blocks: the least
+# driver-dependent row); see docs/measuring.md.
+QUICK = Preset(size="128m", runtime=1.0, ramp_time=0.0, repeat=3,
+               jobs=("randread-4k", "randwrite-4k", "seqread-1m", "fsync-write-4k", "lower-randread-4k",
+                     "lower-seqread-1m", "meta-create", "meta-stat", "meta-delete", *PROBES))
+
+
+@dataclass
+class SweepPlan:
+    """Everything a sweep needs to know before it starts."""
+
+    specs: list[DriverSpec]
+    jobs: list[FioJob]
+    placements: tuple[str, ...] = PLACEMENTS
+    repeat: int = 3
+    workdir: Path = Path("storprof-work")
+    docker_host: str | None = None
+    image: str | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    fio_timeout: float = 3600
+    storage_opts: list[str] = field(default_factory=list)   # e.g. overlay2.size=10G
+    layers: LayerPlan | None = None           # also time layer operations in each daemon (storprof layers)
+    copyup: CopyUpPlan | None = None          # union probes: the first write into a lower-layer file
+    deep_stack: DeepStackPlan | None = None   # union probes: lookups at the bottom of K layers
+
+    def storage_opts_for(self, driver: str) -> list[str]:
+        """Only a driver's own options (`<driver>.key=value`): dockerd refuses another's."""
+        return [o for o in self.storage_opts if o.split(".", 1)[0] == driver]
+
+    def workloads(self) -> list[Workload]:
+        """The workloads in the order they run in each session: fio cells, probes, layer timing."""
+        sides = ("host", "union") if "host" in self.placements and not self.docker_host else ("union",)
+        out: list[Workload] = []
+        if self.jobs:
+            out.append(FioCells(self.jobs, self.placements, self.repeat, self.fio_timeout))
+        if self.copyup:
+            out.append(CopyUp(self.copyup, self.repeat, sides))
+        if self.deep_stack:
+            out.append(DeepStack(self.deep_stack, self.repeat, sides))
+        if self.layers:
+            out.append(LayerTiming(self.layers))
+        return out
+
+    def done_keys(self, results: ResultSet) -> frozenset:
+        """What a results directory already holds, in each workload's own resume keys."""
+        keys: set[tuple] = set()
+        for workload in self.workloads():
+            keys |= workload.done_keys(results)
+        return frozenset(keys)
+
+    def backing_size_bytes(self) -> int:
+        """Room for every distinct data file on every placement, the lower-layer image (twice:
+        vfs copies it into the container), the metadata jobs' files (a fresh directory per repeat,
+        kept until the placement goes), the probes' images, layers and fs overhead."""
+        files = {data_file_name(j): j.bytes_needed() for j in self.jobs if not j.own_files}
+        lower = 2 * sum(b for name, b in files.items() if name.endswith("-lower.dat"))
+        own = self.repeat * sum(j.bytes_needed() for j in self.jobs if j.own_files)
+        extra = sum(p.bytes_needed() for p in (self.layers, self.copyup, self.deep_stack) if p)
+        return max(4 << 30, len(self.placements) * (sum(files.values()) + own) + lower + (2 << 30) + extra)
+
+    def check_resumable(self, results: ResultSet) -> None:
+        """Refuse to continue a results directory measured with other job settings: their rows
+        could not share a table with the new ones."""
+        planned = {j.name: {"size": j.option("size"), "runtime": j.option("runtime"),
+                            "ramp_time": j.option("ramp_time")} for j in self.jobs}
+        for r in results.of(FioRecord):
+            if r.job in planned:
+                had = {k: r.params.get(k) for k in planned[r.job]}
+                if had != planned[r.job]:
+                    diff = ", ".join(f"{k} {had[k]} (now {v})" for k, v in planned[r.job].items() if had[k] != v)
+                    raise UserError(f"{results.dir} measured {r.job} with {diff}; resume with the same options")
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What the sweep forces into every job: sizes and times (None keeps the job file's own)."""
+
+    size: str | None
+    runtime: float | None
+    ramp_time: float | None
+    cpus_allowed: str | None
+    allow_options: tuple[str, ...] = ()
+
+
+def load_jobs(names: list[str], settings: JobSettings) -> list[FioJob]:
+    """The fio jobs among `names` (built-in names or paths; not the probes), checked against the
+    allowlist, with the settings forced in, then by fio's own parser."""
+    jobs = [load_job(name, allowed_extra=settings.allow_options)
+            .with_overrides(size=settings.size, runtime=settings.runtime, ramp_time=settings.ramp_time,
+                            cpus_allowed=settings.cpus_allowed)
+            for name in names if name not in PROBES]
+    if len({j.name for j in jobs}) != len(jobs):
+        raise UserError("two jobs share a name; rename one of the job files")
+    for job in jobs:
+        check_with_fio(job)
+    return jobs
+
+
+def probe_plans(names: list[str], placements: tuple[str, ...], copyup_sizes: tuple[int, ...],
+                stack_depths: tuple[int, ...]) -> tuple[CopyUpPlan | None, DeepStackPlan | None]:
+    """The union probes asked for among `names`, checked."""
+    probes = [n for n in names if n in PROBES]
+    copyup = CopyUpPlan(copyup_sizes) if "copyup" in probes else None
+    deep_stack = DeepStackPlan(stack_depths) if "deep-stack" in probes else None
+    for plan in (copyup, deep_stack):
+        if plan:
+            plan.validate()
+    if probes and "union" not in placements:
+        raise UserError(f"the {' and '.join(probes)} probe{'s' if len(probes) > 1 else ''} measure"
+                        f"{'' if len(probes) > 1 else 's'} the union placement; add union to --placements")
+    return copyup, deep_stack

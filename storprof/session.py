@@ -1,0 +1,228 @@
+"""Sessions: one daemon to measure, set up, handed to the workloads, and torn down in reverse.
+
+A session owns everything made for one driver spec: the backing filesystem and the daemon (for an
+ephemeral session), the bench image, the containers its targets run in, and the RunContext every
+record of the spec carries. Each resource is written to the run's ownership record (state.py)
+before it is made, and its removal is pushed on one ExitStack, so leaving the `with` block (also
+by an error or Ctrl-C) removes exactly what was made, newest first. A new kind of daemon (another
+engine, the containerd image store) is a new Session class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from . import backing, containers, drivers
+from .daemon import RUNTIME_ROOT, AttachedDaemon, Daemon, EphemeralDaemon
+from .drivers import DriverSpec
+from .errors import StorprofError
+from .image import BenchImage, RootfsPlan
+from .placements import ContainerTarget, HostTarget, Target
+from .records import Backing, RunContext
+from .results import mem_total_bytes
+from .state import RunState
+
+
+class PhaseTimes:
+    """Seconds spent per phase of the sweep (daemon start, image import, containers, teardown, ...),
+    which the harness benchmark reads to say where time outside measuring goes."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.monotonic() - start
+
+    def __getitem__(self, name: str) -> float:
+        return self.seconds[name]
+
+
+class Session:
+    """What workloads get: the daemon, the context, directories, and a factory for targets."""
+
+    spec: DriverSpec
+    daemon: Daemon
+    context: RunContext
+    host_dir: Path | None = None          # the host baseline's directory (None when attached)
+    data_root: Path | None = None         # the daemon's data root, where this machine can see it
+
+    def __init__(self, run_id: str, run_dir: Path, state: RunState, times: PhaseTimes,
+                 message: Callable[[str], None], user_image: str | None = None, scratch: Path | None = None):
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.state = state
+        self.times = times
+        self.message = message
+        self.user_image = user_image
+        self.scratch = scratch               # where large temporary files (image tars) are written
+        self.labels = containers.labels_for(run_id)
+        self._stack = contextlib.ExitStack()
+
+    @property
+    def label(self) -> str:
+        return str(self.spec)
+
+    @property
+    def name_prefix(self) -> str:
+        """What every container and image this session makes is named after."""
+        return f"storprof-{self.run_id}-{self.spec.driver}-{self.spec.fs}"
+
+    def __enter__(self) -> Session:
+        try:
+            self._setup()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def _setup(self) -> None:
+        raise NotImplementedError
+
+    def on_close(self, fn: Callable, *args) -> None:
+        """Run `fn` when the session closes; given before entering, it runs after every teardown."""
+        self._stack.callback(fn, *args)
+
+    def callback(self, fn: Callable, *args) -> None:
+        """Undo something at teardown, newest first (timed as teardown)."""
+        def undo() -> None:
+            with self.times.phase("teardown"):
+                fn(*args)
+        self._stack.callback(undo)
+
+    def _import_bench_image(self) -> str:
+        with self.times.phase("image"):
+            image = BenchImage(self.daemon.client, self.labels, self.user_image)
+            self.callback(image.remove)
+            return image.ensure(bench_rootfs(), self.scratch) if not self.user_image else image.ensure()
+
+    def _context(self, backing_info: Backing, image: str) -> RunContext:
+        info = drivers.DRIVERS.get(self.spec.driver)
+        return RunContext(run_id=self.run_id, driver_spec=str(self.spec), driver=self.spec.driver, fs=self.spec.fs,
+                          docker_version=self.daemon.version(), kernel=os.uname().release,
+                          attached=not self.daemon.ephemeral, mem_total_bytes=mem_total_bytes(),
+                          driver_honours_direct_io=info.honours_direct_io if info else None,
+                          loop_direct_io=backing_info.direct_io, backing=backing_info, image=image)
+
+    def target(self, placement: str, image: str | None = None, lower_files: bool = False) -> Target:
+        """A place to run fio: the host directory, or a new container of `image` (the bench image
+        by default) on its top layer, a new volume or a bind mount; removed at teardown."""
+        if placement == "host" and self.host_dir is not None:
+            return HostTarget(self.host_dir, self.run_dir / "jobs")
+        with self.times.phase("containers"):
+            target = ContainerTarget(self.daemon.client, image or self.context.image or "", placement, self.labels,
+                                     name=f"{self.name_prefix}-{placement}", bind_source=self._bind_source(placement),
+                                     lower_files=lower_files)
+        self.callback(target.close)
+        return target
+
+    def _bind_source(self, placement: str) -> str | None:
+        raise NotImplementedError
+
+
+_ROOTFS: list[RootfsPlan] = []
+
+
+def bench_rootfs() -> RootfsPlan:
+    """The offline bench image's files (the host's fio and helpers), worked out once per process."""
+    from .image import plan_rootfs
+    if not _ROOTFS:
+        _ROOTFS.append(plan_rootfs())
+    return _ROOTFS[0]
+
+
+class EphemeralSession(Session):
+    """A dockerd of storprof's own with one storage driver, its data root on the spec's backing
+    filesystem (a loop device when that is not the work directory's), the host baseline beside it."""
+
+    def __init__(self, spec: DriverSpec, index: int, workdir: Path, size_bytes: int, log_dir: Path,
+                 storage_opts: list[str], **kw):
+        super().__init__(**kw)
+        self.spec = spec
+        self.index = index
+        self.workdir = workdir
+        self.size_bytes = size_bytes
+        self.log_dir = log_dir
+        self.storage_opts = storage_opts
+
+    def _setup(self) -> None:
+        slug = f"{self.spec.driver}-{self.spec.fs}"
+        fs = backing.BackingFS(self.spec.fs, self.workdir, f"{self.run_id}-{slug}", self.size_bytes)
+        self.state.record("backing", **fs.record())
+        self.callback(fs.teardown)
+        fs.setup()
+        with self.times.phase("daemon_start"):
+            daemon = EphemeralDaemon(str(self.spec), self.spec.driver, fs.path / "docker",
+                                     RUNTIME_ROOT / f"{self.run_id}-{self.index}", self.log_dir / f"{slug}.log",
+                                     storage_opts=self.storage_opts)
+            self.state.record("daemon", **daemon.record())
+            self.callback(daemon.stop)
+            daemon.start()
+        self.daemon = daemon
+        actual = daemon.storage_driver()
+        if actual != self.spec.driver:
+            raise StorprofError(f"[{self.spec}] dockerd runs {actual}, not {self.spec.driver}")
+        self.host_dir, self.data_root, self._bind_dir = fs.path / "host", fs.path / "docker", fs.path / "bind"
+        info = Backing(path=str(fs.path), fs=self.spec.fs, is_loop=fs.is_loop, loop_device=fs.loop_device,
+                       direct_io=fs.direct_io)
+        self.context = self._context(info, self._import_bench_image())
+        where = (f"loop {fs.loop_device} {'direct-io' if fs.direct_io else 'BUFFERED'}" if fs.is_loop
+                 else "host filesystem")
+        self.message(f"[{self.spec}] dockerd {self.context.docker_version} up on {fs.path} ({where})")
+
+    def _bind_source(self, placement: str) -> str | None:
+        if placement != "bind":
+            return None
+        self._bind_dir.mkdir(parents=True, exist_ok=True)
+        return str(self._bind_dir)
+
+
+class AttachedSession(Session):
+    """A running daemon's current driver: the baseline runs in a container on a bind-mounted
+    directory under its data root (the same backing filesystem), and only objects labelled with
+    this run are made and removed."""
+
+    daemon: AttachedDaemon
+
+    def __init__(self, docker_host: str, **kw):
+        super().__init__(**kw)
+        self.docker_host = docker_host
+        self.daemon = AttachedDaemon(docker_host)
+        info = self.daemon.info()
+        fs = str(dict(info.get("DriverStatus") or []).get("Backing Filesystem", "unknown"))
+        self.spec = DriverSpec(str(info.get("Driver", "unknown")), {"extfs": "ext4"}.get(fs, fs))
+        self.work = f"{self.daemon.data_root()}/storprof-{self.run_id}"
+
+    def _setup(self) -> None:
+        self.callback(self.daemon.stop)
+        self.state.record("attached", docker_host=self.docker_host, work=self.work)
+        image = self._import_bench_image()
+        self.callback(remove_attached_dirs, self.daemon, image, self.labels, self.work, self.run_id)
+        self.context = self._context(Backing(path=self.work, fs=self.spec.fs), image)
+
+    def _bind_source(self, placement: str) -> str | None:
+        return f"{self.work}/{placement}" if placement in ("host", "bind") else None
+
+
+def remove_attached_dirs(daemon: Daemon, image_ref: str, labels: dict, root: str, run_id: str) -> None:
+    """Attach mode: the baseline's directories under the data root are removed from a container,
+    since the daemon's host may not be this machine."""
+    parent, name = root.rsplit("/", 1)
+    try:
+        containers.run(daemon.client, image_ref, command=["/bin/rm", "-rf", f"/parent/{name}"], remove=True,
+                       labels=labels, volumes={parent: {"bind": "/parent", "mode": "rw"}},
+                       name=f"storprof-{run_id}-cleanup")
+    except Exception:
+        pass

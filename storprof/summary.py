@@ -1,0 +1,201 @@
+"""The numbers behind every view: medians, paired ratios to the host, spreads and flags.
+
+Pure functions over a ResultSet's runs DataFrame; nothing here formats (tables.py does).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .fiojob import parse_size
+from .layers import growth, summarize_layers
+from .records import LayerRecord
+
+
+def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+    return runs[name].astype(float) if name in runs else pd.Series(float("nan"), index=runs.index)
+
+
+def primary_value(runs: pd.DataFrame) -> pd.Series:
+    """The number a job is judged by: IOPS for small blocks, bytes/s for large ones, seconds for
+    the union probes (metric 'time', where less is better)."""
+    metric = runs["primary_metric"]
+    return (_column(runs, "total_iops").where(metric == "iops", _column(runs, "total_bw_bytes"))
+            .where(metric != "time", _column(runs, "seconds")))
+
+
+def latency_p99(runs: pd.DataFrame) -> pd.Series:
+    """p99 of what a caller waits for: the fsync for jobs that sync, else the I/O completion."""
+    return _column(runs, "sync_lat_p99_ns").fillna(_column(runs, "p99_clat_ns"))
+
+
+def relative_spread(values: pd.Series) -> float:
+    """Half the range over the median: '±x' around the median, across repeats."""
+    med = values.median()
+    if len(values) < 2 or not med:
+        return 0.0
+    return float((values.max() - values.min()) / 2 / med)
+
+
+# Footnote marks for numbers that cannot mean what they claim.
+FLAGS = {
+    "†": "direct I/O on a driver that does not honour O_DIRECT (the page cache answers, not the disk)",
+    "‡": "the loop device under this filesystem runs without direct I/O (the host's page cache answers)",
+    "§": "measured: a direct-I/O result over {cache_ratio}x the host's direct baseline in every repeat (for a "
+         "loop-backed filesystem, the host filesystem's), a cold read {cache_ratio}x quicker than the host's, or fio "
+         "reported that direct I/O was not honoured; a cache likely answers",
+    "~": "spread: the repeats vary by more than {cv_pct}% (coefficient of variation); do not trust the median",
+    "¶": "buffered job without fsync on a file smaller than memory: the page cache likely answers",
+}
+# A direct-I/O result this many times above the direct baseline is a cache, not a faster disk
+# (docs/findings.md, 'What a cache looks like').
+CACHE_RATIO = 1.5
+# Above this coefficient of variation across repeats the median is not to be trusted.
+MAX_CV = 0.10
+
+
+def cell_flags(run) -> set[str]:
+    """Flags of one run, from what the run recorded about its driver, filesystem and job."""
+    flags = set()
+    if _is_true(run.get("direct")) and run.get("placement") == "union" \
+            and _is_false(run.get("driver_honours_direct_io")):
+        flags.add("†")
+    if _is_false(run.get("loop_direct_io")):
+        flags.add("‡")
+    messages = run.get("fio_messages")
+    if _is_true(run.get("direct")) and isinstance(messages, (list, tuple)) \
+            and any("direct" in str(m).lower() for m in messages):
+        flags.add("§")
+    if cached_buffered_run(run):
+        flags.add("¶")
+    return flags
+
+
+def cached_buffered_run(run) -> bool:
+    """A buffered fio job that never syncs, on a file smaller than the machine's memory."""
+    if run.get("kind", "fio") != "fio" or _is_true(run.get("direct")) or _is_true(run.get("own_files")):
+        return False
+    if any(_syncs(run.get(f"param_{k}")) for k in ("fsync", "fdatasync", "sync")):
+        return False
+    size = parse_size(str(run.get("param_size") or ""))
+    memory = run.get("mem_total_bytes")
+    return size is not None and size > 0 and memory is not None and not pd.isna(memory) and size < float(memory)
+
+
+def _syncs(value) -> bool:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return False
+    text = str(value).strip().lower()
+    return text not in ("", "0", "none", "false", "no", "off")
+
+
+def coefficient_of_variation(values: pd.Series) -> float | None:
+    """Sample standard deviation over the mean; None with fewer than two values."""
+    values = values.dropna().astype(float)
+    if len(values) < 2 or not values.mean():
+        return None
+    return float(values.std(ddof=1) / abs(values.mean()))
+
+
+def _is_true(value) -> bool:
+    return value is not None and not (isinstance(value, float) and pd.isna(value)) and bool(value)
+
+
+def _is_false(value) -> bool:
+    """False, but not missing: None/NaN means 'not recorded', which is no evidence."""
+    return value is not None and not (isinstance(value, float) and pd.isna(value)) and not bool(value)
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (driver spec, job, placement): medians and spreads over the repeats that ran,
+    the paired ratio to the host placement (see paired_ratio), and the flags that apply."""
+    columns = ["driver_spec", "job", "placement", "flags", "metric", "n", "median", "spread", "cv",
+               "p99_ns", "p99_spread", "ratio", "ratio_low", "ratio_high", "ratio_spread", "ratio_cv", "p99_ratio"]
+    ok = runs[runs["status"] == "ok"].copy() if not runs.empty else runs
+    if ok.empty:
+        return pd.DataFrame(columns=columns)
+    ok["value"] = primary_value(ok)
+    ok["latency_p99"] = latency_p99(ok)
+    rows = []
+    for (spec, job), cell in ok.groupby(["driver_spec", "job"], sort=False):
+        host = cell[cell["placement"] == "host"]
+        for placement, g in cell.groupby("placement", sort=False):
+            ratios = paired_ratio(g, host, "value")
+            flags = set().union(*(cell_flags(r) for _, r in g.iterrows()))
+            metric = g["primary_metric"].iloc[0]
+            ratio = float(ratios.median()) if len(ratios) else None
+            cv = coefficient_of_variation(g["value"])
+            ratio_cv = coefficient_of_variation(ratios) if placement != "host" else None
+            if (ratio_cv if placement != "host" and ratio_cv is not None else cv or 0) > MAX_CV:
+                flags.add("~")
+            if placement != "host" and metric != "time" and _all_direct(g) and len(ratios) \
+                    and float(ratios.min()) > CACHE_RATIO:
+                flags.add("§")
+            if placement != "host" and _all_cold_reads(g) and len(ratios) and float(ratios.max()) < 1 / CACHE_RATIO:
+                flags.add("§")    # a read meant to be cold, far quicker than the host's cold read
+            rows.append({"driver_spec": spec, "job": job, "placement": placement, "flags": "".join(sorted(flags)),
+                         "metric": metric, "n": len(g),
+                         "median": float(g["value"].median()), "spread": relative_spread(g["value"]), "cv": cv,
+                         "p99_ns": float(g["latency_p99"].median()),
+                         "p99_spread": relative_spread(g["latency_p99"]),
+                         "ratio": ratio, "ratio_low": float(ratios.min()) if len(ratios) else None,
+                         "ratio_high": float(ratios.max()) if len(ratios) else None,
+                         "ratio_spread": relative_spread(ratios), "ratio_cv": ratio_cv,
+                         "p99_ratio": _median_or_none(paired_ratio(g, host, "latency_p99"))})
+    out = pd.DataFrame(rows, columns=columns)
+    _flag_cached_loop_baselines(out, ok)
+    return out
+
+
+def _all_cold_reads(runs: pd.DataFrame) -> bool:
+    return "param_cold_read" in runs and bool(runs["param_cold_read"].map(_is_true).all())
+
+
+def _all_direct(runs: pd.DataFrame) -> bool:
+    return "direct" in runs and bool(runs["direct"].map(_is_true).all())
+
+
+def _flag_cached_loop_baselines(over: pd.DataFrame, runs: pd.DataFrame) -> None:
+    """§ on the host placement of a loop-backed spec whose direct-I/O result is over CACHE_RATIO
+    times the same job's host result on a filesystem that is not on a loop device."""
+    if "loop_direct_io" not in runs or "direct" not in runs:
+        return
+    host = runs[(runs["placement"] == "host") & runs["direct"].map(_is_true)]
+    if host.empty:
+        return
+    on_loop = host["loop_direct_io"].map(lambda v: v is not None and not (isinstance(v, float) and pd.isna(v)))
+    plain = host[~on_loop].groupby("job")["value"].median()
+    for (spec, job), g in host[on_loop].groupby(["driver_spec", "job"]):
+        if job in plain and plain[job] and g["value"].min() > CACHE_RATIO * plain[job]:
+            i = over.index[(over["driver_spec"] == spec) & (over["job"] == job) & (over["placement"] == "host")]
+            for k in i:
+                over.at[k, "flags"] = "".join(sorted(set(over.at[k, "flags"]) | {"§"}))
+
+
+def paired_ratio(runs: pd.DataFrame, host: pd.DataFrame, column: str) -> pd.Series:
+    """Per repeat, this placement's value over the host's value of the same repeat.
+
+    The placements of one repeat run back to back, so dividing within a repeat cancels the drift
+    of a shared machine between repeats; the median over repeats is then the ratio reported.
+    It brings the control placements closer to 1.00 than a ratio of medians (docs/findings.md).
+    """
+    a = runs.groupby("repeat")[column].median()
+    b = host.groupby("repeat")[column].median()
+    both = a.index.intersection(b.index)
+    b = b[both]
+    return (a[both] / b[b != 0]).dropna()
+
+
+def _median_or_none(values: pd.Series) -> float | None:
+    return float(values.median()) if len(values) else None
+
+
+
+
+
+
+# ------------------------------------------------------------------ layer timing
+
+def layer_tables(records: list[LayerRecord]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-operation p50/p95 table, growth slopes) from the results' layer records."""
+    return pd.DataFrame(summarize_layers(records)), pd.DataFrame(growth(records))

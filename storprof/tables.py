@@ -1,0 +1,232 @@
+"""Views: the tables people read (terminal, Markdown, CSV, JSON), from summary.py's numbers.
+
+Formatting only; every number comes from summary.py. tabulate draws the tables.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from .placements import PLACEMENTS
+from .records import DriverRecord
+from .summary import CACHE_RATIO, FLAGS, MAX_CV
+
+
+def flag_notes(used: set[str]) -> list[str]:
+    return [f"{mark} {why.format(cache_ratio=CACHE_RATIO, cv_pct=round(MAX_CV * 100))}"
+            for mark, why in FLAGS.items() if mark in used]
+
+
+
+def _fmt_value(metric: str, value: float) -> str:
+    if metric == "time":
+        return _fmt_seconds(value)
+    if metric == "bw":
+        return f"{value / 2**20:,.0f} MiB/s"
+    return f"{value / 1000:,.1f}k IOPS" if value >= 1000 else f"{value:,.0f} IOPS"
+
+
+def _fmt_seconds(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.0f} µs"
+
+
+def _fmt_latency(ns: float) -> str:
+    if ns is None or pd.isna(ns):
+        return "-"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    return f"{ns / 1e3:.0f} µs"
+
+
+def _fmt_ratio(ratio: float) -> str:
+    return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.2f}x"
+
+
+def _pm(spread: float) -> str:
+    return f" ±{spread * 100:.0f}%"
+
+
+def table_rows(over: pd.DataFrame, placements: tuple[str, ...] = PLACEMENTS) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows for the terminal: host values, then ratios (×host) per placement."""
+    present = [p for p in placements if p in set(over["placement"])]
+    others = [p for p in present if p != "host"]
+    headers = (["driver", "job", "host"] + [f"{p}" for p in others] + ["host p99"]
+               + [f"{p} p99" for p in others])
+    rows = []
+    for (spec, job), g in over.groupby(["driver_spec", "job"], sort=False):
+        by = g.set_index("placement")
+        metric = g["metric"].iloc[0]
+        row = [spec, job]
+        row.append(_fmt_value(metric, by.at["host", "median"]) + _pm(by.at["host", "spread"])
+                   + by.at["host", "flags"] if "host" in by.index else "-")
+        for p in others:
+            ratio = by["ratio"].get(p) if p in by.index else None
+            if ratio is not None and pd.notna(ratio):
+                row.append(_fmt_ratio(ratio) + _pm(by.at[p, "ratio_spread"]) + by.at[p, "flags"])
+            else:
+                row.append(_fmt_value(metric, by.at[p, "median"]) + by.at[p, "flags"] if p in by.index else "-")
+        row.append(_fmt_latency(by.at["host", "p99_ns"]) if "host" in by.index else "-")
+        for p in others:
+            ratio = by["p99_ratio"].get(p) if p in by.index else None
+            row.append(f"{ratio:.2f}x" if ratio is not None and pd.notna(ratio) else "-")
+        rows.append(row)
+    return headers, rows
+
+
+def time_rows(over: pd.DataFrame, placements: tuple[str, ...] = PLACEMENTS) -> tuple[list[str], list[list[str]]]:
+    """The union probes (copy-up, deep stacks): the time itself on every placement, and the
+    ratio to host, since a copy-up reads better as '62 ms, 433x' than as a ratio alone."""
+    present = [p for p in placements if p in set(over["placement"])]
+    others = [p for p in present if p != "host"]
+    headers = ["driver", "operation"] + present + [f"{p} x host" for p in others]
+    rows = []
+    for (spec, job), g in over.groupby(["driver_spec", "job"], sort=False):
+        by = g.set_index("placement")
+        row = [spec, job]
+        for p in present:
+            row.append(_fmt_seconds(by.at[p, "median"]) + _pm(by.at[p, "spread"]) + by.at[p, "flags"]
+                       if p in by.index else "-")
+        for p in others:
+            ratio = by["ratio"].get(p) if p in by.index else None
+            row.append(_fmt_ratio(ratio) if ratio is not None and pd.notna(ratio) else "-")
+        rows.append(row)
+    return headers, rows
+
+
+TABLE_NOTE = ("host: median over repeats (±half the range). Other columns: per repeat, the placement's run "
+              "divided by the host run of that repeat (same backing filesystem, run back to back); the median "
+              "of those ratios (±half their range). Throughput >1x is faster, p99 latency >1x is slower.")
+TIME_NOTE = ("Union operations: median time over repeats (±half the range), each sample in a fresh container "
+             "(copy-up: open+4 KiB pwrite, then +fsync; deep stacks: the first stat of a file in the bottom "
+             "layer, open, and a cold read of it). 'x host' is the paired ratio; >1x is slower.")
+
+
+def format_table(over: pd.DataFrame, fmt: str = "simple") -> str:
+    """The throughput table, then the union operations measured in time, then the flags' footnotes."""
+    if over.empty:
+        return "(no successful runs)"
+    timed = over["metric"] == "time"
+    parts = []
+    if (~timed).any():
+        headers, rows = table_rows(over[~timed])
+        parts.append(tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True))
+    if timed.any():
+        headers, rows = time_rows(over[timed])
+        if parts:
+            parts.append("")
+        parts.append(tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True))
+    return "\n".join([*parts, *flag_notes(set("".join(over["flags"])))])
+
+
+def table_notes(over: pd.DataFrame) -> str:
+    """What the columns mean, for the blocks the table has."""
+    notes = [TABLE_NOTE] if (over["metric"] != "time").any() else []
+    if (over["metric"] == "time").any():
+        notes.append(TIME_NOTE)
+    return "\n".join(notes)
+
+
+def machine_readable(over: pd.DataFrame, ops: pd.DataFrame, slopes: pd.DataFrame, status: list[DriverRecord],
+                     fmt: str) -> str:
+    """The numbers behind the tables: csv (the overhead rows) or json (every table)."""
+    if fmt == "csv":
+        return over.to_csv(index=False).rstrip("\n")
+    def records(df):
+        return json.loads(df.to_json(orient="records")) if not df.empty else []
+    return json.dumps({"overhead": records(over), "layers": records(ops), "layer_growth": records(slopes),
+                       "drivers": [s.to_json() for s in status]}, indent=2, default=str)
+
+
+def _fmt_metric(metric: str, value) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    return _fmt_latency(value) if metric == "p99_latency_ns" else _fmt_value(metric, value)
+
+
+def format_comparison(table: pd.DataFrame, fmt: str = "simple") -> str:
+    """compare's rows: A, B, B/A, p and the verdict; metrics in their own units."""
+    if fmt in ("csv", "json"):
+        return table.to_csv(index=False).rstrip("\n") if fmt == "csv" else table.to_json(orient="records", indent=2)
+    rows = []
+    for r in table.itertuples():
+        metric = str(r.metric)
+        rows.append([r.driver_spec, r.placement, r.job, "p99 latency" if metric == "p99_latency_ns" else metric,
+                     f"{_fmt_metric(metric, r.a)} (n={r.n_a})", f"{_fmt_metric(metric, r.b)} (n={r.n_b})",
+                     "-" if r.ratio is None or pd.isna(r.ratio) else f"{r.ratio:.3f}",
+                     "-" if r.p_value is None or pd.isna(r.p_value) else f"{r.p_value:.3f}", r.verdict])
+    headers = ["driver", "placement", "job", "metric", "A", "B", "B/A", "p", "verdict"]
+    return tabulate(rows, headers=headers, tablefmt="pipe" if fmt == "markdown" else fmt, disable_numparse=True)
+
+
+DRIVER_HEADERS = ["driver", "status", "reason"]
+
+
+def driver_rows(status: list[DriverRecord]) -> list[list[str]]:
+    return [[s.driver_spec, s.status, s.reason] for s in status]
+
+
+def format_driver_status(status: list[DriverRecord], fmt: str = "simple") -> str:
+    return tabulate(driver_rows(status), headers=DRIVER_HEADERS, tablefmt=fmt, disable_numparse=True)
+
+
+def write_tables(over: pd.DataFrame, status: list[DriverRecord], out_dir: Path) -> list[Path]:
+    """overhead.csv (numbers, one row per cell) and overhead.md (the table people read)."""
+    out_dir = Path(out_dir)
+    csv_path = out_dir / "overhead.csv"
+    md_path = out_dir / "overhead.md"
+    over.to_csv(csv_path, index=False)
+    md = ["# storprof overhead", "", format_table(over, "github"), "", table_notes(over), "",
+          "## Drivers", "", format_driver_status(status, "github"), ""]
+    md_path.write_text("\n".join(md))
+    return [csv_path, md_path]
+
+
+LAYER_HEADERS = ["operation", "variant", "n", "p50 ms", "p95 ms", "x host copy", "space used"]
+SLOPE_HEADERS = ["growth of", "slope", "R²", "n"]
+
+
+def layer_rows(ops: pd.DataFrame) -> list[list[str]]:
+    """The layer-operation rows (without the driver column) of summary.layer_tables' first table."""
+    rows = []
+    for _, r in ops.iterrows():
+        ratio, size = r.get("host_ratio"), r.get("bytes")
+        rows.append([r["op"], r["variant"], str(int(r["n"])), f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}",
+                     f"{ratio:.2f}x" if ratio is not None and pd.notna(ratio) else "",
+                     f"{size / 2**20:.1f} MiB" if size is not None and pd.notna(size) else ""])
+    return rows
+
+
+def slope_rows(slopes: pd.DataFrame) -> list[list[str]]:
+    return [[r["op"], f"{r['slope']:+.1f} {r['unit']}", f"{r['r2']:.2f}", str(int(r["n"]))]
+            for _, r in slopes.iterrows()]
+
+
+def format_layers(ops: pd.DataFrame, slopes: pd.DataFrame, fmt: str = "simple") -> str:
+    if ops.empty:
+        return "(no layer timings)"
+    parts = []
+    for spec, g in ops.groupby("driver_spec", sort=False):
+        parts.append(f"[{spec}] layer operations")
+        parts.append(tabulate(layer_rows(g), headers=LAYER_HEADERS, tablefmt=fmt, disable_numparse=True))
+        if not slopes.empty:
+            parts.append(tabulate(slope_rows(slopes[slopes["driver_spec"] == spec]), headers=SLOPE_HEADERS,
+                                  tablefmt=fmt, disable_numparse=True))
+        parts.append("")
+    return "\n".join(parts)
+
+
+def write_layer_tables(ops: pd.DataFrame, slopes: pd.DataFrame, out_dir: Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    paths = [out_dir / "layers.csv", out_dir / "layers-growth.csv", out_dir / "layers.md"]
+    ops.to_csv(paths[0], index=False)
+    slopes.to_csv(paths[1], index=False)
+    paths[2].write_text("# storprof layer timing\n\n" + format_layers(ops, slopes, "github") + "\n")
+    return paths

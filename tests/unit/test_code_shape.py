@@ -1,0 +1,34 @@
+"""The shape the code keeps: short functions, and one way from the CLI to the table."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MAX_FUNCTION_LINES = 60
+
+
+def _functions(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node.name, node.lineno, node.end_lineno - node.lineno + 1
+
+
+def test_no_function_is_over_sixty_lines():
+    long = [f"{path.relative_to(ROOT)}:{line} {name} ({length} lines)"
+            for path in sorted((ROOT / "storprof").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py"))
+            for name, line, length in _functions(path) if length > MAX_FUNCTION_LINES]
+    assert long == []
+
+
+def test_the_sweep_module_is_a_loop_over_sessions_and_knows_no_workload():
+    """Workloads plug in through plan.workloads(); the sweep never names one."""
+    source = (ROOT / "storprof" / "sweep.py").read_text()
+    for name in ("fiocells", "copyup", "deepstack", "layers", "FioCells", "CopyUp", "DeepStack", "LayerTiming"):
+        assert name not in source, name
+
+
+def test_no_import_cycle_between_job_files_and_placements():
+    placements = (ROOT / "storprof" / "placements.py").read_text()
+    assert "fiojob" not in placements
