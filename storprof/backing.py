@@ -48,24 +48,44 @@ def require_free_space(path: Path, needed: int, purpose: str) -> None:
                                  f"free {_gib(free)}")
 
 
-def check_workdir(path: Path) -> None:
+def make_workdir(path: Path, on_disk: bool = True) -> tuple[Path, bool]:
+    """The work directory (absolute), made if missing, after checking where it would be made:
+    the nearest existing directory above it must be writable and, `on_disk`, on a real disk
+    filesystem. Returns (path, whether it was made here); UserError on one line otherwise."""
+    path = Path(os.path.abspath(path))
+    existing = next(p for p in (path, *path.parents) if os.path.lexists(p))
+    if not existing.is_dir():
+        raise UserError(f"cannot make the work directory {path}: {existing} is not a directory")
+    if on_disk:
+        check_workdir(existing, what=f"work directory {path}" if existing != path else "")
+    if existing == path:
+        return path, False
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise UserError(f"cannot make the work directory {path}: {exc.strerror or exc}") from None
+    return path, True
+
+
+def check_workdir(path: Path, what: str = "") -> None:
     """UserError unless `path` is an existing, writable directory on a real disk filesystem."""
     path = Path(path)
+    what = what or f"work directory {path}"
     if not path.exists():
-        raise UserError(f"work directory {path} does not exist")
+        raise UserError(f"{what} does not exist")
     if not path.is_dir():
-        raise UserError(f"work directory {path} is not a directory")
+        raise UserError(f"{what} is not a directory")
     fs = host_fs_type(path)
     if fs not in DISK_FILESYSTEMS:
         why = _WHY_NOT.get(fs) or ("it is a FUSE filesystem" if fs.startswith("fuse")
                                    else "it is not a local disk filesystem")
-        raise UserError(f"work directory {path} is on {fs}: {why}; storprof must measure a real "
+        raise UserError(f"{what} is on {fs}: {why}; storprof must measure a real "
                         f"disk, choose a directory on one of: {', '.join(sorted(DISK_FILESYSTEMS))}")
     try:
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as exc:
-        raise UserError(f"work directory {path} is not writable: {exc.strerror or exc}") from None
+        raise UserError(f"{what} is not writable: {exc.strerror or exc}") from None
 
 
 def _loop_dio(device: str) -> bool | None:

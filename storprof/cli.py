@@ -120,7 +120,7 @@ def drivers_cmd(workdir: Path):
 @click.option("--drivers", "driver_list", help="Comma-separated specs, e.g. overlay2,overlay2@xfs,vfs "
               "(default: every known spec; those this host cannot run are reported as skipped).")
 @click.option("--jobs", "job_list", help="Comma-separated built-in job names, paths of .fio files, or the "
-              "union probes copyup and deep-stack (default: every built-in job and both probes).")
+              "union probes copyup, deep-stack and lookup (default: every built-in job and every probe).")
 @click.option("--placements", "placement_list", default=",".join(PLACEMENTS), show_default=True,
               help="Where fio runs: host, union, volume, bind.")
 @click.option("--size", help="fio file size per placement (e.g. 256m, 2g); overrides the job files.")
@@ -128,11 +128,13 @@ def drivers_cmd(workdir: Path):
 @click.option("--ramp-time", type=float, help="Seconds fio runs before measuring.")
 @click.option("--repeat", type=click.IntRange(1, 100), help="Runs of each (driver, placement, job) [3].")
 @click.option("--quick", is_flag=True, help="A short sweep: 128m files, 1 s runs, no ramp, 3 repeats, "
-              "every built-in job but randrw-4k-70-30 and seqwrite-1m, and both union probes.")
+              "every built-in job but randrw-4k-70-30 and seqwrite-1m, and every union probe.")
 @click.option("--copyup-sizes", default="64,512", show_default=True,
               help="MiB of the lower-layer files the copyup probe writes into.")
 @click.option("--stack-depths", default="1,16,64,max", show_default=True,
               help="Layers of the deep-stack images ('max' = 120, the deepest Docker chains).")
+@click.option("--lookup-files", type=int, default=20000, show_default=True,
+              help="Files in the lower layer the lookup probe stats, cold then warm.")
 @click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR, show_default=True,
               help="Where data roots and loop files are made; must be on a real disk filesystem.")
 @click.option("--out", type=click.Path(path_type=Path),
@@ -161,7 +163,7 @@ def drivers_cmd(workdir: Path):
 @click.option("--quiet", is_flag=True, help="No progress bar and no line per finished run.")
 @one_line_errors
 def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repeat, quick, copyup_sizes,
-          stack_depths, workdir, out, resume_dir, docker_host, image, cpus, storage_opts, allow_options,
+          stack_depths, lookup_files, workdir, out, resume_dir, docker_host, image, cpus, storage_opts, allow_options,
           fio_timeout, fmt, no_layers, quiet):
     """Run fio on the host and in containers for each storage driver, and print the overhead."""
     started = time.monotonic()
@@ -171,11 +173,11 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
     placements = _placements(placement_list)
     require("fio")
     names = _split(job_list) or list(preset.jobs or [*builtin_job_names(), *PROBES])
-    copyup, deep_stack = probe_plans(names, placements, _sizes(copyup_sizes, "--copyup-sizes"),
-                                     parse_depths(stack_depths))
+    probes = probe_plans(names, placements, _sizes(copyup_sizes, "--copyup-sizes"), parse_depths(stack_depths),
+                         lookup_files)
     plan = SweepPlan(specs=[], jobs=load_jobs(names, settings), placements=placements,
                      repeat=repeat or preset.repeat, workdir=workdir, docker_host=docker_host, image=image,
-                     fio_timeout=fio_timeout, storage_opts=list(storage_opts), copyup=copyup, deep_stack=deep_stack,
+                     fio_timeout=fio_timeout, storage_opts=list(storage_opts), **probes,
                      layers=None if no_layers else (SWEEP_QUICK_PLAN if quick else LayerPlan()))
     if resume_dir and out:
         raise UserError("--resume continues in its own directory; leave out --out")
@@ -207,11 +209,10 @@ def _placements(text: str) -> tuple[str, ...]:
     return placements
 
 
-def _make_workdir(workdir: Path) -> Path:
+def _make_workdir(workdir: Path, on_disk: bool = True) -> Path:
     """The work directory, made if missing; one storprof made is removed again at exit if empty."""
-    workdir = workdir.resolve()
-    if not workdir.exists():
-        workdir.mkdir(parents=True)
+    workdir, made = backing.make_workdir(workdir, on_disk)
+    if made:
         atexit.register(lambda: workdir.rmdir() if workdir.is_dir() and not any(workdir.iterdir()) else None)
     return workdir
 
@@ -233,7 +234,7 @@ def _ready(plan: SweepPlan, driver_list: str | None) -> None:
         if driver_list:
             raise UserError("--drivers picks ephemeral daemons; with --docker-host the daemon's own driver is profiled")
         AttachedDaemon(plan.docker_host).stop()    # unreachable: say so before making a results directory
-        plan.workdir = _make_workdir(plan.workdir)      # only the run's ownership record goes there
+        plan.workdir = _make_workdir(plan.workdir, on_disk=False)   # only the run's ownership record goes there
         return
     require("dockerd")
     if os.geteuid() != 0:
@@ -258,6 +259,7 @@ def _plan_meta(plan: SweepPlan) -> dict:
             "layers": vars(plan.layers) if plan.layers else None,
             "copyup": vars(plan.copyup) if plan.copyup else None,
             "deep_stack": vars(plan.deep_stack) if plan.deep_stack else None,
+            "lookup": vars(plan.lookup) if plan.lookup else None,
             "drivers": [str(s) for s in plan.specs] or [f"attached:{plan.docker_host}"],
             **results.tool_versions()}
 
@@ -311,8 +313,8 @@ def _sizes(text: str, what: str) -> tuple[int, ...]:
 @click.option("--layer-sizes", help="MiB written before each timed commit [0,16,256; quick 0,16,64].")
 @click.option("--depths", help="Image depths in layers [1,8,32; quick 1,4,8].")
 @click.option("--bulk", type=int, help="Containers created then removed in a row [50; quick 10].")
-@click.option("--large-image", type=int, help="MiB of files added to the bench image for the large image "
-              "[256; quick 128].")
+@click.option("--large-images", help="MiB of files added to the bench image for the large images "
+              "[128,256; quick 64,192].")
 @click.option("--quick", is_flag=True, help="Small sizes and few samples.")
 @click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Results directory.")
@@ -322,7 +324,7 @@ def _sizes(text: str, what: str) -> tuple[int, ...]:
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True)
 @click.option("--quiet", is_flag=True)
 @one_line_errors
-def layers(driver_list, samples, layer_sizes, depths, bulk, large_image, quick, workdir, out, docker_host,
+def layers(driver_list, samples, layer_sizes, depths, bulk, large_images, quick, workdir, out, docker_host,
            image, storage_opts, fmt, quiet):
     """Time layer creation and deletion per storage driver, and how the cost grows."""
     started = time.monotonic()
@@ -331,7 +333,8 @@ def layers(driver_list, samples, layer_sizes, depths, bulk, large_image, quick, 
                      layer_sizes_mib=_sizes(layer_sizes, "--layer-sizes") if layer_sizes else base.layer_sizes_mib,
                      depths=_sizes(depths, "--depths") if depths else base.depths,
                      bulk=bulk if bulk is not None else base.bulk,
-                     large_image_mib=large_image if large_image is not None else base.large_image_mib)
+                     large_images_mib=(_sizes(large_images, "--large-images") if large_images
+                                       else base.large_images_mib))
     plan.validate("any")
     sweep_plan = SweepPlan(specs=[], jobs=[], placements=("host",), repeat=1, workdir=workdir,
                            docker_host=docker_host, image=image, storage_opts=list(storage_opts), layers=plan)

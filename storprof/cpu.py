@@ -6,6 +6,7 @@ every placement runs under the same pinning, so ratios stay fair.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -59,4 +60,18 @@ def fio_cpus(choice: str) -> str | None:
             return None
     if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", choice):
         raise UserError(f"--cpus takes auto, none or a CPU list such as 0 or 0-3,6; got {choice!r}")
+    usable = os.sched_getaffinity(0)
+    asked = cpu_list(choice)
+    if not asked or not asked <= usable:
+        raise UserError(f"--cpus {choice}: this machine lets storprof run on CPUs "
+                        f"{','.join(map(str, sorted(usable)))} only")
     return choice
+
+
+def cpu_list(text: str) -> set[int]:
+    """'0-2,5' -> {0, 1, 2, 5}."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus

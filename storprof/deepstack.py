@@ -5,7 +5,8 @@ all K layers and a lookup in it may walk each of them (as /usr/lib does in a rea
 target file sits in the bottom layer. The images are written as a `docker save` archive and
 loaded in one call: K commits would take minutes and measure commit, which `storprof layers`
 already times. Their layers are byte-identical across depths, so a deeper image reuses the
-shallower one's layers. Each sample is a fresh container, so its first lookup is cold.
+shallower one's layers. Each sample is a fresh container, and before it, on the host as in the
+container, the kernel's dentry and inode caches are dropped: both first lookups are cold.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import docker.errors
 
 from .copyup import PROBE
 from .errors import DaemonError, StorprofError, UserError
-from .filetiming import fresh_container_root, time_lookup_and_read
+from .filetiming import drop_lookup_caches, fresh_container_root, time_lookup_and_read
 from .image import RootfsPlan, plan_rootfs
 from .lowerlayer import remove_image
 from .records import ProbeRecord
@@ -236,15 +237,18 @@ class DeepStack:
         if unit.placement == "host":
             if self._host_target is None:
                 raise StorprofError(f"[{session.label}] deep stacks have no host directory in this session")
+            cold = drop_lookup_caches()
             t = time_lookup_and_read(self._host_target)
         else:
             with fresh_container_root(session.daemon.client, self._images[k],
                                       f"{session.name_prefix}-stack-k{k}-r{unit.repeat}", session.labels) as root:
+                cold = drop_lookup_caches()
                 t = time_lookup_and_read(root / TARGET)
         if t.bytes_read != len(self._target):
             raise StorprofError(f"read {t.bytes_read} bytes of the {len(self._target)}-byte target")
         names = job_names(k, self.plan.target_mib)
-        params = {"depth": k, "image_layers": self._layers[k], "target_mib": self.plan.target_mib}
+        params = {"depth": k, "image_layers": self._layers[k], "target_mib": self.plan.target_mib,
+                  "caches_dropped": cold}
         rows: tuple[tuple[str, float, dict], ...] = (("stat", t.stat_s, {}), ("open", t.open_s, {}),
                                                      ("read", t.read_s, {"cold_read": True}))
         for row, seconds, extra in rows:

@@ -35,6 +35,29 @@ def drop_cached_pages(path: str | Path) -> None:
         os.close(fd)
 
 
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+
+def drop_lookup_caches() -> bool:
+    """Drop the kernel's dentry and inode caches ('2' to drop_caches: reclaimable slab only, not
+    the page cache), so the next lookup walks the filesystem as after a boot or a fresh mount. It
+    changes no setting; True when it could (as root on this machine's kernel)."""
+    try:
+        os.sync()
+        DROP_CACHES.write_text("2\n")
+        return True
+    except OSError:
+        return False
+
+
+def time_stats(paths: list[str]) -> float:
+    """Seconds to stat() every path once, in order."""
+    t0 = time.perf_counter_ns()
+    for path in paths:
+        os.stat(path)
+    return (time.perf_counter_ns() - t0) / 1e9
+
+
 @dataclass(frozen=True)
 class WriteTiming:
     write_s: float   # open for writing + one 4 KiB pwrite: what a program waits before its write returns

@@ -9,15 +9,17 @@ would measure container start-up, not I/O.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .errors import FioError, StorprofError
 from .filetiming import container_root, drop_cached_pages
 from .fiojob import FioJob, precondition_job
+from .fiooptions import MAX_FILES
 from .fioresult import parse_fio_output
 from .lowerlayer import image_with_files, remove_image
-from .placements import LOWER_DIR, ContainerTarget, Target
+from .placements import LOWER_DIR, ContainerTarget, FioRun, Target
 from .records import FioRecord
 from .workload import Done, Sink, Unit
 
@@ -26,6 +28,10 @@ if TYPE_CHECKING:
     from .session import Session
 
 WORKLOAD = "fio"
+# Seconds of work a metadata job's run should measure, and the engines whose files are laid out
+# in a run of their own first.
+METADATA_SECONDS = 1.5
+LAYOUT_FIRST = ("filestat", "filedelete", "dirstat", "dirdelete")
 
 
 @dataclass(frozen=True)
@@ -55,15 +61,29 @@ def plan_order(job_names: list[str], placements: tuple[str, ...], repeat: int,
     return cells
 
 
+# The state a job's data file is in when it runs (recorded with each run as params.file_state).
+PRISTINE = "pristine"   # written once, sequentially, with direct I/O; never written since
+OWN = "own"             # written once like that, and since then only by this job's own runs
+
+
 def data_file_name(job: FioJob) -> str:
-    """One data file per size and I/O mode: jobs of equal size share it, so it is laid out once.
-    Buffered jobs get their own file (pages they leave in the cache would make the next direct
-    job pay for invalidating them); lower-layer jobs get their own too, only ever read, like the
-    image's copy (see docs/findings.md, 'btrfs lower-layer read')."""
+    """The file a job runs on, named for the state it expects.
+
+    A job that writes gets a file of its own (OWN): no other job's writes have fragmented it
+    (btrfs copies on write) or left it in another layout, and a time-based job rewrites it at its
+    own pace only. A job that only reads shares, per size and I/O mode, a file no job ever writes
+    (PRISTINE), like the image's copy a lower-layer job reads on union (docs/findings.md, 'btrfs
+    lower-layer read'). Buffered jobs do not share with direct ones: pages they leave in the cache
+    would make the next direct job pay for invalidating them."""
     size = (job.option("size") or "default").lower()
-    if job.lower_layer:
-        return f"storprof-{size}-lower.dat"
-    return f"storprof-{size}.dat" if job.direct else f"storprof-{size}-buffered.dat"
+    mode = "direct" if job.direct else "buffered"
+    if job.writes:
+        return f"storprof-{job.name}-{size}-{mode}.dat"
+    return f"storprof-read-{size}-{mode}.dat"
+
+
+def file_state(job: FioJob) -> str:
+    return OWN if job.writes else PRISTINE
 
 
 class FioCells:
@@ -77,16 +97,26 @@ class FioCells:
         self.repeat = repeat
         self.fio_timeout = fio_timeout
         self.targets: dict[str, Target] = {}
+        self._scaled: dict[str, FioJob] = {}    # metadata jobs with the file count of this session
+
+    def job_placements(self, job: FioJob) -> tuple[str, ...]:
+        return tuple(p for p in self.placements if job.placements is None or p in job.placements)
 
     def done_keys(self, results: ResultSet) -> set[tuple]:
-        return {(WORKLOAD, r.context.driver_spec, r.job, r.placement, r.repeat)
-                for r in results.of(FioRecord) if r.status == "ok"}
+        """A repeat of a job counts as done only when every placement of it ran ok in one run: its
+        ratios pair runs made back to back, so a resumed sweep reruns a group it left half done
+        rather than pair its new runs with the old session's host run."""
+        ran: dict[tuple, set[str]] = {}
+        for r in results.of(FioRecord):
+            if r.status == "ok":
+                ran.setdefault((r.context.run_id, r.context.driver_spec, r.job, r.repeat), set()).add(r.placement)
+        return {(WORKLOAD, spec, job, repeat) for (_, spec, job, repeat), placements in ran.items()
+                if job in self.jobs and set(self.job_placements(self.jobs[job])) <= placements}
 
     def units(self, spec: str, done: Done) -> list[Unit]:
         order = plan_order(list(self.jobs), self.placements, self.repeat,
                            {n: j.placements for n, j in self.jobs.items()})
-        units = [Unit(WORKLOAD, c.job, c.placement, c.repeat, (WORKLOAD, spec, c.job, c.placement, c.repeat))
-                 for c in order]
+        units = [Unit(WORKLOAD, c.job, c.placement, c.repeat, (WORKLOAD, spec, c.job, c.repeat)) for c in order]
         return [u for u in units if u.key not in done]
 
     def lower_files(self) -> dict[str, str]:
@@ -116,6 +146,38 @@ class FioCells:
                 _drop_lower_files_from_cache(target, lower)
         with session.times.phase("precondition"):
             self.precondition(session.label)
+            self._scale_metadata_jobs(session.label)
+
+    def _scale_metadata_jobs(self, spec: str) -> None:
+        """Give each metadata job enough files that a run measures about METADATA_SECONDS of work
+        on the first placement (the host, where there is one): fio times these jobs with a
+        millisecond clock, so a pass of 2,000 files (40 ms here) had only two significant digits.
+        The same count then serves every placement of the session."""
+        self._scaled = {}
+        target = next(iter(self.targets.values()), None)
+        for job in self.jobs.values():
+            if not job.own_files or target is None:
+                continue
+            files = int(job.option("nrfiles") or 1)
+            fio_run = self._metadata_run(job, target, f"{job.name}-calibrate")
+            try:
+                runtime_ms = parse_fio_output(fio_run.stdout, fio_run.stderr).runtime_ms
+            except FioError as e:
+                raise StorprofError(f"[{spec}] calibrating {job.name} failed: {e}") from None
+            scaled = math.ceil(files * METADATA_SECONDS * 1000 / max(runtime_ms, 1))
+            self._scaled[job.name] = job.with_files(min(MAX_FILES // job.numjobs(job.job_indexes()[0]),
+                                                        max(files, scaled)))
+
+    def _metadata_run(self, job: FioJob, target: Target, directory: str) -> FioRun:
+        """One run of a metadata job in a fresh directory; a job that stats or deletes files has
+        them laid out first, in a run of its own (untimed), as fio's filestat and filedelete would
+        otherwise do inside the timed run's setup."""
+        path = target.fresh_dir(directory)
+        if (job.option("ioengine") or "") in LAYOUT_FIRST:
+            layout = job.with_files(int(job.option("nrfiles") or 1), create_only=True)
+            done = target.run_fio(layout.render(directory=path), f"{job.name}-layout", self.fio_timeout)
+            parse_fio_output(done.stdout, done.stderr)
+        return target.run_fio(job.render(directory=path), job.name, job.time_limit(self.fio_timeout))
 
     def precondition(self, spec: str) -> None:
         """Bring every placement's data file to the same state before anything is measured.
@@ -135,17 +197,16 @@ class FioCells:
 
     def run(self, unit: Unit, session: Session, sink: Sink) -> str:
         """Run one job once on one target, emit its record (and keep fio's JSON); returns a summary."""
-        job, target = self.jobs[unit.group], self.targets[unit.placement]
-        if job.own_files:
-            # Metadata jobs: a fresh directory per run, kept until the placement goes (see
-            # docs/findings.md, 'ext4 and recently deleted inodes').
-            text = job.render(directory=target.fresh_dir(f"{job.name}-r{unit.repeat}"))
-        elif job.lower_layer:
-            text = job.render(directory=target.lower_dir, filename=data_file_name(job))
-        else:
-            text = job.render(directory=target.fio_dir, filename=data_file_name(job))
+        job, target = self._scaled.get(unit.group) or self.jobs[unit.group], self.targets[unit.placement]
         with session.times.phase("fio"):
-            fio_run = target.run_fio(text, job.name, job.time_limit(self.fio_timeout))
+            if job.own_files:
+                # Metadata jobs: a fresh directory per run, kept until the placement goes (see
+                # docs/findings.md, 'ext4 and recently deleted inodes').
+                fio_run = self._metadata_run(job, target, f"{job.name}-r{unit.repeat}")
+            else:
+                directory = target.lower_dir if job.lower_layer else target.fio_dir
+                text = job.render(directory=directory, filename=data_file_name(job))
+                fio_run = target.run_fio(text, job.name, job.time_limit(self.fio_timeout))
         copied_up = None
         if job.lower_layer and target.lower_dir != target.fio_dir:
             copied_up = f"{target.lower_dir}/{data_file_name(job)}" in (target.modified_paths() or set())
@@ -170,13 +231,17 @@ class FioCells:
 
     def cleanup(self, session: Session) -> None:
         self.targets = {}         # the session removes the containers, volumes and images
+        self._scaled = {}
 
 
 def _params(job: FioJob) -> dict:
-    return {"size": job.option("size"), "runtime": job.option("runtime"), "rw": job.option("rw"),
-            "fsync": job.option("fsync"), "fdatasync": job.option("fdatasync"), "sync": job.option("sync"),
-            "nrfiles": job.option("nrfiles"), "ramp_time": job.option("ramp_time"),
-            "cpus_allowed": job.option("cpus_allowed"), "source": str(job.source)}
+    params = {"size": job.option("size"), "runtime": job.option("runtime"), "rw": job.option("rw"),
+              "fsync": job.option("fsync"), "fdatasync": job.option("fdatasync"), "sync": job.option("sync"),
+              "nrfiles": job.option("nrfiles"), "ramp_time": job.option("ramp_time"),
+              "cpus_allowed": job.option("cpus_allowed"), "source": str(job.source)}
+    if not job.own_files:
+        params.update(data_file=data_file_name(job), file_state=file_state(job))
+    return params
 
 
 def _drop_lower_files_from_cache(target: ContainerTarget, files: dict[str, str]) -> None:

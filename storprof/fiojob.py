@@ -78,6 +78,14 @@ class FioJob:
             forced.append(("cpus_allowed", _plain_value("cpus_allowed", cpus_allowed)))
         return self._with_global(forced)
 
+    def with_files(self, nrfiles: int, create_only: bool = False) -> FioJob:
+        """A metadata job with `nrfiles` files per process (scaled so its run is long enough to time);
+        with create_only, the untimed run that only lays its files out."""
+        forced: list[Option] = [("nrfiles", str(int(nrfiles)))]
+        if create_only:
+            forced.append(("create_only", "1"))
+        return self._with_global(forced)
+
     def render(self, directory: str, filename: str | None = None) -> str:
         """The job text storprof runs: the file's options plus the target and group reporting.
         Without a filename fio names its own files in `directory` (metadata jobs)."""
@@ -179,6 +187,11 @@ class FioJob:
                        for k in ("runtime", "ramp_time", "startdelay")]
             total += sum(seconds) * int(self.section_option(i, "loops") or 1)
         return total
+
+    @property
+    def writes(self) -> bool:
+        """The job writes to its data file (any rw but read and randread)."""
+        return (self.option("rw") or "read").split(":")[0].strip() not in ("read", "randread")
 
     @property
     def own_files(self) -> bool:
@@ -366,10 +379,24 @@ def validate(job: FioJob, allowed_extra: frozenset[str] | tuple[str, ...] = ()) 
     if job.lower_layer and job.own_files:
         raise UserError(f"{job.source}: a lower-layer job reads one data file; "
                         f"ioengine={job.option('ioengine')} makes files of its own")
-    if job.lower_layer and _writes(job):
+    if job.lower_layer and job.writes:
         raise UserError(f"{job.source}: a lower-layer job may only read (rw={job.option('rw')}): "
                         "a write would copy the file up to the top layer")
     _check_bounds(job)
+    _check_one_group(job)
+
+
+def _check_one_group(job: FioJob) -> None:
+    """fio runs sections after a stonewall (or new_group) as a group of their own, one after the
+    other; storprof reads one group per job (its sections running at once, their rates summed), so
+    a file of several groups is refused rather than summed across phases that never overlapped."""
+    for i in job.job_indexes()[1:]:
+        for key in ("stonewall", "new_group"):
+            value = job.section_option(i, key)
+            if value is not None and _flag(value):
+                raise UserError(f"{job.source}:{job.header_line(i)}: section [{job.sections[i][0]}] starts a "
+                                f"new group ({key}); storprof reports one group per job: put each group in "
+                                "a job file of its own")
 
 
 def _check_bounds(job: FioJob) -> None:
@@ -395,11 +422,6 @@ def _check_bounds(job: FioJob) -> None:
     if files > fiooptions.MAX_TOTAL_FILES:
         raise UserError(f"{job.source}: {files} files in all (nrfiles x numjobs summed over the sections); "
                         f"storprof allows at most {fiooptions.MAX_TOTAL_FILES}")
-
-
-def _writes(job: FioJob) -> bool:
-    rw = (job.option("rw") or job.option("readwrite") or "read").strip()
-    return rw not in ("read", "randread")
 
 
 def builtin_job_names(jobs_dir: Path = JOBS_DIR) -> list[str]:

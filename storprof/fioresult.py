@@ -43,6 +43,11 @@ class FioResult:
     error: int                    # fio's per-job errno; the first non-zero one, else 0
     warnings: tuple[str, ...] = ()  # text fio printed around the JSON (notes, warnings)
 
+    @property
+    def runtime_ms(self) -> int:
+        """How long fio measured, by its own millisecond clock (the longer direction)."""
+        return max(self.read.runtime_ms, self.write.runtime_ms)
+
     def metrics(self) -> dict[str, float | None]:
         """Flat numbers for tables and CSV; the same keys for every job so runs line up."""
         out: dict[str, float | None] = {}
@@ -53,6 +58,7 @@ class FioResult:
             out[f"{prefix}_clat_p99_ns"] = _float(stats.clat_p99_ns)
             out[f"{prefix}_clat_p999_ns"] = _float(stats.clat_p999_ns)
         out["total_iops"] = float(self.read.iops + self.write.iops)
+        out["runtime_ms"] = float(self.runtime_ms)
         out["total_bw_bytes"] = float(self.read.bw_bytes + self.write.bw_bytes)
         p99s = [s.clat_p99_ns for s in (self.read, self.write) if s.total_ios and s.clat_p99_ns is not None]
         out["p99_clat_ns"] = float(max(p99s)) if p99s else None

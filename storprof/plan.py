@@ -16,14 +16,16 @@ from .drivers import DriverSpec
 from .errors import UserError
 from .fiocells import FioCells, data_file_name
 from .fiojob import FioJob, check_with_fio, load_job
+from .fiooptions import MAX_FILES
 from .layers import LayerPlan, LayerTiming
+from .lookup import Lookup, LookupPlan
 from .placements import PLACEMENTS
 from .records import FioRecord
 from .results import ResultSet
 from .workload import Workload
 
 # Union probes: workloads that are not fio jobs, selected with --jobs by these names.
-PROBES = ("copyup", "deep-stack")
+PROBES = ("copyup", "deep-stack", "lookup")
 
 
 
@@ -46,7 +48,7 @@ THOROUGH = Preset(size=None, runtime=None, ramp_time=None, repeat=3)
 # driver-dependent row); see docs/measuring.md.
 QUICK = Preset(size="128m", runtime=1.0, ramp_time=0.0, repeat=3,
                jobs=("randread-4k", "randwrite-4k", "seqread-1m", "fsync-write-4k", "lower-randread-4k",
-                     "lower-seqread-1m", "meta-create", "meta-stat", "meta-delete", *PROBES))
+                     "lower-seqread-1m", "meta-create", "meta-delete", *PROBES))
 
 
 @dataclass
@@ -66,6 +68,7 @@ class SweepPlan:
     layers: LayerPlan | None = None           # also time layer operations in each daemon (storprof layers)
     copyup: CopyUpPlan | None = None          # union probes: the first write into a lower-layer file
     deep_stack: DeepStackPlan | None = None   # union probes: lookups at the bottom of K layers
+    lookup: LookupPlan | None = None          # union probes: stat() of many files an image ships
 
     def storage_opts_for(self, driver: str) -> list[str]:
         """Only a driver's own options (`<driver>.key=value`): dockerd refuses another's."""
@@ -81,6 +84,8 @@ class SweepPlan:
             out.append(CopyUp(self.copyup, self.repeat, sides))
         if self.deep_stack:
             out.append(DeepStack(self.deep_stack, self.repeat, sides))
+        if self.lookup:
+            out.append(Lookup(self.lookup, self.repeat, sides))
         if self.layers:
             out.append(LayerTiming(self.layers))
         return out
@@ -97,9 +102,11 @@ class SweepPlan:
         vfs copies it into the container), the metadata jobs' files (a fresh directory per repeat,
         kept until the placement goes), the probes' images, layers and fs overhead."""
         files = {data_file_name(j): j.bytes_needed() for j in self.jobs if not j.own_files}
-        lower = 2 * sum(b for name, b in files.items() if name.endswith("-lower.dat"))
-        own = self.repeat * sum(j.bytes_needed() for j in self.jobs if j.own_files)
-        extra = sum(p.bytes_needed() for p in (self.layers, self.copyup, self.deep_stack) if p)
+        lower = 2 * sum({data_file_name(j): j.bytes_needed() for j in self.jobs if j.lower_layer}.values())
+        # metadata jobs are scaled up to MAX_FILES files per run (fiocells), plus a calibration run
+        own = (self.repeat + 1) * sum(j.with_files(MAX_FILES).bytes_needed() // j.numjobs(j.job_indexes()[0])
+                                      for j in self.jobs if j.own_files)
+        extra = sum(p.bytes_needed() for p in (self.layers, self.copyup, self.deep_stack, self.lookup) if p)
         return max(4 << 30, len(self.placements) * (sum(files.values()) + own) + lower + (2 << 30) + extra)
 
     def check_resumable(self, results: ResultSet) -> None:
@@ -141,15 +148,16 @@ def load_jobs(names: list[str], settings: JobSettings) -> list[FioJob]:
 
 
 def probe_plans(names: list[str], placements: tuple[str, ...], copyup_sizes: tuple[int, ...],
-                stack_depths: tuple[int, ...]) -> tuple[CopyUpPlan | None, DeepStackPlan | None]:
-    """The union probes asked for among `names`, checked."""
+                stack_depths: tuple[int, ...], lookup_files: int) -> dict:
+    """The union probes asked for among `names`, checked: keyword arguments of SweepPlan."""
     probes = [n for n in names if n in PROBES]
-    copyup = CopyUpPlan(copyup_sizes) if "copyup" in probes else None
-    deep_stack = DeepStackPlan(stack_depths) if "deep-stack" in probes else None
-    for plan in (copyup, deep_stack):
+    plans = {"copyup": CopyUpPlan(copyup_sizes) if "copyup" in probes else None,
+             "deep_stack": DeepStackPlan(stack_depths) if "deep-stack" in probes else None,
+             "lookup": LookupPlan(lookup_files) if "lookup" in probes else None}
+    for plan in plans.values():
         if plan:
             plan.validate()
     if probes and "union" not in placements:
         raise UserError(f"the {' and '.join(probes)} probe{'s' if len(probes) > 1 else ''} measure"
                         f"{'' if len(probes) > 1 else 's'} the union placement; add union to --placements")
-    return copyup, deep_stack
+    return plans

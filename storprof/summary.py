@@ -46,7 +46,11 @@ FLAGS = {
          "reported that direct I/O was not honoured; a cache likely answers",
     "~": "spread: the repeats vary by more than {cv_pct}% (coefficient of variation); do not trust the median",
     "¶": "buffered job without fsync on a file smaller than memory: the page cache likely answers",
+    "#": "fewer than {min_repeats} repeats: no spread can be known (raise --repeat)",
+    "°": "a run measured less than a second of work: fio's millisecond clock rounds its rate",
 }
+# Fewer repeats than this and a spread means nothing.
+MIN_REPEATS = 3
 # A direct-I/O result this many times above the direct baseline is a cache, not a faster disk
 # (docs/findings.md, 'What a cache looks like').
 CACHE_RATIO = 1.5
@@ -106,45 +110,100 @@ def _is_false(value) -> bool:
     return value is not None and not (isinstance(value, float) and pd.isna(value)) and not bool(value)
 
 
+COLUMNS = ["driver_spec", "job", "placement", "flags", "metric", "n", "median", "spread", "cv",
+           "lat_kind", "p99_ns", "p99_spread", "p99_read_ns", "p99_write_ns",
+           "ratio", "ratio_low", "ratio_high", "ratio_spread", "ratio_cv", "n_pairs",
+           "p99_ratio", "p99_read_ratio", "p99_write_ratio",
+           "driver_base", "driver_ratio", "driver_ratio_spread"]
+# The container placements that are not the union: the same container, the same backing
+# filesystem, no union filesystem; union divided by one of them is the storage driver's own cost.
+CONTAINER_BASES = ("bind", "volume")
+
+
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (driver spec, job, placement): medians and spreads over the repeats that ran,
-    the paired ratio to the host placement (see paired_ratio), and the flags that apply."""
-    columns = ["driver_spec", "job", "placement", "flags", "metric", "n", "median", "spread", "cv",
-               "p99_ns", "p99_spread", "ratio", "ratio_low", "ratio_high", "ratio_spread", "ratio_cv", "p99_ratio"]
+    the paired ratio to the host placement (see paired_ratio), for union the paired ratio to a
+    placement in the same container without the union (the driver alone), the latency of each
+    direction, and the flags that apply."""
     ok = runs[runs["status"] == "ok"].copy() if not runs.empty else runs
     if ok.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=COLUMNS)
     ok["value"] = primary_value(ok)
     ok["latency_p99"] = latency_p99(ok)
+    ok["p99_read"] = _column(ok, "read_clat_p99_ns").where(_column(ok, "read_iops") > 0)
+    ok["p99_write"] = _column(ok, "write_clat_p99_ns").where(_column(ok, "write_iops") > 0)
     rows = []
     for (spec, job), cell in ok.groupby(["driver_spec", "job"], sort=False):
         host = cell[cell["placement"] == "host"]
         for placement, g in cell.groupby("placement", sort=False):
-            ratios = paired_ratio(g, host, "value")
-            flags = set().union(*(cell_flags(r) for _, r in g.iterrows()))
-            metric = g["primary_metric"].iloc[0]
-            ratio = float(ratios.median()) if len(ratios) else None
-            cv = coefficient_of_variation(g["value"])
-            ratio_cv = coefficient_of_variation(ratios) if placement != "host" else None
-            if (ratio_cv if placement != "host" and ratio_cv is not None else cv or 0) > MAX_CV:
-                flags.add("~")
-            if placement != "host" and metric != "time" and _all_direct(g) and len(ratios) \
-                    and float(ratios.min()) > CACHE_RATIO:
-                flags.add("§")
-            if placement != "host" and _all_cold_reads(g) and len(ratios) and float(ratios.max()) < 1 / CACHE_RATIO:
-                flags.add("§")    # a read meant to be cold, far quicker than the host's cold read
-            rows.append({"driver_spec": spec, "job": job, "placement": placement, "flags": "".join(sorted(flags)),
-                         "metric": metric, "n": len(g),
-                         "median": float(g["value"].median()), "spread": relative_spread(g["value"]), "cv": cv,
-                         "p99_ns": float(g["latency_p99"].median()),
-                         "p99_spread": relative_spread(g["latency_p99"]),
-                         "ratio": ratio, "ratio_low": float(ratios.min()) if len(ratios) else None,
-                         "ratio_high": float(ratios.max()) if len(ratios) else None,
-                         "ratio_spread": relative_spread(ratios), "ratio_cv": ratio_cv,
-                         "p99_ratio": _median_or_none(paired_ratio(g, host, "latency_p99"))})
-    out = pd.DataFrame(rows, columns=columns)
+            row = {"driver_spec": spec, "job": job, "placement": placement, "metric": g["primary_metric"].iloc[0],
+                   **_value_columns(g), **_latency_columns(g, host), **_ratio_columns(g, host)}
+            if placement == "union":
+                row.update(_driver_columns(g, cell))
+            row["flags"] = "".join(sorted(_row_flags(g, row)))
+            rows.append(row)
+    out = pd.DataFrame(rows, columns=COLUMNS)
     _flag_cached_loop_baselines(out, ok)
     return out
+
+
+def _value_columns(g: pd.DataFrame) -> dict:
+    return {"n": len(g), "median": float(g["value"].median()), "spread": relative_spread(g["value"]),
+            "cv": coefficient_of_variation(g["value"])}
+
+
+def _latency_columns(g: pd.DataFrame, host: pd.DataFrame) -> dict:
+    """What p99 means for this job (the fsync's, or the completion latency of the directions that
+    did I/O) and, for a job that reads and writes, each direction's own p99 and ratio."""
+    syncs = g["sync_lat_p99_ns"].notna().any() if "sync_lat_p99_ns" in g else False
+    reads, writes = bool(g["p99_read"].notna().any()), bool(g["p99_write"].notna().any())
+    kind = "fsync" if syncs else "read+write" if reads and writes else "read" if reads else "write" if writes else ""
+    out = {"lat_kind": kind, "p99_ns": float(g["latency_p99"].median()),
+           "p99_spread": relative_spread(g["latency_p99"]),
+           "p99_ratio": _median_or_none(paired_ratio(g, host, "latency_p99"))}
+    if kind == "read+write":
+        out.update(p99_read_ns=float(g["p99_read"].median()), p99_write_ns=float(g["p99_write"].median()),
+                   p99_read_ratio=_median_or_none(paired_ratio(g, host, "p99_read")),
+                   p99_write_ratio=_median_or_none(paired_ratio(g, host, "p99_write")))
+    return out
+
+
+def _ratio_columns(g: pd.DataFrame, host: pd.DataFrame) -> dict:
+    ratios = paired_ratio(g, host, "value")
+    if not len(ratios) or g["placement"].iloc[0] == "host":
+        return {"ratio": None, "n_pairs": 0}
+    return {"ratio": float(ratios.median()), "ratio_low": float(ratios.min()), "ratio_high": float(ratios.max()),
+            "ratio_spread": relative_spread(ratios), "ratio_cv": coefficient_of_variation(ratios),
+            "n_pairs": len(ratios), "_ratios": ratios}
+
+
+def _driver_columns(union: pd.DataFrame, cell: pd.DataFrame) -> dict:
+    """union / bind (or volume, for jobs that have no bind placement), paired like the host ratio."""
+    for base in CONTAINER_BASES:
+        other = cell[cell["placement"] == base]
+        ratios = paired_ratio(union, other, "value")
+        if len(ratios):
+            return {"driver_base": base, "driver_ratio": float(ratios.median()),
+                    "driver_ratio_spread": relative_spread(ratios)}
+    return {}
+
+
+def _row_flags(g: pd.DataFrame, row: dict) -> set[str]:
+    flags = set().union(*(cell_flags(r) for _, r in g.iterrows()))
+    ratios = row.pop("_ratios", pd.Series(dtype=float))
+    varies = row.get("ratio_cv") if row["placement"] != "host" and row.get("ratio_cv") is not None else row["cv"]
+    if (varies or 0) > MAX_CV:
+        flags.add("~")
+    if len(g) < MIN_REPEATS:
+        flags.add("#")
+    if row["placement"] != "host" and row["metric"] != "time" and _all_direct(g) and len(ratios) \
+            and float(ratios.min()) > CACHE_RATIO:
+        flags.add("§")
+    if row["placement"] != "host" and _all_cold_reads(g) and len(ratios) and float(ratios.max()) < 1 / CACHE_RATIO:
+        flags.add("§")    # a read meant to be cold, far quicker than the host's cold read
+    if "runtime_ms" in g and _is_true(g["own_files"].iloc[0]) and float(g["runtime_ms"].min()) < 1000:
+        flags.add("°")
+    return flags
 
 
 def _all_cold_reads(runs: pd.DataFrame) -> bool:
@@ -173,14 +232,16 @@ def _flag_cached_loop_baselines(over: pd.DataFrame, runs: pd.DataFrame) -> None:
 
 
 def paired_ratio(runs: pd.DataFrame, host: pd.DataFrame, column: str) -> pd.Series:
-    """Per repeat, this placement's value over the host's value of the same repeat.
+    """Per repeat, this placement's value over the host's value of the same repeat of the same run.
 
     The placements of one repeat run back to back, so dividing within a repeat cancels the drift
     of a shared machine between repeats; the median over repeats is then the ratio reported.
     It brings the control placements closer to 1.00 than a ratio of medians (docs/findings.md).
+    A resumed sweep is another run (another run_id): its runs never pair with the first's.
     """
-    a = runs.groupby("repeat")[column].median()
-    b = host.groupby("repeat")[column].median()
+    keys = ["run_id", "repeat"] if "run_id" in runs and "run_id" in host else ["repeat"]
+    a = runs.groupby(keys)[column].median()
+    b = host.groupby(keys)[column].median()
     both = a.index.intersection(b.index)
     b = b[both]
     return (a[both] / b[b != 0]).dropna()

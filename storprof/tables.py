@@ -13,11 +13,11 @@ from tabulate import tabulate
 
 from .placements import PLACEMENTS
 from .records import DriverRecord
-from .summary import CACHE_RATIO, FLAGS, MAX_CV
+from .summary import CACHE_RATIO, FLAGS, MAX_CV, MIN_REPEATS
 
 
 def flag_notes(used: set[str]) -> list[str]:
-    return [f"{mark} {why.format(cache_ratio=CACHE_RATIO, cv_pct=round(MAX_CV * 100))}"
+    return [f"{mark} {why.format(cache_ratio=CACHE_RATIO, cv_pct=round(MAX_CV * 100), min_repeats=MIN_REPEATS)}"
             for mark, why in FLAGS.items() if mark in used]
 
 
@@ -50,63 +50,94 @@ def _fmt_ratio(ratio: float) -> str:
     return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.2f}x"
 
 
-def _pm(spread: float) -> str:
-    return f" ±{spread * 100:.0f}%"
+def _pm(spread: float, n: int = 2) -> str:
+    """'±x%' around a median; '±?' where one sample can show no spread."""
+    return " ±?" if n < 2 else f" ±{spread * 100:.0f}%"
+
+
+def _ratio_cell(by: pd.DataFrame, p: str, ratio_col: str = "ratio", spread_col: str = "ratio_spread",
+                n_col: str = "n_pairs") -> str:
+    value = by[ratio_col].get(p) if p in by.index and ratio_col in by else None
+    if value is None or pd.isna(value):
+        return "-"
+    return _fmt_ratio(value) + _pm(by.at[p, spread_col], int(by.at[p, n_col]) if n_col in by else 2)
+
+
+def _latency_cell(by: pd.DataFrame, p: str, ratio: bool) -> str:
+    """The p99 (host) or its ratio (others); a job that reads and writes shows both directions."""
+    if p not in by.index:
+        return "-"
+    if by.at[p, "lat_kind"] == "read+write":
+        r, w = (("p99_read_ratio", "p99_write_ratio") if ratio else ("p99_read_ns", "p99_write_ns"))
+        fmt = (lambda v: "-" if pd.isna(v) else f"{v:.2f}x") if ratio else _fmt_latency
+        return f"r {fmt(by.at[p, r])} w {fmt(by.at[p, w])}"
+    value = by.at[p, "p99_ratio" if ratio else "p99_ns"]
+    if ratio:
+        return f"{value:.2f}x" if value is not None and pd.notna(value) else "-"
+    return _fmt_latency(value)
 
 
 def table_rows(over: pd.DataFrame, placements: tuple[str, ...] = PLACEMENTS) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows for the terminal: host values, then ratios (×host) per placement."""
+    """Headers and rows for the terminal: host values, the ratio to host per placement, union over
+    the in-container baseline (the driver alone), then p99 latency and what it is of."""
     present = [p for p in placements if p in set(over["placement"])]
     others = [p for p in present if p != "host"]
-    headers = (["driver", "job", "host"] + [f"{p}" for p in others] + ["host p99"]
-               + [f"{p} p99" for p in others])
+    driver = "union" in others and over["driver_ratio"].notna().any()
+    headers = (["driver", "job", "n", "host", *others] + (["union ÷ bind"] if driver else [])
+               + ["p99 of", "host p99", *[f"{p} p99" for p in others]])
     rows = []
     for (spec, job), g in over.groupby(["driver_spec", "job"], sort=False):
         by = g.set_index("placement")
         metric = g["metric"].iloc[0]
-        row = [spec, job]
-        row.append(_fmt_value(metric, by.at["host", "median"]) + _pm(by.at["host", "spread"])
+        row = [spec, job, str(int(g["n"].min()))]
+        row.append(_fmt_value(metric, by.at["host", "median"]) + _pm(by.at["host", "spread"], by.at["host", "n"])
                    + by.at["host", "flags"] if "host" in by.index else "-")
         for p in others:
-            ratio = by["ratio"].get(p) if p in by.index else None
-            if ratio is not None and pd.notna(ratio):
-                row.append(_fmt_ratio(ratio) + _pm(by.at[p, "ratio_spread"]) + by.at[p, "flags"])
-            else:
-                row.append(_fmt_value(metric, by.at[p, "median"]) + by.at[p, "flags"] if p in by.index else "-")
-        row.append(_fmt_latency(by.at["host", "p99_ns"]) if "host" in by.index else "-")
-        for p in others:
-            ratio = by["p99_ratio"].get(p) if p in by.index else None
-            row.append(f"{ratio:.2f}x" if ratio is not None and pd.notna(ratio) else "-")
+            cell = _ratio_cell(by, p)
+            if cell == "-" and p in by.index:
+                cell = _fmt_value(metric, by.at[p, "median"])
+            row.append(cell + (by.at[p, "flags"] if p in by.index else ""))
+        if driver:
+            base = by["driver_base"].get("union") if "union" in by.index else None
+            cell = _ratio_cell(by, "union", "driver_ratio", "driver_ratio_spread")
+            row.append(cell if cell == "-" or base == "bind" else f"{cell} (÷{base})")
+        row.append(next((str(k) for k in g["lat_kind"] if k), "-"))
+        row += [_latency_cell(by, "host", ratio=False), *[_latency_cell(by, p, ratio=True) for p in others]]
         rows.append(row)
     return headers, rows
 
 
 def time_rows(over: pd.DataFrame, placements: tuple[str, ...] = PLACEMENTS) -> tuple[list[str], list[list[str]]]:
-    """The union probes (copy-up, deep stacks): the time itself on every placement, and the
-    ratio to host, since a copy-up reads better as '62 ms, 433x' than as a ratio alone."""
+    """The union probes (copy-up, deep stacks, lookups): the time itself on every placement, and
+    the paired ratio to host with its spread, since a copy-up reads better as '62 ms, 433x' than
+    as a ratio alone."""
     present = [p for p in placements if p in set(over["placement"])]
     others = [p for p in present if p != "host"]
-    headers = ["driver", "operation"] + present + [f"{p} x host" for p in others]
+    headers = ["driver", "operation", "n"] + present + [f"{p} x host" for p in others]
     rows = []
     for (spec, job), g in over.groupby(["driver_spec", "job"], sort=False):
         by = g.set_index("placement")
-        row = [spec, job]
+        row = [spec, job, str(int(g["n"].min()))]
         for p in present:
-            row.append(_fmt_seconds(by.at[p, "median"]) + _pm(by.at[p, "spread"]) + by.at[p, "flags"]
+            row.append(_fmt_seconds(by.at[p, "median"]) + _pm(by.at[p, "spread"], by.at[p, "n"]) + by.at[p, "flags"]
                        if p in by.index else "-")
-        for p in others:
-            ratio = by["ratio"].get(p) if p in by.index else None
-            row.append(_fmt_ratio(ratio) if ratio is not None and pd.notna(ratio) else "-")
+        row += [_ratio_cell(by, p) for p in others]
         rows.append(row)
     return headers, rows
 
 
-TABLE_NOTE = ("host: median over repeats (±half the range). Other columns: per repeat, the placement's run "
-              "divided by the host run of that repeat (same backing filesystem, run back to back); the median "
-              "of those ratios (±half their range). Throughput >1x is faster, p99 latency >1x is slower.")
+TABLE_NOTE = ("n: repeats. host: median over repeats (±half the range). union, volume, bind: per repeat, the "
+              "placement's run divided by the host run of that repeat (same backing filesystem, run back to back); "
+              "the median of those ratios (±half their range): what running in a container on that placement "
+              "costs, container and driver together. union ÷ bind: the union run over the bind-mount run (or the "
+              "volume's, where a job has no bind placement) of the same container: the storage driver alone. "
+              "Throughput >1x is faster. p99 is the completion latency (clat) of the direction(s) named in "
+              "'p99 of', or the fsync's; its ratio >1x is slower.")
 TIME_NOTE = ("Union operations: median time over repeats (±half the range), each sample in a fresh container "
              "(copy-up: open+4 KiB pwrite, then +fsync; deep stacks: the first stat of a file in the bottom "
-             "layer, open, and a cold read of it). 'x host' is the paired ratio; >1x is slower.")
+             "layer, open, and a cold read of it; lookup: stat() of every file, kernel lookup caches dropped "
+             "first, then again warm). 'x host' is the paired ratio (±half the range of the repeats' ratios); "
+             ">1x is slower.")
 
 
 def format_table(over: pd.DataFrame, fmt: str = "simple") -> str:

@@ -25,7 +25,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed"),
 ]
 
-TINY = LayerPlan(samples=3, layer_sizes_mib=(0, 8), depths=(1, 3), bulk=4, large_image_mib=96)
+TINY = LayerPlan(samples=3, layer_sizes_mib=(0, 8, 16), depths=(1, 2, 3), bulk=4, large_images_mib=(48, 96))
 OPS = {"container create", "container start", "container rm", "commit", "image rm",
        "image build (per layer)", "image rm (whole stack)", "bulk create", "bulk rm", "host write", "host copy"}
 

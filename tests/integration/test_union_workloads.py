@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from storprof.copyup import CopyUpPlan
 from storprof.deepstack import DeepStackPlan
 from storprof.drivers import DriverSpec
 from storprof.fiojob import load_job
+from storprof.lookup import LookupPlan
 from storprof.plan import SweepPlan
 from storprof.results import ResultSet
 from storprof.sweep import Sweep
@@ -28,6 +30,7 @@ pytestmark = [
 
 COPYUP_MIB = 64
 DEPTHS = (1, 8, 32)
+LOOKUP_FILES = 5000
 
 
 @pytest.fixture(scope="module", params=["overlay2", "vfs"])
@@ -40,7 +43,7 @@ def sweep(request):
             for n in ("lower-randread-4k", "meta-create", "meta-delete")]
     config = SweepPlan(specs=[DriverSpec(driver, "ext4")], jobs=jobs, placements=("host", "union", "volume"),
                          repeat=2, workdir=workdir, copyup=CopyUpPlan((COPYUP_MIB,)),
-                         deep_stack=DeepStackPlan(DEPTHS, target_mib=1))
+                         deep_stack=DeepStackPlan(DEPTHS, target_mib=1), lookup=LookupPlan(LOOKUP_FILES))
     store = results.ResultsStore(out, {"test": True})
     lines: list[str] = []
     outcomes = Sweep(config, store, lines.append).run()
@@ -67,12 +70,27 @@ def test_lower_layer_read_reads_the_image_file_without_copying_it_up(sweep):
     assert union["lower_layer"] is True
 
 
-def test_metadata_jobs_count_files(sweep):
+def test_metadata_jobs_count_files_for_long_enough_to_time(sweep):
     _, runs, *_ = sweep
     for job in ("meta-create", "meta-delete"):
         sel = runs[runs.job == job]
         assert len(sel) == 3 * 2 and set(sel.status) == {"ok"}
         assert (sel["total_iops"] > 0).all()
+        # scaled from the job file's 2,000 files so that each run measures at least a second
+        assert (sel["runtime_ms"] >= 1000).all(), sel[["placement", "runtime_ms", "param_nrfiles"]]
+        assert (sel["param_nrfiles"].astype(int) >= 2000).all()
+        assert sel["param_nrfiles"].nunique() == 1        # the same count on every placement
+
+
+def test_lookup_is_cold_then_warm_and_timed_on_both_sides(sweep):
+    driver, runs, records, *_ = sweep
+    for placement in ("host", "union"):
+        cold = _seconds(runs, placement, f"lookup {LOOKUP_FILES} files cold")
+        warm = _seconds(runs, placement, f"lookup {LOOKUP_FILES} files warm")
+        assert min(cold) > max(warm), (placement, cold, warm)     # the dentry cache answers the second pass
+    union_cold = statistics.median(_seconds(runs, "union", f"lookup {LOOKUP_FILES} files cold"))
+    host_cold = statistics.median(_seconds(runs, "host", f"lookup {LOOKUP_FILES} files cold"))
+    assert union_cold > host_cold, (union_cold, host_cold)      # through the container's root and its driver
 
 
 def test_copy_up_on_overlay2_costs_the_first_write_and_not_on_vfs(sweep):

@@ -196,9 +196,21 @@ def test_a_hostile_job_file_is_one_line_before_anything_starts(tmp_path, kind):
     (["--ramp-time", "-1"], "--ramp-time"),
     (["--runtime", "1e9"], "--runtime"),
     (["--fio-timeout", "1"], "Invalid value for '--fio-timeout'"),
+    (["--cpus", "99"], "--cpus 99: this machine lets storprof run on CPUs"),
+    (["--lookup-files", "5"], "--lookup-files takes a count"),
 ])
 def test_bad_option_values_are_one_line_before_anything_starts(tmp_path, args, fragment):
     code, msg = run(["sweep", "--drivers", "vfs", "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "out"),
                      *args])
     assert code == 2 and fragment in msg, msg
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("workdir, fragment", [
+    ("/proc/storprof-x", "is on proc"), ("/sys/storprof-x", "is on sysfs"),
+    ("/etc/passwd/x", "/etc/passwd is not a directory"), ("/dev/shm/storprof-x", "is on tmpfs"),
+])
+def test_a_work_directory_storprof_cannot_use_is_one_line_and_nothing_is_made(tmp_path, workdir, fragment):
+    code, msg = run(["sweep", "--drivers", "vfs", "--workdir", workdir, "--out", str(tmp_path / "out")])
+    assert code == 2 and fragment in msg, msg
+    assert not os.path.exists(workdir) and not (tmp_path / "out").exists()

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from storprof.cpu import block_irq_counts, fio_cpus, quiet_cpus
+from storprof.cpu import block_irq_counts, cpu_list, fio_cpus, quiet_cpus
 from storprof.errors import UserError
 
 REAL = (Path(__file__).parent.parent / "fixtures" / "interrupts.txt").read_text()
@@ -28,8 +28,17 @@ def test_no_pinning_when_it_cannot_help():
     assert quiet_cpus(spread) is None                                                  # evenly spread
 
 
-def test_choice_parsing():
+def test_choice_parsing(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
     assert fio_cpus("none") is None
     assert fio_cpus("0-3,6") == "0-3,6"
+    assert cpu_list("0-2,5") == {0, 1, 2, 5}
     with pytest.raises(UserError, match="--cpus"):
         fio_cpus("first")
+
+
+@pytest.mark.parametrize("choice", ["8", "0-8", "3-1", "99"])
+def test_cpus_the_machine_does_not_let_us_use_are_refused(monkeypatch, choice):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    with pytest.raises(UserError, match="CPUs 0,1,2,3,4,5,6,7 only"):
+        fio_cpus(choice)

@@ -21,7 +21,7 @@ from storprof.placements import fio_argv
 
 DATA_JOBS = ["fsync-write-4k", "lower-randread-4k", "lower-seqread-1m", "randread-4k", "randrw-4k-70-30",
              "randwrite-4k", "seqread-1m", "seqwrite-1m"]
-META_JOBS = ["meta-create", "meta-delete", "meta-stat"]
+META_JOBS = ["meta-create", "meta-delete"]
 BUILTINS = sorted(DATA_JOBS + META_JOBS)
 
 SIMPLE = """\

@@ -26,9 +26,8 @@ DIRECTIONS = {
     "randrw-4k-70-30": {"read", "write"},
     "fsync-write-4k": {"write"},
     "randread-4k-numjobs2": {"read"},
-    # metadata engines: fio counts one create as a write, one stat or unlink as a read
+    # metadata engines: fio counts one create as a write, one unlink as a read
     "meta-create": {"write"},
-    "meta-stat": {"read"},
     "meta-delete": {"read"},
 }
 PCT = {"p50": "50.000000", "p99": "99.000000", "p999": "99.900000"}
@@ -99,7 +98,9 @@ def test_metrics_are_flat_and_consistent(name):
         *(f"{d}_{m}" for d in ("read", "write")
           for m in ("iops", "bw_bytes", "clat_p50_ns", "clat_p99_ns", "clat_p999_ns")),
         "total_iops", "total_bw_bytes", "p99_clat_ns", "sync_lat_p50_ns", "sync_lat_p99_ns", "sync_lat_p999_ns",
+        "runtime_ms",
     }
+    assert metrics["runtime_ms"] == max(job[d]["runtime"] for job in raw["jobs"] for d in ("read", "write"))
     read, write = expected_direction(raw["jobs"], "read"), expected_direction(raw["jobs"], "write")
     assert metrics["read_iops"] == pytest.approx(read["iops"])
     assert metrics["write_bw_bytes"] == write["bw_bytes"]

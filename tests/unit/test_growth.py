@@ -35,13 +35,22 @@ def _rec(spec, op, seconds, **kw):
 
 def test_growth_says_which_driver_is_flat_and_which_grows():
     recs = []
-    for mib in (80, 336):
+    for mib in (80, 208, 336):
         for s in range(3):
             recs.append(_rec("vfs@ext4", "container create", 0.1 + mib / 100 * 0.2 + s * 0.001, image_mib=mib))
             recs.append(_rec("overlay2@ext4", "container create", 0.05 + s * 0.001, image_mib=mib))
     slopes = {r["driver_spec"]: r for r in growth(recs) if r["unit"] == "ms per 100 MiB of image"}
     assert slopes["vfs@ext4"]["slope"] == pytest.approx(200, rel=0.01)
     assert abs(slopes["overlay2@ext4"]["slope"]) < 1
+
+
+def test_growth_is_not_fitted_on_two_sizes():
+    """Any two points make a perfect line: R² would say nothing."""
+    recs = [_rec("vfs@ext4", "container create", 0.1 + mib / 1000, image_mib=mib)
+            for mib in (80, 336) for _ in range(3)]
+    assert growth(recs) == []
+    recs += [_rec("vfs@ext4", "container create", 0.3, image_mib=208)]
+    assert [r["n"] for r in growth(recs)] == [7]
 
 
 def test_summary_percentiles_and_host_ratio():

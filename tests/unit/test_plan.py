@@ -31,15 +31,21 @@ def test_empty_inputs():
     assert plan_order(["a"], PLACEMENTS, 0) == []
 
 
-def test_buffered_jobs_do_not_share_a_data_file_with_direct_ones():
-    from storprof.fiocells import data_file_name
+def test_each_job_runs_on_a_file_in_the_state_it_expects():
+    from storprof.fiocells import OWN, PRISTINE, data_file_name, file_state
     from storprof.fiojob import load_job
 
-    direct = [load_job(n).with_overrides(size="64m") for n in ("randread-4k", "randwrite-4k", "seqwrite-1m")]
+    reads = [load_job(n).with_overrides(size="64m") for n in ("randread-4k", "seqread-1m", "lower-randread-4k",
+                                                              "lower-seqread-1m")]
+    writes = [load_job(n).with_overrides(size="64m") for n in ("randwrite-4k", "seqwrite-1m", "randrw-4k-70-30")]
     buffered = load_job("fsync-write-4k").with_overrides(size="64m")
-    assert len({data_file_name(j) for j in direct}) == 1
-    assert data_file_name(buffered) not in {data_file_name(j) for j in direct}
-    assert data_file_name(load_job("randread-4k").with_overrides(size="1g")) != data_file_name(direct[0])
+    # readers share one file no job writes; every writer has a file of its own
+    assert {data_file_name(j) for j in reads} == {"storprof-read-64m-direct.dat"}
+    assert {file_state(j) for j in reads} == {PRISTINE} and {file_state(j) for j in writes} == {OWN}
+    assert len({data_file_name(j) for j in writes + [buffered]}) == 4
+    assert not {data_file_name(j) for j in writes} & {data_file_name(j) for j in reads}
+    assert data_file_name(buffered) == "storprof-fsync-write-4k-64m-buffered.dat"
+    assert data_file_name(load_job("randread-4k").with_overrides(size="1g")) != data_file_name(reads[0])
 
 
 def test_a_job_can_be_narrowed_to_some_placements():
@@ -52,17 +58,15 @@ def test_a_job_can_be_narrowed_to_some_placements():
     assert len(set(firsts)) == 2
 
 
-def test_lower_layer_jobs_read_a_file_no_other_job_writes():
-    from storprof.fiocells import data_file_name
+def test_room_for_every_file_the_plan_makes():
     from storprof.fiojob import load_job
-    from storprof.plan import SweepPlan as SweepConfig
+    from storprof.fiooptions import MAX_FILES
+    from storprof.plan import SweepPlan
     jobs = [load_job(n).with_overrides(size="1g") for n in
             ("randwrite-4k", "randread-4k", "fsync-write-4k", "lower-randread-4k", "lower-seqread-1m", "meta-create")]
-    names = {j.name: data_file_name(j) for j in jobs if not j.own_files}
-    assert names["lower-randread-4k"] == names["lower-seqread-1m"] == "storprof-1g-lower.dat"
-    assert names["randwrite-4k"] == names["randread-4k"] != names["lower-randread-4k"]
-    # room for the three distinct files on every placement, and the image's copy twice
-    config = SweepConfig(specs=[], jobs=jobs, placements=("host", "union", "volume", "bind"))
-    # ... and the metadata job's 2000 files of a block each, in a fresh directory per repeat
-    meta = config.repeat * 2000 * 4096
-    assert config.backing_size_bytes() == 4 * (3 * 2**30 + meta) + 2 * 2**30 + (2 << 30)
+    plan = SweepPlan(specs=[], jobs=jobs, placements=("host", "union", "volume", "bind"))
+    # three distinct data files on every placement (the shared pristine one, two writers' own), the
+    # image's copy of the pristine file twice (vfs copies it), and the metadata job at its largest
+    # file count, for every repeat and its calibration run
+    meta = (plan.repeat + 1) * MAX_FILES * 4096
+    assert plan.backing_size_bytes() == 4 * (3 * 2**30 + meta) + 2 * 2**30 + (2 << 30)

@@ -67,7 +67,7 @@ def test_fsync_job_latency_is_the_fsync_latency():
 def test_table_has_a_row_per_driver_and_job_and_every_cell_filled():
     over = summary.summarize(ResultSet.load(SWEEP).runs)
     headers, rows = tables.table_rows(over)
-    assert headers[:3] == ["driver", "job", "host"]
+    assert headers[:4] == ["driver", "job", "n", "host"]
     assert len(rows) == len(over.groupby(["driver_spec", "job"]))
     assert all(cell not in ("", "-") for row in rows for cell in row)
 
