@@ -1,5 +1,6 @@
-"""How far to trust storprof: control ratios, repeatability, agreement with fio run by hand,
-harness overhead and memory, each measured in one run on this machine and printed with its target.
+"""How far to trust storprof: control ratios and their intervals, repeatability, agreement with fio
+run by hand, what a fixed budget buys (cells within the precision target, control coverage), harness
+overhead and memory, each measured in one run on this machine and printed with its target.
 
 It reports and does not gate: it exits 0 whether or not a target holds (non-zero only for bad
 input, such as not being root). Run as root:  .venv/bin/python benchmarks/fidelity.py
@@ -8,6 +9,7 @@ input, such as not being root). Run as root:  .venv/bin/python benchmarks/fideli
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 import shlex
 import shutil
@@ -19,16 +21,15 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from storprof import backing, results, summary
-from storprof.copyup import CopyUpPlan
+from storprof import backing, results, stats, summary
 from storprof.cpu import fio_cpus
-from storprof.deepstack import DeepStackPlan
 from storprof.drivers import DriverSpec
 from storprof.errors import StorprofError
 from storprof.fiocells import FioCells, data_file_name, plan_order
 from storprof.fiojob import load_job
 from storprof.mounts import host_fs_type
-from storprof.plan import PROBES, QUICK, SweepPlan
+from storprof.placements import AA
+from storprof.plan import PROBES, QUICK, SweepPlan, probe_plans
 from storprof.proc import run
 from storprof.results import ResultSet
 from storprof.sweep import Sweep
@@ -36,6 +37,7 @@ from storprof.workload import Unit
 
 CONTROL_JOBS = ["randread-4k", "randwrite-4k", "seqread-1m", "seqwrite-1m"]
 BY_HAND = "fio-by-hand"
+PRECISION = 0.05
 
 
 def by_hand_argv(job_text: str, scratch: Path) -> list[str]:
@@ -73,7 +75,8 @@ def measure_fidelity(workdir: Path, spec: DriverSpec, repeats: int, runtime: flo
                      size: str, cpus: str | None, out: Path, progress) -> tuple[list[list], dict]:
     jobs = [load_job(n).with_overrides(size=size, runtime=runtime, ramp_time=ramp, cpus_allowed=cpus)
             for n in CONTROL_JOBS]
-    plan = SweepPlan(specs=[spec], jobs=jobs, placements=("host", "volume", "bind"), repeat=repeats, workdir=workdir)
+    plan = SweepPlan(specs=[spec], jobs=jobs, placements=("host", "volume", "bind", AA), repeat=repeats,
+                     workdir=workdir)
     store = results.ResultsStore(out, {"benchmark": "fidelity"})
     sweep = Sweep(plan, store, progress)
     cells = FioCells(jobs, plan.placements, repeats, plan.fio_timeout)
@@ -90,7 +93,7 @@ def _run_interleaved(sweep: Sweep, cells: FioCells, spec: DriverSpec, jobs, repe
         with sweep.ephemeral_session(0, spec) as session:
             cells.prepare(session, sweep.sink)
             by_name = {j.name: j for j in jobs}
-            order = plan_order(list(by_name), ("host", "volume", "bind", BY_HAND), repeats)
+            order = plan_order(list(by_name), ("host", "volume", "bind", AA, BY_HAND), repeats)
             for n, cell in enumerate(order, 1):
                 job = by_name[cell.job]
                 if cell.placement == BY_HAND:
@@ -114,15 +117,25 @@ def _fidelity_rows(out: Path, by_hand: dict[str, dict[int, float]]) -> list[list
     runs = runs[runs["status"] == "ok"].copy()
     runs["value"] = summary.primary_value(runs)
     over = summary.summarize(runs)
-    rows = []
+    rows, covering, cells = [], 0, 0
     for job in CONTROL_JOBS:
-        for placement in ("bind", "volume"):
-            r = over[(over.job == job) & (over.placement == placement)]["ratio"]
-            ratio = float(r.iloc[0]) if len(r) else float("nan")
-            rows.append([f"control {placement}/host", job, f"{ratio:.3f}", "1.00 ± 0.05",
-                         verdict(abs(ratio - 1) <= 0.05)])
+        for placement in (AA, "bind", "volume"):
+            r = over[(over.job == job) & (over.placement == placement)]
+            if r.empty or r["ratio"].isna().all():
+                rows.append([f"control {placement}/host", job, "no pairs", "-", "MISSED"])
+                continue
+            row = r.iloc[0]
+            contains = bool(row.ratio_low <= 1 <= row.ratio_high)
+            measured = f"{row.ratio:.3f} [{row.ratio_low:.3f}–{row.ratio_high:.3f}] (n={int(row.n_pairs)})"
+            if placement == AA:        # truly 1.00x: a test of the intervals
+                covering, cells = covering + contains, cells + 1
+                rows.append([f"control {placement}/host", job, measured, "interval contains 1.00", verdict(contains)])
+            else:                      # the container's cost on a plain filesystem: a figure, not a test
+                rows.append([f"container cost {placement}/host", job, measured, "-", "-"])
+    rows.append(["A/A intervals that contain 1.00", "all", f"{covering} of {cells}",
+                 "≈ 95% (≥ 90%)", verdict(cells > 0 and covering >= 0.9 * cells)])
     for job in CONTROL_JOBS:
-        for placement in ("host", "volume", "bind"):
+        for placement in ("host", "volume", "bind", AA):
             vals = list(runs[(runs.job == job) & (runs.placement == placement)]["value"])
             c = cv(vals)
             rows.append([f"repeatability CV ({placement})", job, f"{c * 100:.1f}% (n={len(vals)})",
@@ -142,17 +155,19 @@ def _fidelity_rows(out: Path, by_hand: dict[str, dict[int, float]]) -> list[list
     return rows
 
 
-def measure_harness(workdir: Path, spec: DriverSpec, cpus: str | None, out: Path, progress,
+def measure_harness(workdir: Path, spec: DriverSpec, cpus: str | None, out: Path, progress, budget: float,
                     smoke: bool = False) -> tuple[list[list], dict]:
-    """A quick sweep of one driver (its fio jobs and union probes, as `sweep --quick --no-layers`), in
-    this process, timed by phase; a smoke run does one repeat of one job and the smallest probes."""
+    """The quick sweep of one driver (`sweep --quick --no-layers` with `budget` seconds for it), in
+    this process, timed by phase; then how many of its ratio cells reached the precision target and
+    how many of its controls' intervals contain 1.00. A smoke run does one job and the smallest probes."""
     names = ["randread-4k"] if smoke else [n for n in QUICK.jobs if n not in PROBES]
     jobs = [load_job(n).with_overrides(size="16m" if smoke else QUICK.size, runtime=QUICK.runtime,
                                        ramp_time=QUICK.ramp_time, cpus_allowed=cpus) for n in names]
-    plan = SweepPlan(specs=[spec], jobs=jobs, repeat=1 if smoke else QUICK.repeat, workdir=workdir,
-                     copyup=CopyUpPlan((16,) if smoke else CopyUpPlan().sizes_mib),
-                     deep_stack=DeepStackPlan((1, 4) if smoke else DeepStackPlan().depths))
-    store = results.ResultsStore(out, {"benchmark": "harness"})
+    probes = probe_plans(list(PROBES), QUICK.placements, (16,) if smoke else QUICK.copyup_sizes,
+                         (1, 4) if smoke else QUICK.stack_depths, 200 if smoke else QUICK.lookup_files)
+    plan = SweepPlan(specs=[spec], jobs=jobs, placements=QUICK.placements, repeat=2 if smoke else QUICK.repeat,
+                     workdir=workdir, precision=PRECISION, budget_seconds=budget, **probes)
+    store = results.ResultsStore(out, {"benchmark": "harness", "precision": PRECISION})
     sweep = Sweep(plan, store, progress)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.monotonic()
@@ -162,12 +177,39 @@ def measure_harness(workdir: Path, spec: DriverSpec, cpus: str | None, out: Path
     if [o.status for o in outcomes] != ["ok"]:
         raise StorprofError(f"the quick sweep of {spec} did not finish: {outcomes}")
     runs = ResultSet.load(out).runs
+    rows = [["quick sweep wall time", str(spec), f"{wall:.1f} s ({len(runs)} records)",
+             f"≤ {budget:.0f} s budget", verdict(wall <= budget)]]
+    rows += _precision_rows(runs, spec, budget)
+    rows += _cost_rows(runs, sweep, spec, wall)
+    rows.append(["peak RSS of the process running the sweep", "", f"{rss_peak / 1024:.0f} MiB "
+                 f"(after imports, before the sweep: {rss_before / 1024:.0f} MiB)", "-", "-"])
+    return rows, {"wall": wall}
+
+
+def _precision_rows(runs, spec: DriverSpec, budget: float) -> list[list]:
+    """What the budget bought: ratio cells whose interval is within ±PRECISION, and control coverage."""
+    over = summary.summarize(runs, PRECISION)
+    cells = over[over["ratio"].notna()]
+    half = (cells["ratio_high"].map(math.log) - cells["ratio_low"].map(math.log)) / 2
+    reached = int((half <= math.log1p(PRECISION)).sum())
+    answered = int((cells["verdict"] != stats.UNKNOWN).sum())
+    floor = summary.noise_floor(runs, over)
+    coverage = f"{floor.covering} of {floor.cells}" if floor else "no control cells"
+    return [[f"ratio cells within ±{PRECISION * 100:.0f}% in the budget", str(spec),
+             f"{reached} of {len(cells)} ({answered} answered: real or within ±{PRECISION * 100:.0f}% of 1)",
+             "-", "-"],
+            ["  A/A intervals that contain 1.00", str(spec), coverage, "≈ 95% (≥ 90%)",
+             verdict(floor is not None and floor.covering >= 0.9 * floor.cells)]]
+
+
+def _cost_rows(runs, sweep: Sweep, spec: DriverSpec, wall: float) -> list[list]:
+    """Where the sweep's time went, and the share spent outside measuring."""
     fio_runs = runs[runs["kind"] == "fio"]
     timed = ~fio_runs["own_files"].astype(bool)
     asked = int(timed.sum()) * (QUICK.runtime + QUICK.ramp_time)
     metadata = float(fio_runs[~timed]["wall_seconds"].sum())      # metadata jobs run at their own pace
     t = sweep.times
-    probes = t["workload:copyup"] + t["workload:deep-stack"]
+    probes = t["workload:copyup"] + t["workload:deep-stack"] + t["workload:lookup"]
     measured_wall = wall - t["daemon_start"]
     measuring = asked + metadata + probes
     costs = {"daemon start (excluded)": t["daemon_start"], "bench image import": t["image"],
@@ -175,18 +217,15 @@ def measure_harness(workdir: Path, spec: DriverSpec, cpus: str | None, out: Path
              "fio start/exit and layout per run": t["fio"] - asked - metadata, "teardown": t["teardown"]}
     costs["everything else (mkfs, probing, results)"] = measured_wall - measuring - sum(
         v for k, v in costs.items() if not k.startswith("daemon"))
-    largest = max((k for k in costs if not k.startswith("daemon")), key=costs.get)
+    largest = max((k for k in costs if not k.startswith("daemon")), key=costs.__getitem__)
     share = (measured_wall - measuring) / measured_wall
-    rows = [["quick sweep wall time", str(spec), f"{wall:.1f} s ({len(runs)} records)", "-", "-"],
-            ["measuring: fio time asked for", str(spec), f"{asked:.1f} s", "-", "-"],
+    rows = [["measuring: fio time asked for", str(spec), f"{asked:.1f} s", "-", "-"],
             ["measuring: metadata jobs (their own pace)", str(spec), f"{metadata:.1f} s", "-", "-"],
             ["measuring: union probes (a container per sample)", str(spec), f"{probes:.1f} s", "-", "-"]]
     rows += [[f"  {k}", "", f"{v:.1f} s", "", ""] for k, v in costs.items()]
     rows.append(["time outside measuring (daemon start excluded)", str(spec),
                  f"{share * 100:.1f}% (largest: {largest})", "≤ 20%", verdict(share <= 0.20)])
-    rows.append(["peak RSS of the process running the sweep", "", f"{rss_peak / 1024:.0f} MiB "
-                 f"(after imports, before the sweep: {rss_before / 1024:.0f} MiB)", "-", "-"])
-    return rows, {"wall": wall, "costs": costs}
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,12 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="256m")
     ap.add_argument("--out", type=Path, help="keep the results here (default: a temporary directory)")
     ap.add_argument("--cpus", default="auto", help="as storprof sweep --cpus")
+    ap.add_argument("--budget", type=float, default=60.0,
+                    help="seconds of the quick sweep of one spec (the README's 9 minutes over this host's specs)")
     ap.add_argument("--skip-harness", action="store_true", help="only the fidelity figures")
     ap.add_argument("--skip-fidelity", action="store_true", help="only the harness and memory figures")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes and few repeats: checks the benchmark runs")
     args = ap.parse_args(argv)
     if args.smoke:
-        args.repeats, args.runtime, args.ramp_time, args.size = 2, 0.3, 0.0, "16m"
+        args.repeats, args.runtime, args.ramp_time, args.size, args.budget = 2, 0.3, 0.0, "16m", 40.0
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
     try:
@@ -215,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         cpus = fio_cpus(args.cpus)
         rows: list[list] = []
         if not args.skip_harness:    # first, so the process's peak memory is the sweep's own
-            rows, _ = measure_harness(args.workdir, spec, cpus, out / "harness", progress, smoke=args.smoke)
+            rows, _ = measure_harness(args.workdir, spec, cpus, out / "harness", progress, args.budget,
+                                      smoke=args.smoke)
         if not args.skip_fidelity:
             more, _ = measure_fidelity(args.workdir, spec, args.repeats, args.runtime, args.ramp_time,
                                        args.size, cpus, out / "fidelity", progress)

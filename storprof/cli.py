@@ -22,18 +22,20 @@ from .deepstack import parse_depths
 from .errors import StorprofError, UserError
 from .fiojob import builtin_job_names
 from .fiooptions import ALLOWED, MAX_SECONDS, refusable_by_flag
-from .layers import QUICK_PLAN, SWEEP_QUICK_PLAN, LayerPlan
+from .layers import QUICK_PLAN, LayerPlan
 from .mounts import host_fs_type
-from .placements import PLACEMENTS
+from .placements import AA, PLACEMENTS
 from .plan import PROBES, QUICK, THOROUGH, JobSettings, SweepPlan, load_jobs, probe_plans
 from .proc import require
 from .progress import SweepProgress
 from .records import DriverRecord
 from .results import ResultSet
-from .summary import layer_tables, summarize
+from .summary import DEFAULT_PRECISION, layer_tables, noise_floor, summarize
 from .sweep import Sweep
 
 DEFAULT_WORKDIR = Path("/var/tmp/storprof")
+# Seconds of a --budget kept back for reading the results and printing the tables.
+TABLES_RESERVE = 5.0
 
 # What --image and --docker-host take: an image reference, and a daemon address.
 IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._/-]{0,200}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
@@ -121,20 +123,21 @@ def drivers_cmd(workdir: Path):
               "(default: every known spec; those this host cannot run are reported as skipped).")
 @click.option("--jobs", "job_list", help="Comma-separated built-in job names, paths of .fio files, or the "
               "union probes copyup, deep-stack and lookup (default: every built-in job and every probe).")
-@click.option("--placements", "placement_list", default=",".join(PLACEMENTS), show_default=True,
-              help="Where fio runs: host, union, volume, bind.")
+@click.option("--placements", "placement_list",
+              help="Where fio runs: host, union, volume, bind, and host-aa (the host run again, an A/A control) "
+              "[the first four; --quick: host,union,bind,host-aa].")
 @click.option("--size", help="fio file size per placement (e.g. 256m, 2g); overrides the job files.")
 @click.option("--runtime", type=float, help="Seconds each fio run measures; overrides the job files.")
 @click.option("--ramp-time", type=float, help="Seconds fio runs before measuring.")
 @click.option("--repeat", type=click.IntRange(1, 100), help="Runs of each (driver, placement, job) [3].")
-@click.option("--quick", is_flag=True, help="A short sweep: 128m files, 1 s runs, no ramp, 3 repeats, "
-              "every built-in job but randrw-4k-70-30 and seqwrite-1m, and every union probe.")
-@click.option("--copyup-sizes", default="64,512", show_default=True,
-              help="MiB of the lower-layer files the copyup probe writes into.")
-@click.option("--stack-depths", default="1,16,64,max", show_default=True,
-              help="Layers of the deep-stack images ('max' = 120, the deepest Docker chains).")
-@click.option("--lookup-files", type=int, default=20000, show_default=True,
-              help="Files in the lower layer the lookup probe stats, cold then warm.")
+@click.option("--quick", is_flag=True, help="The README's sweep, a 9-minute budget: 64m files, 0.5 s runs, 3 repeats "
+              "then extra rounds towards ±5%, random read, random write and fsync jobs, the union probes, "
+              "placements host,union,bind.")
+@click.option("--copyup-sizes", help="MiB of the lower-layer files the copyup probe writes into [64,512; quick 64].")
+@click.option("--stack-depths", help="Layers of the deep-stack images ('max' = 120, the deepest Docker chains) "
+              "[1,16,64,max; quick 1,32].")
+@click.option("--lookup-files", type=int, help="Files in the lower layer the lookup probe stats, cold then warm "
+              "[20000; quick 2000].")
 @click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR, show_default=True,
               help="Where data roots and loop files are made; must be on a real disk filesystem.")
 @click.option("--out", type=click.Path(path_type=Path),
@@ -151,6 +154,11 @@ def drivers_cmd(workdir: Path):
               "none = no pinning, or a list such as 0-3.")
 @click.option("--storage-opt", "storage_opts", multiple=True, metavar="DRIVER.KEY=VALUE",
               help="Passed to the ephemeral dockerd of that driver as --storage-opt (repeatable).")
+@click.option("--precision", type=str, help="Aim every ratio's 95%% interval at ±this (e.g. 5%% or 0.05): after "
+              "--repeat rounds, extra rounds go to the cells furthest from it [5%%; off without --budget or "
+              "--precision].")
+@click.option("--budget", type=click.FloatRange(0.5, 10080), help="Minutes the sweep may take: shared out among "
+              "the specs, each spends what is left of its share on extra rounds [--quick: 9].")
 @click.option("--allow-option", "allow_options", multiple=True, metavar="NAME",
               help="Let a fio option that storprof does not allow by default through in job files "
               "(repeatable; recorded in meta.json). fio still runs in its sandbox.")
@@ -163,27 +171,46 @@ def drivers_cmd(workdir: Path):
 @click.option("--quiet", is_flag=True, help="No progress bar and no line per finished run.")
 @one_line_errors
 def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repeat, quick, copyup_sizes,
-          stack_depths, lookup_files, workdir, out, resume_dir, docker_host, image, cpus, storage_opts, allow_options,
-          fio_timeout, fmt, no_layers, quiet):
+          stack_depths, lookup_files, workdir, out, resume_dir, docker_host, image, cpus, storage_opts, precision,
+          budget, allow_options, fio_timeout, fmt, no_layers, quiet):
     """Run fio on the host and in containers for each storage driver, and print the overhead."""
     started = time.monotonic()
     preset = QUICK if quick else THOROUGH
     settings = _job_settings(size or preset.size, runtime if runtime is not None else preset.runtime,
                              ramp_time if ramp_time is not None else preset.ramp_time, cpus, allow_options)
-    placements = _placements(placement_list)
+    placements = _placements(placement_list) if placement_list else preset.placements
+    if docker_host and AA in placements:
+        if placement_list:
+            raise UserError(f"the {AA} control runs on the host baseline, which an attached daemon does not have")
+        placements = tuple(p for p in placements if p != AA)
     require("fio")
     names = _split(job_list) or list(preset.jobs or [*builtin_job_names(), *PROBES])
-    probes = probe_plans(names, placements, _sizes(copyup_sizes, "--copyup-sizes"), parse_depths(stack_depths),
-                         lookup_files)
+    probes = probe_plans(names, placements,
+                         _sizes(copyup_sizes, "--copyup-sizes") if copyup_sizes else preset.copyup_sizes,
+                         parse_depths(stack_depths) if stack_depths else preset.stack_depths,
+                         lookup_files if lookup_files is not None else preset.lookup_files)
     plan = SweepPlan(specs=[], jobs=load_jobs(names, settings), placements=placements,
                      repeat=repeat or preset.repeat, workdir=workdir, docker_host=docker_host, image=image,
                      fio_timeout=fio_timeout, storage_opts=list(storage_opts), **probes,
-                     layers=None if no_layers else (SWEEP_QUICK_PLAN if quick else LayerPlan()))
+                     layers=None if no_layers else preset.layers)
+    plan.precision, plan.budget_seconds = _precision(precision, budget, preset)
     if resume_dir and out:
         raise UserError("--resume continues in its own directory; leave out --out")
     meta = {"quick": quick, "fio_cpus_allowed": settings.cpus_allowed, "allowed_options": sorted(set(allow_options)),
-            "fio_timeout": fio_timeout}
+            "fio_timeout": fio_timeout, "precision": plan.precision, "budget_seconds": plan.budget_seconds}
     _execute(plan, driver_list, resume_dir or out, meta, fmt, quiet, started, resume=bool(resume_dir))
+
+
+def _precision(text: str | None, budget_minutes: float | None, preset) -> tuple[float | None, float | None]:
+    """(precision target, budget in seconds): adaptive repeats need one or the other."""
+    budget = budget_minutes if budget_minutes is not None else preset.budget_minutes
+    if text is None:
+        return (DEFAULT_PRECISION if budget is not None else None), (budget * 60 if budget else None)
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(%?)", text.strip())
+    value = float(match.group(1)) / (100 if match.group(2) else 1) if match else -1.0
+    if not 0.005 <= value <= 0.5:
+        raise UserError(f"--precision takes a relative half-width from 0.5% to 50% (such as 5% or 0.05), got {text!r}")
+    return value, (budget * 60 if budget else None)
 
 
 def _job_settings(size, runtime, ramp_time, cpus, allow_options) -> JobSettings:
@@ -276,6 +303,8 @@ def _execute(plan: SweepPlan, driver_list: str | None, out: Path | None, meta: d
         plan.check_resumable(previous)
         done = plan.done_keys(previous)
     _ready(plan, driver_list)
+    if plan.budget_seconds is not None:      # what checking took counts; keep time to print the tables
+        plan.budget_seconds = max(30.0, plan.budget_seconds - (time.monotonic() - started) - TABLES_RESERVE)
     store = results.ResultsStore(out or results.default_out_dir(), {**_plan_meta(plan), **meta}, resume=resume)
     progress = SweepProgress("quiet" if quiet else "auto")
     previous_handlers = {sig: signal.signal(sig, _on_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)}
@@ -345,7 +374,8 @@ def _print_tables(result_set: ResultSet, fmt: str, write: bool = True) -> None:
     """The tables of a results directory on the terminal (and, after a sweep, as files beside it)."""
     results_dir = result_set.dir
     runs, status = result_set.runs, result_set.drivers
-    over = summarize(runs) if not runs.empty else runs
+    precision = float(result_set.meta.get("precision") or DEFAULT_PRECISION)
+    over = summarize(runs, precision) if not runs.empty else runs
     ops, slopes = layer_tables(result_set.layers)
     if write:
         if not runs.empty:
@@ -359,6 +389,9 @@ def _print_tables(result_set: ResultSet, fmt: str, write: bool = True) -> None:
     if not runs.empty:
         click.echo(tables.format_table(over, fmt))
         click.echo(tables.table_notes(over))
+        click.echo("")
+        click.echo(tables.answers_line(over, precision))
+        click.echo(tables.noise_floor_line(noise_floor(runs, over)))
     if not ops.empty:
         click.echo("")
         click.echo(tables.format_layers(ops, slopes, fmt))
@@ -417,10 +450,15 @@ def report_cmd(results_dir: Path, out: Path | None, fmt: str):
 @click.option("--all", "show_all", is_flag=True, help="Also list the rows that are not significant.")
 @one_line_errors
 def compare_cmd(a_dir: Path, b_dir: Path, fmt: str, show_all: bool):
-    """Did B get faster or slower than A, and is it real? (Welch's t-test on the repeats, 95%)"""
+    """Did B get faster or slower than A, and is it real? (Welch's t-test on the logs, FDR 5%)"""
     from .compare import compare, summary_line
-    table = compare(ResultSet.load(a_dir).runs, ResultSet.load(b_dir).runs)
+    result = compare(ResultSet.load(a_dir), ResultSet.load(b_dir))
+    table = result.table
     shown = table if show_all else table[~table["verdict"].isin(["not significant"])]
+    for line in result.differences:
+        click.echo(f"A and B differ in {line}", err=True)
+    for line in result.left_out:
+        click.echo(f"left out, not comparable: {line}", err=True)
     click.echo(tables.format_comparison(shown, fmt))
     click.echo(summary_line(table) + ("" if show_all else " (--all lists the rest)"))
 

@@ -90,6 +90,17 @@ class CopyUp:
                     units.append(Unit(WORKLOAD, f"copyup {size}m", placement, r, (PROBE, spec, last, placement, r)))
         return [u for u in units if u.key not in done]
 
+    def group_of(self, record) -> str | None:
+        if isinstance(record, ProbeRecord) and record.workload == WORKLOAD:
+            return f"copyup {record.params.get('size_mib')}m"
+        return None
+
+    def extra_round(self, spec: str, group: str, repeat: int) -> list[Unit]:
+        size = int(group.split()[1].rstrip("m"))
+        last = job_names(size)["second_done"]
+        order = self.sides if (repeat + self.plan.sizes_mib.index(size)) % 2 == 0 else self.sides[::-1]
+        return [Unit(WORKLOAD, group, p, repeat, (PROBE, spec, last, p, repeat)) for p in order]
+
     def prepare(self, session: Session, sink: Sink) -> None:
         """One image per size (so a vfs container copies only its own file) and the host's files."""
         sink.message(f"[{session.label}] copy-up: files of {', '.join(f'{s} MiB' for s in self.plan.sizes_mib)} "

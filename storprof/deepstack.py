@@ -211,6 +211,17 @@ class DeepStack:
                     units.append(Unit(WORKLOAD, f"stack K={k}", placement, r, (PROBE, spec, last, placement, r)))
         return [u for u in units if u.key not in done]
 
+    def group_of(self, record) -> str | None:
+        if isinstance(record, ProbeRecord) and record.workload == WORKLOAD:
+            return f"stack K={record.params.get('depth')}"
+        return None
+
+    def extra_round(self, spec: str, group: str, repeat: int) -> list[Unit]:
+        k = int(group.split("=")[1])
+        last = job_names(k, self.plan.target_mib)["read"]
+        order = self.sides if (repeat + self.plan.depths.index(k)) % 2 == 0 else self.sides[::-1]
+        return [Unit(WORKLOAD, group, p, repeat, (PROBE, spec, last, p, repeat)) for p in order]
+
     def prepare(self, session: Session, sink: Sink) -> None:
         sink.message(f"[{session.label}] deep stacks: images of {', '.join(map(str, self.plan.depths))} layers, "
                      f"a {self.plan.target_mib} MiB file in the bottom one")

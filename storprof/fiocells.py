@@ -119,6 +119,15 @@ class FioCells:
         units = [Unit(WORKLOAD, c.job, c.placement, c.repeat, (WORKLOAD, spec, c.job, c.repeat)) for c in order]
         return [u for u in units if u.key not in done]
 
+    def group_of(self, record) -> str | None:
+        return record.job if isinstance(record, FioRecord) and record.job in self.jobs else None
+
+    def extra_round(self, spec: str, group: str, repeat: int) -> list[Unit]:
+        job = self.jobs[group]
+        mine = self.job_placements(job)
+        k = (repeat + list(self.jobs).index(group)) % len(mine)
+        return [Unit(WORKLOAD, group, p, repeat, (WORKLOAD, spec, group, repeat)) for p in mine[k:] + mine[:k]]
+
     def lower_files(self) -> dict[str, str]:
         """The data files lower-layer jobs read: file name -> fio size."""
         return {data_file_name(j): j.option("size") or "" for j in self.jobs.values() if j.lower_layer}

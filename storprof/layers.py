@@ -55,7 +55,7 @@ class LayerPlan:
         if any(d < 1 for d in self.depths):
             raise UserError("--depths must be positive whole numbers")
         limit = MAX_DEPTH.get(driver)
-        if limit and max(self.depths) > limit:
+        if limit and max(self.depths, default=0) > limit:
             raise UserError(f"{driver} allows at most {limit} layers on top of the bench image "
                             f"(its lower-directory limit is 128); asked for {max(self.depths)}")
 
@@ -68,9 +68,9 @@ class LayerPlan:
 # three layer sizes, three depths; with two, any two points make a perfect line.
 MIN_SIZES = 3
 QUICK_PLAN = LayerPlan(samples=5, layer_sizes_mib=(0, 16, 64), depths=(1, 4, 8), bulk=10, large_images_mib=(64, 192))
-# What `sweep --quick` adds per driver: the same operations, fewer samples (the sweep's budget is fio's).
-SWEEP_QUICK_PLAN = LayerPlan(samples=3, layer_sizes_mib=(0, 16, 64), depths=(1, 4, 8), bulk=5,
-                             large_images_mib=(32, 96))
+# What `sweep --quick` adds per driver: what container create costs by image size, and the space a
+# container takes (commit and depth timing are for `storprof layers` and the thorough sweep).
+SWEEP_QUICK_PLAN = LayerPlan(samples=2, layer_sizes_mib=(), depths=(), bulk=3, large_images_mib=(32, 96))
 
 
 def tree_bytes(path: Path) -> int:
@@ -307,13 +307,15 @@ class LayerTimer:
             self.progress(f"[{self.spec}] layers: container lifecycle on a {large_mib:.0f} MiB image")
             self.container_lifecycle(large, f"large {added} MiB", large_mib, plan.samples)
             self._remove_image(large)
-        self.progress(f"[{self.spec}] layers: commit of {', '.join(map(str, plan.layer_sizes_mib))} MiB")
-        self.commit_sizes(plan.layer_sizes_mib, plan.samples)
-        self.progress(f"[{self.spec}] layers: image depths {', '.join(map(str, plan.depths))}")
-        self.depth(plan.depths, max(1, plan.samples // 2))
+        if plan.layer_sizes_mib:
+            self.progress(f"[{self.spec}] layers: commit of {', '.join(map(str, plan.layer_sizes_mib))} MiB")
+            self.commit_sizes(plan.layer_sizes_mib, plan.samples)
+        if plan.depths:
+            self.progress(f"[{self.spec}] layers: image depths {', '.join(map(str, plan.depths))}")
+            self.depth(plan.depths, max(1, plan.samples // 2))
         self.progress(f"[{self.spec}] layers: {plan.bulk} containers in a row")
         self.bulk(plan.bulk)
-        self.host_baseline(plan.layer_sizes_mib + plan.large_images_mib, max(1, plan.samples // 2))
+        self.host_baseline(plan.layer_sizes_mib, max(1, plan.samples // 2))     # what commits are held against
 
     def _image_exists(self, image_id: str) -> bool:
         try:

@@ -90,6 +90,16 @@ class Lookup:
                  for r in range(self.repeat) for placement in (self.sides if r % 2 == 0 else self.sides[::-1])]
         return [u for u in units if u.key not in done]
 
+    def group_of(self, record) -> str | None:
+        if isinstance(record, ProbeRecord) and record.workload == WORKLOAD:
+            return f"lookup {self.plan.files}"
+        return None
+
+    def extra_round(self, spec: str, group: str, repeat: int) -> list[Unit]:
+        last = job_names(self.plan.files)["warm"]
+        order = self.sides if repeat % 2 == 0 else self.sides[::-1]
+        return [Unit(WORKLOAD, group, p, repeat, (PROBE, spec, last, p, repeat)) for p in order]
+
     def prepare(self, session: Session, sink: Sink) -> None:
         sink.message(f"[{session.label}] lookup: {self.plan.files} empty files in a lower layer, stat() cold "
                      "then warm, a fresh container per sample")

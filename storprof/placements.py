@@ -21,7 +21,12 @@ from .image import one_file_tar
 from .proc import CommandTimeout
 from .sandbox import INPUT_DIR, run_sandboxed
 
-PLACEMENTS = ("host", "union", "volume", "bind")
+# The A/A control: the host baseline run again, on a file of its own in a directory beside the
+# host's. Its ratio to host is 1.00 by construction, so its intervals say how often the sweep's
+# intervals cover the truth here, and its spread is the machine's noise with nothing else in it.
+AA = "host-aa"
+PLACEMENTS = ("host", "union", "volume", "bind", AA)
+DEFAULT_PLACEMENTS = ("host", "union", "volume", "bind")
 
 # Where each placement's fio files live inside a container (see image.BENCH_DIRS).
 CONTAINER_DIRS = {"union": "/bench/union", "volume": "/bench/volume",
@@ -74,8 +79,8 @@ class Target:
 class HostTarget(Target):
     """fio on the host itself, in a directory of the spec's backing filesystem."""
 
-    def __init__(self, directory: Path, jobs_dir: Path):
-        self.placement = "host"
+    def __init__(self, directory: Path, jobs_dir: Path, placement: str = "host"):
+        self.placement = placement
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.jobs_dir = Path(jobs_dir)
@@ -91,7 +96,7 @@ class HostTarget(Target):
 
     def run_fio(self, job_text: str, job_key: str, timeout: float) -> FioRun:
         """fio in the sandbox (sandbox.py): it sees this placement's directory and the job file."""
-        path = self.jobs_dir / f"host-{job_key}.fio"
+        path = self.jobs_dir / f"{self.placement}-{job_key}.fio"
         path.write_text(job_text)
         start = time.monotonic()
         try:

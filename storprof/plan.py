@@ -17,9 +17,9 @@ from .errors import UserError
 from .fiocells import FioCells, data_file_name
 from .fiojob import FioJob, check_with_fio, load_job
 from .fiooptions import MAX_FILES
-from .layers import LayerPlan, LayerTiming
+from .layers import SWEEP_QUICK_PLAN, LayerPlan, LayerTiming
 from .lookup import Lookup, LookupPlan
-from .placements import PLACEMENTS
+from .placements import AA, DEFAULT_PLACEMENTS
 from .records import FioRecord
 from .results import ResultSet
 from .workload import Workload
@@ -39,16 +39,31 @@ class Preset:
     ramp_time: float | None
     repeat: int
     jobs: tuple[str, ...] | None = None
+    budget_minutes: float | None = None    # None: a fixed number of repeats
+    placements: tuple[str, ...] = DEFAULT_PLACEMENTS
+    copyup_sizes: tuple[int, ...] = (64, 512)
+    stack_depths: tuple[int, ...] = (1, 16, 64, 120)
+    lookup_files: int = 20000
+    layers: LayerPlan = field(default_factory=LayerPlan)
 
 
-# The thorough default: the job files' own sizes and times.
+# The thorough default: the job files' own sizes and times, every job, probe and placement.
 THOROUGH = Preset(size=None, runtime=None, ramp_time=None, repeat=3)
-# The short sweep meant for the README. It leaves out randrw-4k-70-30 (a blend of the two random
-# jobs) and seqwrite-1m (a fresh top-layer file written in large blocks: the least
-# driver-dependent row); see docs/measuring.md.
-QUICK = Preset(size="128m", runtime=1.0, ramp_time=0.0, repeat=3,
-               jobs=("randread-4k", "randwrite-4k", "seqread-1m", "fsync-write-4k", "lower-randread-4k",
-                     "lower-seqread-1m", "meta-create", "meta-delete", *PROBES))
+# The README's sweep, a budget of 9 minutes for every spec this host runs: what changes answers.
+# Runs of 0.5 s: for the same fio time, many short runs gave intervals half as wide as fewer long
+# ones here (docs/findings.md, 'Fewer, longer runs or more, shorter ones'). host, union and bind
+# (bind is the in-container baseline: union ÷ bind is the driver alone; volume reads like bind).
+# It keeps the three I/O patterns whose union cost differs between drivers (4 KiB random reads and
+# writes, a database's fsync), every union probe at a telling size, and what container create and
+# a container's space cost. Left out, for `storprof sweep` without --quick: seqread-1m (the
+# noisiest row, ±9.5% at 16 runs), randrw-4k-70-30 and seqwrite-1m, the lower-layer reads (every
+# driver 1.00x once the data files were fixed), the metadata jobs (2 s of work a run by design),
+# the volume placement (it reads like bind), commit and depth timing. host-aa, the host run again,
+# is the A/A control whose truth is 1.00: the noise floor and how often intervals cover the truth.
+QUICK = Preset(size="64m", runtime=0.5, ramp_time=0.0, repeat=3, budget_minutes=9.0,
+               jobs=("randread-4k", "randwrite-4k", "fsync-write-4k", *PROBES),
+               placements=("host", "union", "bind", AA), copyup_sizes=(64,), stack_depths=(1, 32),
+               lookup_files=2000, layers=SWEEP_QUICK_PLAN)
 
 
 @dataclass
@@ -57,7 +72,7 @@ class SweepPlan:
 
     specs: list[DriverSpec]
     jobs: list[FioJob]
-    placements: tuple[str, ...] = PLACEMENTS
+    placements: tuple[str, ...] = DEFAULT_PLACEMENTS
     repeat: int = 3
     workdir: Path = Path("storprof-work")
     docker_host: str | None = None
@@ -69,6 +84,8 @@ class SweepPlan:
     copyup: CopyUpPlan | None = None          # union probes: the first write into a lower-layer file
     deep_stack: DeepStackPlan | None = None   # union probes: lookups at the bottom of K layers
     lookup: LookupPlan | None = None          # union probes: stat() of many files an image ships
+    precision: float | None = None            # extra repeats towards this ratio half-width (adaptive)
+    budget_seconds: float | None = None       # the sweep's wall time, shared out among the specs
 
     def storage_opts_for(self, driver: str) -> list[str]:
         """Only a driver's own options (`<driver>.key=value`): dockerd refuses another's."""

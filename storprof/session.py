@@ -22,7 +22,7 @@ from .daemon import RUNTIME_ROOT, AttachedDaemon, Daemon, EphemeralDaemon
 from .drivers import DriverSpec
 from .errors import StorprofError
 from .image import BenchImage, RootfsPlan
-from .placements import ContainerTarget, HostTarget, Target
+from .placements import AA, ContainerTarget, HostTarget, Target
 from .records import Backing, RunContext
 from .results import mem_total_bytes
 from .state import RunState
@@ -119,8 +119,11 @@ class Session:
     def target(self, placement: str, image: str | None = None, lower_files: bool = False) -> Target:
         """A place to run fio: the host directory, or a new container of `image` (the bench image
         by default) on its top layer, a new volume or a bind mount; removed at teardown."""
-        if placement == "host" and self.host_dir is not None:
-            return HostTarget(self.host_dir, self.run_dir / "jobs")
+        if placement in ("host", AA) and self.host_dir is not None:
+            directory = self.host_dir if placement == "host" else self.host_dir.with_name(AA)
+            return HostTarget(directory, self.run_dir / "jobs", placement)
+        if placement == AA:
+            raise StorprofError("the host-aa control needs the host baseline: not with an attached daemon")
         with self.times.phase("containers"):
             target = ContainerTarget(self.daemon.client, image or self.context.image or "", placement, self.labels,
                                      name=f"{self.name_prefix}-{placement}", bind_source=self._bind_source(placement),

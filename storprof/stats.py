@@ -53,3 +53,80 @@ def ratio_interval(ratios: list[float], confidence: float = 0.95) -> RatioInterv
 def paired_ratios(a: list[float], b: list[float]) -> list[float]:
     """a[i] / b[i] for every pair with a positive b."""
     return [x / y for x, y in zip(a, b) if y]
+
+
+# What a cell's interval says, against a precision target P (a relative half-width, e.g. 0.05).
+REAL = "real difference"             # the interval excludes 1.00
+SAME = "no measurable difference"    # the interval lies within 1.00 ± P
+UNKNOWN = "not yet known"            # neither: more repeats could tell
+
+
+def classify(interval: RatioInterval | None, precision: float) -> str:
+    if interval is None or interval.n < 2:
+        return UNKNOWN
+    if interval.excludes_one():
+        return REAL
+    if 1 - precision <= interval.low and interval.high <= 1 + precision:
+        return SAME
+    return UNKNOWN
+
+
+def repeats_needed(sd_log: float, precision: float, confidence: float = 0.95, most: int = 1000) -> int:
+    """The fewest paired repeats whose t-interval of the mean log-ratio is within ±precision,
+    for log-ratios that vary with standard deviation sd_log."""
+    for n in range(2, most + 1):
+        t = float(_scipy_stats.t.ppf(0.5 + confidence / 2, n - 1))
+        if t * sd_log / math.sqrt(n) <= math.log(1 + precision):
+            return n
+    return most
+
+
+def detectable(sd_log: float, n: int, confidence: float = 0.95) -> float:
+    """The smallest relative difference n paired repeats can call real when log-ratios vary by
+    sd_log: the interval's half-width, as a fraction (0.05 is ±5%)."""
+    if n < 2 or not math.isfinite(sd_log):
+        return math.inf
+    t = float(_scipy_stats.t.ppf(0.5 + confidence / 2, n - 1))
+    return math.exp(t * sd_log / math.sqrt(n)) - 1
+
+
+def pooled_sd_log(groups: list[list[float]]) -> tuple[float, int]:
+    """The pooled standard deviation of log-ratios over several cells (each a list of paired
+    ratios), and its degrees of freedom: how much a ratio varies on this machine when nothing
+    changes, if the cells are controls."""
+    ss, df = 0.0, 0
+    for ratios in groups:
+        logs = [math.log(r) for r in ratios if r and r > 0]
+        if len(logs) < 2:
+            continue
+        mean = sum(logs) / len(logs)
+        ss += sum((x - mean) ** 2 for x in logs)
+        df += len(logs) - 1
+    return (math.sqrt(ss / df) if df else math.nan), df
+
+
+def benjamini_hochberg(p_values: list[float | None]) -> list[float | None]:
+    """Benjamini-Hochberg adjusted p-values (q-values), in the input's order; a row is a discovery
+    at false discovery rate α when its q-value is below α. None stays None."""
+    indexed = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(indexed)
+    out: list[float | None] = [None] * len(p_values)
+    smallest = 1.0
+    for rank in range(m, 0, -1):
+        p, i = indexed[rank - 1]
+        smallest = min(smallest, p * m / rank)
+        out[i] = smallest
+    return out
+
+
+def welch_log_p(a: list[float], b: list[float]) -> float | None:
+    """Two-sided p of Welch's t-test on the logs of two samples (ratios or rates: a change by a
+    factor is symmetric on the log scale); None when there is too little to test."""
+    la = [math.log(x) for x in a if x and x > 0]
+    lb = [math.log(x) for x in b if x and x > 0]
+    if len(la) < 2 or len(lb) < 2:
+        return None
+    if max(la) == min(la) and max(lb) == min(lb):
+        return None
+    p = float(_scipy_stats.ttest_ind(la, lb, equal_var=False).pvalue)
+    return None if math.isnan(p) else p

@@ -5,11 +5,15 @@ Pure functions over a ResultSet's runs DataFrame; nothing here formats (tables.p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from .fiojob import parse_size
 from .layers import growth, summarize_layers
+from .placements import AA
 from .records import LayerRecord
+from .stats import classify, detectable, pooled_sd_log, ratio_interval
 
 
 def _column(runs: pd.DataFrame, name: str) -> pd.Series:
@@ -44,7 +48,8 @@ FLAGS = {
     "§": "measured: a direct-I/O result over {cache_ratio}x the host's direct baseline in every repeat (for a "
          "loop-backed filesystem, the host filesystem's), a cold read {cache_ratio}x quicker than the host's, or fio "
          "reported that direct I/O was not honoured; a cache likely answers",
-    "~": "spread: the repeats vary by more than {cv_pct}% (coefficient of variation); do not trust the median",
+    "~": ("spread: the host's repeats vary by more than {cv_pct}% (coefficient of variation); "
+          "its median is shaky, the ratios' intervals say how much that matters"),
     "¶": "buffered job without fsync on a file smaller than memory: the page cache likely answers",
     "#": "fewer than {min_repeats} repeats: no spread can be known (raise --repeat)",
     "°": "a run measured less than a second of work: fio's millisecond clock rounds its rate",
@@ -112,19 +117,23 @@ def _is_false(value) -> bool:
 
 COLUMNS = ["driver_spec", "job", "placement", "flags", "metric", "n", "median", "spread", "cv",
            "lat_kind", "p99_ns", "p99_spread", "p99_read_ns", "p99_write_ns",
-           "ratio", "ratio_low", "ratio_high", "ratio_spread", "ratio_cv", "n_pairs",
-           "p99_ratio", "p99_read_ratio", "p99_write_ratio",
-           "driver_base", "driver_ratio", "driver_ratio_spread"]
+           "ratio", "ratio_low", "ratio_high", "ratio_spread", "ratio_cv", "n_pairs", "verdict",
+           "p99_ratio", "p99_low", "p99_high", "p99_read_ratio", "p99_write_ratio",
+           "driver_base", "driver_ratio", "driver_low", "driver_high", "driver_verdict"]
+# The relative half-width of a ratio's 95% interval that counts as precise enough to call a
+# cell 'no measurable difference' (--precision).
+DEFAULT_PRECISION = 0.05
 # The container placements that are not the union: the same container, the same backing
 # filesystem, no union filesystem; union divided by one of them is the storage driver's own cost.
 CONTAINER_BASES = ("bind", "volume")
 
 
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+def summarize(runs: pd.DataFrame, precision: float = DEFAULT_PRECISION) -> pd.DataFrame:
     """One row per (driver spec, job, placement): medians and spreads over the repeats that ran,
     the paired ratio to the host placement (see paired_ratio), for union the paired ratio to a
     placement in the same container without the union (the driver alone), the latency of each
-    direction, and the flags that apply."""
+    direction, and the flags that apply. Ratios are the geometric mean of the paired ratios with
+    the t-interval of their logs (stats.ratio_interval), each classified against `precision`."""
     ok = runs[runs["status"] == "ok"].copy() if not runs.empty else runs
     if ok.empty:
         return pd.DataFrame(columns=COLUMNS)
@@ -137,9 +146,9 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         host = cell[cell["placement"] == "host"]
         for placement, g in cell.groupby("placement", sort=False):
             row = {"driver_spec": spec, "job": job, "placement": placement, "metric": g["primary_metric"].iloc[0],
-                   **_value_columns(g), **_latency_columns(g, host), **_ratio_columns(g, host)}
+                   **_value_columns(g), **_latency_columns(g, host), **_ratio_columns(g, host, precision)}
             if placement == "union":
-                row.update(_driver_columns(g, cell))
+                row.update(_driver_columns(g, cell, precision))
             row["flags"] = "".join(sorted(_row_flags(g, row)))
             rows.append(row)
     out = pd.DataFrame(rows, columns=COLUMNS)
@@ -159,8 +168,10 @@ def _latency_columns(g: pd.DataFrame, host: pd.DataFrame) -> dict:
     reads, writes = bool(g["p99_read"].notna().any()), bool(g["p99_write"].notna().any())
     kind = "fsync" if syncs else "read+write" if reads and writes else "read" if reads else "write" if writes else ""
     out = {"lat_kind": kind, "p99_ns": float(g["latency_p99"].median()),
-           "p99_spread": relative_spread(g["latency_p99"]),
-           "p99_ratio": _median_or_none(paired_ratio(g, host, "latency_p99"))}
+           "p99_spread": relative_spread(g["latency_p99"])}
+    p99 = ratio_interval(paired_ratio(g, host, "latency_p99").tolist()) if g["placement"].iloc[0] != "host" else None
+    if p99 is not None:
+        out.update(p99_ratio=p99.ratio, p99_low=p99.low, p99_high=p99.high)
     if kind == "read+write":
         out.update(p99_read_ns=float(g["p99_read"].median()), p99_write_ns=float(g["p99_write"].median()),
                    p99_read_ratio=_median_or_none(paired_ratio(g, host, "p99_read")),
@@ -168,31 +179,30 @@ def _latency_columns(g: pd.DataFrame, host: pd.DataFrame) -> dict:
     return out
 
 
-def _ratio_columns(g: pd.DataFrame, host: pd.DataFrame) -> dict:
+def _ratio_columns(g: pd.DataFrame, host: pd.DataFrame, precision: float) -> dict:
     ratios = paired_ratio(g, host, "value")
-    if not len(ratios) or g["placement"].iloc[0] == "host":
+    interval = ratio_interval(ratios.tolist())
+    if interval is None or g["placement"].iloc[0] == "host":
         return {"ratio": None, "n_pairs": 0}
-    return {"ratio": float(ratios.median()), "ratio_low": float(ratios.min()), "ratio_high": float(ratios.max()),
+    return {"ratio": interval.ratio, "ratio_low": interval.low, "ratio_high": interval.high,
             "ratio_spread": relative_spread(ratios), "ratio_cv": coefficient_of_variation(ratios),
-            "n_pairs": len(ratios), "_ratios": ratios}
+            "n_pairs": interval.n, "verdict": classify(interval, precision), "_ratios": ratios}
 
 
-def _driver_columns(union: pd.DataFrame, cell: pd.DataFrame) -> dict:
+def _driver_columns(union: pd.DataFrame, cell: pd.DataFrame, precision: float) -> dict:
     """union / bind (or volume, for jobs that have no bind placement), paired like the host ratio."""
     for base in CONTAINER_BASES:
-        other = cell[cell["placement"] == base]
-        ratios = paired_ratio(union, other, "value")
-        if len(ratios):
-            return {"driver_base": base, "driver_ratio": float(ratios.median()),
-                    "driver_ratio_spread": relative_spread(ratios)}
+        interval = ratio_interval(paired_ratio(union, cell[cell["placement"] == base], "value").tolist())
+        if interval is not None:
+            return {"driver_base": base, "driver_ratio": interval.ratio, "driver_low": interval.low,
+                    "driver_high": interval.high, "driver_verdict": classify(interval, precision)}
     return {}
 
 
 def _row_flags(g: pd.DataFrame, row: dict) -> set[str]:
     flags = set().union(*(cell_flags(r) for _, r in g.iterrows()))
     ratios = row.pop("_ratios", pd.Series(dtype=float))
-    varies = row.get("ratio_cv") if row["placement"] != "host" and row.get("ratio_cv") is not None else row["cv"]
-    if (varies or 0) > MAX_CV:
+    if row["placement"] == "host" and (row["cv"] or 0) > MAX_CV:     # other cells show their interval
         flags.add("~")
     if len(g) < MIN_REPEATS:
         flags.add("#")
@@ -260,3 +270,58 @@ def _median_or_none(values: pd.Series) -> float | None:
 def layer_tables(records: list[LayerRecord]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-operation p50/p95 table, growth slopes) from the results' layer records."""
     return pd.DataFrame(summarize_layers(records)), pd.DataFrame(growth(records))
+
+
+# ------------------------------------------------------------------ the noise floor
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """How much this machine varies when nothing changes, read from the sweep's own controls: the
+    A/A control (host-aa ÷ host, truly 1.00x) where the sweep ran it, else bind and volume ÷ host on
+    direct-I/O data jobs, whose spread is the machine's but whose ratio also holds the container's
+    cost (so their coverage of 1.00 is not a test of the intervals)."""
+
+    sd_log: float             # pooled standard deviation of the controls' log-ratios (per repeat)
+    df: int                   # its degrees of freedom
+    cells: int                # control cells with at least two pairs
+    covering: int             # of them, how many have an interval that contains 1.00
+    typical_n: int            # the median number of pairs of the sweep's ratio cells
+    source: str = AA          # which controls: AA, or "bind/volume"
+
+    def detectable(self, n: int | None = None) -> float:
+        """The smallest relative difference a cell of n pairs can call real here."""
+        return detectable(self.sd_log, n or self.typical_n)
+
+
+def noise_floor(runs: pd.DataFrame, over: pd.DataFrame) -> NoiseFloor | None:
+    if runs.empty or over.empty:
+        return None
+    ok = runs[(runs["status"] == "ok") & (runs["kind"] == "fio")].copy()
+    if ok.empty:
+        return None
+    ok["value"] = primary_value(ok)
+    floor = _floor_of(ok, (AA,), over, AA)
+    if floor is None:
+        direct = ok[ok["direct"].map(_is_true) & ~ok["own_files"].map(_is_true)]
+        floor = _floor_of(direct, CONTAINER_BASES, over, "bind/volume")
+    return floor
+
+
+def _floor_of(ok: pd.DataFrame, controls: tuple[str, ...], over: pd.DataFrame, source: str) -> NoiseFloor | None:
+    groups, covering = [], 0
+    for (_spec, _job), cell in ok.groupby(["driver_spec", "job"], sort=False):
+        host = cell[cell["placement"] == "host"]
+        for control in controls:
+            ratios = paired_ratio(cell[cell["placement"] == control], host, "value").tolist()
+            interval = ratio_interval(ratios)
+            if interval is not None and interval.n >= 2:
+                groups.append(ratios)
+                covering += interval.low <= 1 <= interval.high
+    if not groups:
+        return None
+    sd, df = pooled_sd_log(groups)
+    if df == 0:
+        return None
+    pairs = over["n_pairs"].dropna()
+    return NoiseFloor(sd, df, len(groups), covering, int(pairs[pairs > 0].median()) if (pairs > 0).any() else 0,
+                      source)

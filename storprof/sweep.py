@@ -27,12 +27,14 @@ from .plan import SweepPlan
 from .progress import Progress, as_progress
 from .records import DriverRecord
 from .results import ResultsStore
-from .scheduler import Batch, run_units
+from .scheduler import Batch, Outcome, Precision, run_units
 from .session import AttachedSession, EphemeralSession, PhaseTimes, Session
 from .state import RunState, dead_runs
 from .workload import Sink, Unit
 
 FAILURES = (StorprofError, docker.errors.DockerException, requests.exceptions.RequestException)
+# Seconds kept back from a spec's share of the budget for tearing its session down.
+TEARDOWN_RESERVE = 5.0
 
 
 class Sweep:
@@ -48,6 +50,8 @@ class Sweep:
         self.workloads = plan.workloads()
         self.sink = Sink(store, self.progress.message)
         self.state: RunState | None = None
+        self.started = time.monotonic()
+        self._specs_left = 1
 
     @property
     def run_dir(self) -> Path:
@@ -55,6 +59,7 @@ class Sweep:
         return self.plan.workdir / self.plan.run_id
 
     def run(self) -> list[DriverRecord]:
+        self.started = time.monotonic()
         workdir = self.plan.workdir
         workdir.mkdir(parents=True, exist_ok=True)
         killed = dead_runs(workdir)
@@ -82,11 +87,13 @@ class Sweep:
 
     def _ephemeral(self) -> list[DriverRecord]:
         facts = drivers.host_facts(host_fs_type(self.plan.workdir))
+        runnable = [s for s in self.plan.specs if not drivers.unavailable(s, facts=facts)]
         batches = {str(spec): self.batch(str(spec)) for spec in self.plan.specs}
         self.progress.add_total(sum(_count(b) for b in batches.values()))
         outcomes = []
         for index, spec in enumerate(self.plan.specs):
             batch = batches[str(spec)]
+            self._specs_left = len(runnable) - sum(1 for s in runnable if self.plan.specs.index(s) < index)
             reason = drivers.unavailable(spec, facts=facts)
             if reason:
                 self.progress.message(f"[{spec}] skipped: {reason}")
@@ -125,13 +132,35 @@ class Sweep:
         try:
             with open_session() as session:
                 spec = session.spec
-                ran = run_units(batch, session, self.sink, unit_done)
+                outcome = run_units(batch, session, Sink(self.store, self.progress.message), unit_done,
+                                    self._precision(start), more=self.progress.add_total)
+                ran = outcome.ran
+                self._say_short(spec, outcome)
             status, reason = "ok", ""
         except FAILURES as e:
             status, reason = "failed", first_line(e)
             self.progress.message(f"[{spec}] failed: {reason}")
         self.progress.add_total(-left)
         return self._record(spec, status, reason, ran, time.monotonic() - start)
+
+    def _precision(self, spec_start: float) -> Precision | None:
+        """The precision target and, with a budget, this spec's share of the time left: the rest of
+        the budget over the specs still to measure, less a reserve for tearing the session down."""
+        if self.plan.precision is None:
+            return None
+        if self.plan.budget_seconds is None:
+            return Precision(self.plan.precision)
+        left = self.started + self.plan.budget_seconds - spec_start
+        share = left / max(1, self._specs_left)
+        return Precision(self.plan.precision, deadline=spec_start + share - TEARDOWN_RESERVE)
+
+    def _say_short(self, spec: DriverSpec, outcome: Outcome) -> None:
+        if outcome.short:
+            worst = sorted(outcome.short.items(), key=lambda kv: -kv[1])
+            listed = ", ".join(f"{name} ±{width * 100:.0f}%" for name, width in worst[:6])
+            more = f" and {len(worst) - 6} more" if len(worst) > 6 else ""
+            self.progress.message(f"[{spec}] short of ±{(self.plan.precision or 0) * 100:.0f}% after "
+                                  f"{outcome.extra_rounds} extra rounds: {listed}{more}")
 
     def _record(self, spec: DriverSpec, status: str, reason: str, runs: int = 0, seconds: float = 0.0) -> DriverRecord:
         record = DriverRecord(run_id=self.plan.run_id, driver_spec=str(spec), driver=spec.driver, fs=spec.fs,

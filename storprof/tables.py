@@ -6,14 +6,16 @@ Formatting only; every number comes from summary.py. tabulate draws the tables.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
-from .placements import PLACEMENTS
+from .placements import AA, PLACEMENTS
 from .records import DriverRecord
-from .summary import CACHE_RATIO, FLAGS, MAX_CV, MIN_REPEATS
+from .stats import REAL, SAME, UNKNOWN
+from .summary import CACHE_RATIO, FLAGS, MAX_CV, MIN_REPEATS, NoiseFloor
 
 
 def flag_notes(used: set[str]) -> list[str]:
@@ -55,12 +57,31 @@ def _pm(spread: float, n: int = 2) -> str:
     return " ±?" if n < 2 else f" ±{spread * 100:.0f}%"
 
 
-def _ratio_cell(by: pd.DataFrame, p: str, ratio_col: str = "ratio", spread_col: str = "ratio_spread",
-                n_col: str = "n_pairs") -> str:
+# How a ratio's interval reads against the precision target (stats.classify).
+VERDICT_MARKS = {REAL: "", SAME: " ≈", UNKNOWN: " ?"}
+
+
+def fmt_interval(ratio: float, low: float, high: float) -> str:
+    """'0.93x [0.90–0.96]'; an interval that knows nothing (one pair) as '[?]'."""
+    if pd.isna(low) or pd.isna(high) or high == float("inf"):
+        return f"{_fmt_ratio(ratio)} [?]"
+    return f"{_fmt_ratio(ratio)} [{_fmt_bound(low)}–{_fmt_bound(high)}]"
+
+
+def _fmt_bound(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+
+
+def _ratio_cell(by: pd.DataFrame, p: str, prefix: str = "ratio", verdict: str | None = "verdict") -> str:
+    """A paired ratio with its 95% interval and what the interval says (≈ no measurable
+    difference, ? not yet known, nothing: a real difference)."""
+    ratio_col, low_col, high_col = (prefix, f"{prefix}_low", f"{prefix}_high") if prefix == "ratio" else \
+        (f"{prefix}_ratio", f"{prefix}_low", f"{prefix}_high")
     value = by[ratio_col].get(p) if p in by.index and ratio_col in by else None
     if value is None or pd.isna(value):
         return "-"
-    return _fmt_ratio(value) + _pm(by.at[p, spread_col], int(by.at[p, n_col]) if n_col in by else 2)
+    mark = VERDICT_MARKS.get(str(by.at[p, verdict]), "") if verdict and verdict in by else ""
+    return fmt_interval(value, by.at[p, low_col], by.at[p, high_col]) + mark
 
 
 def _latency_cell(by: pd.DataFrame, p: str, ratio: bool) -> str:
@@ -71,10 +92,9 @@ def _latency_cell(by: pd.DataFrame, p: str, ratio: bool) -> str:
         r, w = (("p99_read_ratio", "p99_write_ratio") if ratio else ("p99_read_ns", "p99_write_ns"))
         fmt = (lambda v: "-" if pd.isna(v) else f"{v:.2f}x") if ratio else _fmt_latency
         return f"r {fmt(by.at[p, r])} w {fmt(by.at[p, w])}"
-    value = by.at[p, "p99_ratio" if ratio else "p99_ns"]
     if ratio:
-        return f"{value:.2f}x" if value is not None and pd.notna(value) else "-"
-    return _fmt_latency(value)
+        return _ratio_cell(by, p, "p99", verdict=None)
+    return _fmt_latency(by.at[p, "p99_ns"])
 
 
 def table_rows(over: pd.DataFrame, placements: tuple[str, ...] = PLACEMENTS) -> tuple[list[str], list[list[str]]]:
@@ -99,7 +119,7 @@ def table_rows(over: pd.DataFrame, placements: tuple[str, ...] = PLACEMENTS) -> 
             row.append(cell + (by.at[p, "flags"] if p in by.index else ""))
         if driver:
             base = by["driver_base"].get("union") if "union" in by.index else None
-            cell = _ratio_cell(by, "union", "driver_ratio", "driver_ratio_spread")
+            cell = _ratio_cell(by, "union", "driver", "driver_verdict")
             row.append(cell if cell == "-" or base == "bind" else f"{cell} (÷{base})")
         row.append(next((str(k) for k in g["lat_kind"] if k), "-"))
         row += [_latency_cell(by, "host", ratio=False), *[_latency_cell(by, p, ratio=True) for p in others]]
@@ -128,16 +148,19 @@ def time_rows(over: pd.DataFrame, placements: tuple[str, ...] = PLACEMENTS) -> t
 
 TABLE_NOTE = ("n: repeats. host: median over repeats (±half the range). union, volume, bind: per repeat, the "
               "placement's run divided by the host run of that repeat (same backing filesystem, run back to back); "
-              "the median of those ratios (±half their range): what running in a container on that placement "
-              "costs, container and driver together. union ÷ bind: the union run over the bind-mount run (or the "
-              "volume's, where a job has no bind placement) of the same container: the storage driver alone. "
-              "Throughput >1x is faster. p99 is the completion latency (clat) of the direction(s) named in "
-              "'p99 of', or the fsync's; its ratio >1x is slower.")
+              "the geometric mean of those ratios and its 95% interval: what running in a container on that "
+              "placement costs, container and driver together. union ÷ bind: the union run over the bind-mount "
+              "run (or the volume's, where a job has no bind placement) of the same container: the storage driver "
+              "alone. An interval that excludes 1.00 is a real difference; ≈: no measurable difference (the "
+              "interval lies within the precision target around 1.00); ?: not yet known (more repeats could "
+              "tell). Throughput >1x is faster. p99 is the completion latency (clat) of the direction(s) named "
+              "in 'p99 of', or the fsync's; its ratio >1x is slower.")
+AA_NOTE = (f"{AA}: the host baseline run again in the same repeat, on a file of its own beside the host's: an "
+           "A/A control, truly 1.00x; its intervals show how often this sweep's intervals cover the truth.")
 TIME_NOTE = ("Union operations: median time over repeats (±half the range), each sample in a fresh container "
              "(copy-up: open+4 KiB pwrite, then +fsync; deep stacks: the first stat of a file in the bottom "
              "layer, open, and a cold read of it; lookup: stat() of every file, kernel lookup caches dropped "
-             "first, then again warm). 'x host' is the paired ratio (±half the range of the repeats' ratios); "
-             ">1x is slower.")
+             "first, then again warm). 'x host' is the paired ratio with its 95% interval; >1x is slower.")
 
 
 def format_table(over: pd.DataFrame, fmt: str = "simple") -> str:
@@ -160,6 +183,8 @@ def format_table(over: pd.DataFrame, fmt: str = "simple") -> str:
 def table_notes(over: pd.DataFrame) -> str:
     """What the columns mean, for the blocks the table has."""
     notes = [TABLE_NOTE] if (over["metric"] != "time").any() else []
+    if (over["placement"] == AA).any():
+        notes.append(AA_NOTE)
     if (over["metric"] == "time").any():
         notes.append(TIME_NOTE)
     return "\n".join(notes)
@@ -179,6 +204,8 @@ def machine_readable(over: pd.DataFrame, ops: pd.DataFrame, slopes: pd.DataFrame
 def _fmt_metric(metric: str, value) -> str:
     if value is None or pd.isna(value):
         return "-"
+    if metric in ("ratio to host", "time ratio to host"):
+        return f"{value:.3f}x"
     return _fmt_latency(value) if metric == "p99_latency_ns" else _fmt_value(metric, value)
 
 
@@ -192,8 +219,9 @@ def format_comparison(table: pd.DataFrame, fmt: str = "simple") -> str:
         rows.append([r.driver_spec, r.placement, r.job, "p99 latency" if metric == "p99_latency_ns" else metric,
                      f"{_fmt_metric(metric, r.a)} (n={r.n_a})", f"{_fmt_metric(metric, r.b)} (n={r.n_b})",
                      "-" if r.ratio is None or pd.isna(r.ratio) else f"{r.ratio:.3f}",
-                     "-" if r.p_value is None or pd.isna(r.p_value) else f"{r.p_value:.3f}", r.verdict])
-    headers = ["driver", "placement", "job", "metric", "A", "B", "B/A", "p", "verdict"]
+                     "-" if r.p_value is None or pd.isna(r.p_value) else f"{r.p_value:.3f}",
+                     "-" if r.q_value is None or pd.isna(r.q_value) else f"{r.q_value:.3f}", r.verdict])
+    headers = ["driver", "placement", "job", "metric", "A", "B", "B/A", "p", "q (FDR)", "verdict"]
     return tabulate(rows, headers=headers, tablefmt="pipe" if fmt == "markdown" else fmt, disable_numparse=True)
 
 
@@ -261,3 +289,39 @@ def write_layer_tables(ops: pd.DataFrame, slopes: pd.DataFrame, out_dir: Path) -
     slopes.to_csv(paths[1], index=False)
     paths[2].write_text("# storprof layer timing\n\n" + format_layers(ops, slopes, "github") + "\n")
     return paths
+
+
+def answers_line(over: pd.DataFrame, precision: float, most: int = 6) -> str:
+    """How many ratio cells are answered, and the unanswered ones that are furthest from it."""
+    if "ratio" not in over:
+        return ""
+    cells = over[over["ratio"].notna() & (over["metric"] != "time") & (over["placement"] != AA)]
+    if cells.empty:
+        return ""
+    counts = cells["verdict"].value_counts()
+    line = (f"Answers at ±{precision * 100:.0f}%: {counts.get(REAL, 0)} real differences, "
+            f"{counts.get(SAME, 0)} no measurable difference, {counts.get(UNKNOWN, 0)} not yet known "
+            f"of {len(cells)} ratio cells (95% intervals).")
+    open_cells = cells[cells["verdict"] == UNKNOWN].copy()
+    if open_cells.empty:
+        return line
+    open_cells["width"] = (open_cells["ratio_high"] / open_cells["ratio_low"]).fillna(math.inf)
+    widest = open_cells.sort_values("width", ascending=False).head(most)
+    named = ", ".join(f"{r.driver_spec} {r.job} {r.placement} (n={int(r.n_pairs)})" for r in widest.itertuples())
+    more = f" and {len(open_cells) - most} more" if len(open_cells) > most else ""
+    return f"{line}\nNot yet known, widest first: {named}{more}. More repeats (--budget, --repeat) would tell."
+
+
+def noise_floor_line(floor: NoiseFloor | None) -> str:
+    """What the machine's noise lets this sweep tell apart, and how often intervals covered the truth."""
+    if floor is None:
+        return ("Noise floor: no control cells (host-aa, or bind and volume against host on direct I/O) "
+                "with two or more repeats.")
+    line = (f"Noise floor ({floor.source} ÷ host): a run varies by {math.expm1(floor.sd_log) * 100:.1f}% here; "
+            f"with n={floor.typical_n} a cell can call a difference real from ±{floor.detectable() * 100:.0f}%, "
+            f"with n=10 from ±{floor.detectable(10) * 100:.1f}%.")
+    if floor.source == AA:
+        return (f"{line} {floor.covering} of {floor.cells} A/A intervals (host run again, truly 1.00x) "
+                f"contain 1.00; about 95% should.")
+    return (f"{line} {floor.covering} of {floor.cells} of their intervals contain 1.00 (they also hold the "
+            f"container's cost; add --placements ...,{AA} for an A/A control).")

@@ -45,11 +45,15 @@ class Sink:
     def __init__(self, store: ResultsStore, message: Callable[[str], None]):
         self.store = store
         self.message = message
-        self.count = 0
+        self.records: list[Record] = []     # what this sink has emitted (one session's, as the sweep uses it)
+
+    @property
+    def count(self) -> int:
+        return len(self.records)
 
     def emit(self, record: Record) -> None:
         self.store.append(record)
-        self.count += 1
+        self.records.append(record)
 
     def save_raw(self, rel_path: str, text: str) -> str:
         """Keep a tool's own output beside the results; returns its path relative to them."""
@@ -79,4 +83,16 @@ class Workload(Protocol):
 
     def cleanup(self, session: Session) -> None:
         """Remove what prepare and run made in the session (also after an error)."""
+        ...
+
+
+class Adaptive(Workload, Protocol):
+    """A workload whose groups can get extra repeats (the scheduler's precision target)."""
+
+    def group_of(self, record: Record) -> str | None:
+        """The group (a job, a probe size) a record of this workload belongs to; None: not ours."""
+        ...
+
+    def extra_round(self, spec: str, group: str, repeat: int) -> list[Unit]:
+        """The units of one more repeat of a group, its placements in the rotated order."""
         ...

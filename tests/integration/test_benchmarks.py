@@ -42,9 +42,20 @@ SMOKED = {"sandbox.py": test_sandbox_benchmark_smoke}
 @pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed")
 def test_fidelity_benchmark_smoke():
     out = smoke("fidelity.py", timeout=1200)
-    for figure in ("control bind/host", "repeatability CV", "agreement storprof/fio by hand",
-                   "quick sweep wall time", "time outside measuring", "peak RSS"):
+    for figure in ("control host-aa/host", "container cost bind/host", "repeatability CV",
+                   "agreement storprof/fio by hand", "quick sweep wall time", "time outside measuring", "peak RSS",
+                   "A/A intervals that contain 1.00", "ratio cells within ±5% in the budget"):
         assert figure in out, figure
 
 
 SMOKED["fidelity.py"] = test_fidelity_benchmark_smoke
+
+
+@pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed")
+def test_repeats_benchmark_smoke():
+    out = smoke("repeats.py", timeout=600)
+    assert "bind ÷ host 95% half-width" in out and "narrowest" in out
+    assert "0.5 s x" in out and "1 s x" in out
+
+
+SMOKED["repeats.py"] = test_repeats_benchmark_smoke

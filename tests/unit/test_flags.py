@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from storprof import summary, tables
+from storprof import stats, summary, tables
 from storprof.results import ResultSet
 
 SWEEP = Path(__file__).parent.parent / "fixtures" / "results-quick"
@@ -125,9 +125,9 @@ def test_section_on_a_loop_backed_host_baseline_far_above_the_host_filesystem(re
     assert "§" not in _flags(over, "host", "overlay2@ext4")
 
 
-# --- ~ spread across repeats ----------------------------------------------------------------------
+# --- ~ spread across host repeats; a ratio's spread is its interval ------------------------------------
 
-def test_tilde_when_the_repeats_vary_by_more_than_ten_percent(real_runs):
+def test_tilde_when_the_host_repeats_vary_by_more_than_ten_percent(real_runs):
     cell = _steady(_cell(real_runs, "overlay2@ext4", "randread-4k"))
     _set_values(cell, "host", [1000.0, 1300.0, 1000.0])               # CV 15%
     for p in ("union", "volume", "bind"):
@@ -135,8 +135,11 @@ def test_tilde_when_the_repeats_vary_by_more_than_ten_percent(real_runs):
     _set_values(cell, "bind", [1000.0, 1040.0, 1050.0])               # ratios 1.00, 0.80, 1.05: CV 14%
     over = summary.summarize(cell)
     assert "~" in _flags(over, "host")
-    assert "~" not in _flags(over, "union") and "~" not in _flags(over, "volume")
-    assert "~" in _flags(over, "bind")
+    assert "~" not in _flags(over, "bind")             # a ratio carries its interval instead of a mark
+    steady = over[over.placement == "union"].iloc[0]
+    shaky = over[over.placement == "bind"].iloc[0]
+    assert steady.ratio_low == pytest.approx(1.0) and steady.ratio_high == pytest.approx(1.0)
+    assert shaky.ratio_high - shaky.ratio_low > 0.3 and shaky.verdict == stats.UNKNOWN
     expected = statistics.stdev([1000, 1300, 1000]) / statistics.mean([1000, 1300, 1000])
     assert over[over.placement == "host"]["cv"].iloc[0] == pytest.approx(expected)
 
@@ -179,6 +182,7 @@ def test_no_pilcrow_for_direct_or_metadata_jobs(real_runs):
 
 def test_every_flag_used_gets_its_footnote(real_runs):
     cell = _steady(_cell(real_runs, "fuse-overlayfs@ext4", "randread-4k"))
+    _set_values(cell, "host", [1000.0, 1400.0, 1000.0])
     _set_values(cell, "union", [3000.0, 4000.0, 3000.0])
     text = tables.format_table(summary.summarize(cell))
     for mark in ("†", "§", "~"):

@@ -1,11 +1,13 @@
 """The table's arithmetic, checked against a real quick sweep's results.jsonl, computed independently."""
 
 import json
+import math
 import statistics
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import scipy.stats
 from click.testing import CliRunner
 
 from storprof import cli, summary, tables
@@ -23,7 +25,7 @@ def _value(rec):
     return m["total_iops"] if rec["primary_metric"] == "iops" else m["total_bw_bytes"]
 
 
-def test_ratios_are_medians_of_per_repeat_ratios_to_host():
+def test_ratios_are_geometric_means_of_per_repeat_ratios_to_host_with_t_intervals():
     recs = [r for r in _records() if r["kind"] == "fio" and r["status"] == "ok"]
     over = summary.summarize(ResultSet.load(SWEEP).runs)
     assert len(over) == len({(r["driver_spec"], r["job"], r["placement"]) for r in recs})
@@ -36,8 +38,11 @@ def test_ratios_are_medians_of_per_repeat_ratios_to_host():
                     if (r["driver_spec"], r["job"], r["placement"]) == (spec, job, placement)}
             ratios = [mine[k] / host[k] for k in sorted(mine) if k in host]
             row = over[(over.driver_spec == spec) & (over.job == job) & (over.placement == placement)].iloc[0]
-            assert row["ratio"] == pytest.approx(statistics.median(ratios))
-            assert row["ratio_spread"] == pytest.approx((max(ratios) - min(ratios)) / 2 / statistics.median(ratios))
+            assert row["ratio"] == pytest.approx(statistics.geometric_mean(ratios))
+            logs = [math.log(r) for r in ratios]
+            half = scipy.stats.t.ppf(0.975, len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+            assert row["ratio_low"] == pytest.approx(math.exp(statistics.mean(logs) - half))
+            assert row["ratio_high"] == pytest.approx(math.exp(statistics.mean(logs) + half))
             assert row["n"] == len(mine)
             vals = list(mine.values())
             assert row["median"] == pytest.approx(statistics.median(vals))
