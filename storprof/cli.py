@@ -19,6 +19,7 @@ from . import __version__, backing, drivers, results, tables
 from .cpu import fio_cpus
 from .daemon import AttachedDaemon
 from .deepstack import parse_depths
+from .engines import all_engines
 from .errors import StorprofError, UserError
 from .fiojob import builtin_job_names
 from .fiooptions import ALLOWED, MAX_SECONDS, refusable_by_flag
@@ -111,11 +112,44 @@ def drivers_cmd(workdir: Path):
     host_fs = host_fs_type(workdir)
     facts = drivers.host_facts(host_fs)
     rows = []
-    for spec in drivers.default_specs(host_fs):
+    for spec in drivers.default_specs(host_fs, list(facts.engines)):
         reason = drivers.unavailable(spec, facts=facts)
         rows.append(DriverRecord(run_id="", driver_spec=str(spec), driver=spec.driver, fs=spec.fs,
                                  status="ok" if not reason else "skipped", reason=reason or spec.info.note))
     click.echo(tables.format_driver_status(rows))
+
+
+@main.group("engines", invoke_without_command=True)
+@click.pass_context
+@one_line_errors
+def engines_cmd(ctx):
+    """List the Docker engines this host can run: the system's dockerd and fetched ones."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .engines import CONTAINERD_STORE_SINCE
+    rows = [[e.name, e.version_text, e.containerd_version or "-",
+             "graphdrivers" + (", containerd image store" if e.containerd_store else ""), e.source]
+            for e in all_engines()]
+    if not rows:
+        raise StorprofError("no Docker engine here: install docker.io, or run storprof engines fetch")
+    click.echo(tables.tabulate(rows, headers=["engine", "dockerd", "containerd", "image stores", "from"],
+                               disable_numparse=True))
+    if not any(r[3].endswith("store") for r in rows):
+        click.echo(f"\nNo engine with the containerd image store (Docker {CONTAINERD_STORE_SINCE[0]} or later): "
+                   "storprof engines fetch gets one from Debian's packages.")
+
+
+@engines_cmd.command("fetch")
+@click.option("--suite", default="unstable", show_default=True, type=click.Choice(["unstable", "testing", "trixie"]),
+              help="The Debian suite whose docker.io and containerd are taken.")
+@one_line_errors
+def engines_fetch(suite: str):
+    """Download a newer Docker and containerd from Debian's packages into storprof's cache
+    (/var/cache/storprof/engines); the system's packages are not touched."""
+    from .engines import fetch
+    engine, new = fetch(suite=suite, say=lambda line: click.echo(line, err=True))
+    click.echo(f"{'fetched' if new else 'already had'} Docker {engine.version_text} with containerd "
+               f"{engine.containerd_version or '?'}: {engine.source}")
 
 
 @main.command()
@@ -130,9 +164,9 @@ def drivers_cmd(workdir: Path):
 @click.option("--runtime", type=float, help="Seconds each fio run measures; overrides the job files.")
 @click.option("--ramp-time", type=float, help="Seconds fio runs before measuring.")
 @click.option("--repeat", type=click.IntRange(1, 100), help="Runs of each (driver, placement, job) [3].")
-@click.option("--quick", is_flag=True, help="The README's sweep, a 9-minute budget: 64m files, 0.5 s runs, 3 repeats "
-              "then extra rounds towards ±5%, random read, random write and fsync jobs, the union probes, "
-              "placements host,union,bind.")
+@click.option("--quick", is_flag=True, help="The README's sweep, an 8.5-minute budget: 64m files, 0.5 s runs, "
+              "3 repeats then extra rounds towards ±5%, random read, random write and fsync jobs, the union probes, "
+              "placements host,union,bind,host-aa.")
 @click.option("--copyup-sizes", help="MiB of the lower-layer files the copyup probe writes into [64,512; quick 64].")
 @click.option("--stack-depths", help="Layers of the deep-stack images ('max' = 120, the deepest Docker chains) "
               "[1,16,64,max; quick 1,32].")
@@ -158,7 +192,7 @@ def drivers_cmd(workdir: Path):
               "--repeat rounds, extra rounds go to the cells furthest from it [5%%; off without --budget or "
               "--precision].")
 @click.option("--budget", type=click.FloatRange(0.5, 10080), help="Minutes the sweep may take: shared out among "
-              "the specs, each spends what is left of its share on extra rounds [--quick: 9].")
+              "the specs, each spends what is left of its share on extra rounds [--quick: 8.5].")
 @click.option("--allow-option", "allow_options", multiple=True, metavar="NAME",
               help="Let a fio option that storprof does not allow by default through in job files "
               "(repeatable; recorded in meta.json). fio still runs in its sandbox.")
@@ -194,6 +228,7 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
                      fio_timeout=fio_timeout, storage_opts=list(storage_opts), **probes,
                      layers=None if no_layers else preset.layers)
     plan.precision, plan.budget_seconds = _precision(precision, budget, preset)
+    plan.aa_jobs = None if placement_list else preset.aa_jobs
     if resume_dir and out:
         raise UserError("--resume continues in its own directory; leave out --out")
     meta = {"quick": quick, "fio_cpus_allowed": settings.cpus_allowed, "allowed_options": sorted(set(allow_options)),
@@ -270,8 +305,9 @@ def _ready(plan: SweepPlan, driver_list: str | None) -> None:
     plan.workdir = _make_workdir(plan.workdir)
     backing.check_workdir(plan.workdir)
     host_fs = host_fs_type(plan.workdir)
-    plan.specs = ([drivers.DriverSpec.parse(t, host_fs) for t in _split(driver_list)]
-                  or drivers.default_specs(host_fs))
+    engines = all_engines()
+    plan.specs = ([drivers.DriverSpec.parse(t, host_fs, engines) for t in _split(driver_list)]
+                  or drivers.default_specs(host_fs, engines))
     if plan.layers:
         for spec in plan.specs:
             plan.layers.validate(spec.driver)

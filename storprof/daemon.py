@@ -6,6 +6,7 @@ socket, pidfile and log, started, waited on until its API answers, and stopped c
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import docker.errors
 import requests.exceptions
 
 from . import mounts
+from .engines import Engine
 from .errors import DaemonError, EnvironmentProblem, first_line
 from .proc import require
 
@@ -65,8 +67,11 @@ class EphemeralDaemon(Daemon):
 
     def __init__(self, spec_label: str, storage_driver: str, data_root: Path, runtime_dir: Path,
                  log_path: Path, *, start_timeout: float = 60, stop_timeout: float = 20,
-                 storage_opts: list[str] | None = None):
+                 storage_opts: list[str] | None = None, engine: Engine | None = None,
+                 containerd_store: bool = False):
         self.spec_label = spec_label
+        self.engine = engine
+        self.containerd_store = containerd_store
         self.storage_driver_name = storage_driver
         self.data_root_path = Path(data_root)
         self.runtime_dir = Path(runtime_dir)
@@ -91,7 +96,14 @@ class EphemeralDaemon(Daemon):
     def record(self) -> dict:
         """What state.py writes down before start(): enough to find and stop it later."""
         return {"spec": self.spec_label, "driver": self.storage_driver_name, "data_root": str(self.data_root_path),
-                "runtime_dir": str(self.runtime_dir), "log": str(self.log_path)}
+                "runtime_dir": str(self.runtime_dir), "log": str(self.log_path),
+                "engine": self.engine.name if self.engine else "system",
+                "dockerd": self.engine.dockerd if self.engine else "dockerd",
+                # dockerd supervises a containerd of its own: root under the data root, state and
+                # socket under the exec root; stop() and clean find it (and its shims) there.
+                "containerd": {"root": str(self.data_root_path / "containerd"),
+                               "state": str(self.exec_root / "containerd")},
+                "image_store": "containerd" if self.containerd_store else "graphdriver"}
 
     def _recorded_pid(self) -> int | None:
         """dockerd's pid from its pidfile, only if that process is this daemon (names our exec root)."""
@@ -146,7 +158,7 @@ class EphemeralDaemon(Daemon):
         if os.geteuid() != 0:
             raise EnvironmentProblem("starting an ephemeral dockerd needs root (run storprof as root, "
                                      "or attach to a running daemon with --docker-host)")
-        dockerd = require("dockerd")
+        dockerd = self.engine.dockerd if self.engine else require("dockerd")
         RUNTIME_ROOT.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             self.runtime_dir.mkdir(mode=0o700, exist_ok=False)
@@ -154,14 +166,18 @@ class EphemeralDaemon(Daemon):
             raise DaemonError(f"[{self.spec_label}] {self.runtime_dir} already exists: another storprof "
                               "daemon uses it (or a killed one left it)") from None
         os.chmod(self.runtime_dir, 0o700)
-        # An empty config file: the host's /etc/docker/daemon.json must not choose our driver.
-        self.config_file.write_text("{}\n")
+        # A config of our own: the host's /etc/docker/daemon.json must not choose our driver. An
+        # engine that has the containerd image store is told which store to use (Docker 29's
+        # default is containerd's; a graphdriver spec must not get it).
+        config = ({"features": {"containerd-snapshotter": self.containerd_store}}
+                  if self.engine and self.engine.containerd_store else {})
+        self.config_file.write_text(json.dumps(config) + "\n")
         self.data_root_path.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - dockerd writes to it until stop()
         self.process = subprocess.Popen(self.argv(dockerd), stdin=subprocess.DEVNULL,
                                         stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, env=self.engine.env() if self.engine else None)
         try:
             self._wait_until_ready()
         except BaseException:

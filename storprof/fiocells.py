@@ -19,7 +19,7 @@ from .fiojob import FioJob, precondition_job
 from .fiooptions import MAX_FILES
 from .fioresult import parse_fio_output
 from .lowerlayer import image_with_files, remove_image
-from .placements import LOWER_DIR, ContainerTarget, FioRun, Target
+from .placements import AA, LOWER_DIR, ContainerTarget, FioRun, HostTarget, Target
 from .records import FioRecord
 from .workload import Done, Sink, Unit
 
@@ -91,16 +91,23 @@ class FioCells:
 
     name = WORKLOAD
 
-    def __init__(self, jobs: list[FioJob], placements: tuple[str, ...], repeat: int, fio_timeout: float):
+    def __init__(self, jobs: list[FioJob], placements: tuple[str, ...], repeat: int, fio_timeout: float,
+                 aa_jobs: tuple[str, ...] | None = None):
         self.jobs = {j.name: j for j in jobs}
         self.placements = placements
+        self.aa_jobs = aa_jobs             # the jobs the A/A control runs for (None: every job)
         self.repeat = repeat
         self.fio_timeout = fio_timeout
         self.targets: dict[str, Target] = {}
         self._scaled: dict[str, FioJob] = {}    # metadata jobs with the file count of this session
 
     def job_placements(self, job: FioJob) -> tuple[str, ...]:
-        return tuple(p for p in self.placements if job.placements is None or p in job.placements)
+        return tuple(p for p in self.placements if (job.placements is None or p in job.placements)
+                     and (p != AA or self.aa_jobs is None or job.name in self.aa_jobs))
+
+    def _only(self) -> dict[str, tuple[str, ...] | None]:
+        return {n: (j.placements if self.aa_jobs is None or AA not in self.placements else self.job_placements(j))
+                for n, j in self.jobs.items()}
 
     def done_keys(self, results: ResultSet) -> set[tuple]:
         """A repeat of a job counts as done only when every placement of it ran ok in one run: its
@@ -114,8 +121,7 @@ class FioCells:
                 if job in self.jobs and set(self.job_placements(self.jobs[job])) <= placements}
 
     def units(self, spec: str, done: Done) -> list[Unit]:
-        order = plan_order(list(self.jobs), self.placements, self.repeat,
-                           {n: j.placements for n, j in self.jobs.items()})
+        order = plan_order(list(self.jobs), self.placements, self.repeat, self._only())
         units = [Unit(WORKLOAD, c.job, c.placement, c.repeat, (WORKLOAD, spec, c.job, c.repeat)) for c in order]
         return [u for u in units if u.key not in done]
 
@@ -191,7 +197,11 @@ class FioCells:
     def precondition(self, spec: str) -> None:
         """Bring every placement's data file to the same state before anything is measured.
         Untimed: a file fio has just laid out reads far faster than one written since."""
+        done_dirs: set[str] = set()
         for placement, target in self.targets.items():
+            if target.fio_dir in done_dirs and isinstance(target, HostTarget):
+                continue                  # the A/A control reads and writes the host's own files
+            done_dirs.add(target.fio_dir)
             # A lower-layer job on union reads the image's file, written when the image was made.
             in_image = target.lower_dir != target.fio_dir
             files = {data_file_name(j): j.option("size") for j in self.jobs.values()
@@ -219,7 +229,7 @@ class FioCells:
         copied_up = None
         if job.lower_layer and target.lower_dir != target.fio_dir:
             copied_up = f"{target.lower_dir}/{data_file_name(job)}" in (target.modified_paths() or set())
-        where = f"{session.spec.driver}-{session.spec.fs}/{target.placement}/{job.name}-r{unit.repeat}.json"
+        where = f"{session.spec.slug}/{target.placement}/{job.name}-r{unit.repeat}.json"
         raw = sink.save_raw(where, fio_run.stdout if fio_run.stdout.strip() else fio_run.stderr)
         record = FioRecord(context=session.context, placement=target.placement, job=job.name, repeat=unit.repeat,
                            status="failed", primary_metric=job.primary_metric, placement_detail=target.description,

@@ -61,13 +61,13 @@ class Completed:
 
 
 def run(argv: list[str], *, timeout: float | None = 600, check: bool = True,
-        input: str | None = None, env: dict | None = None) -> Completed:
+        input: str | None = None, env: dict | None = None, cwd: str | os.PathLike | None = None) -> Completed:
     """Run argv in its own process group; on timeout or Ctrl-C kill the whole group."""
     argv = [str(a) for a in argv]
     argv[0] = require(argv[0]) if os.sep not in argv[0] else argv[0]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=env)
+                            start_new_session=True, env=env, cwd=cwd)
     try:
         out, err = proc.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:

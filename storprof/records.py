@@ -19,7 +19,8 @@ SCHEMA_VERSION = 1
 
 # Every measurement record carries these fields of its RunContext.
 CONTEXT_FIELDS = ("run_id", "driver_spec", "driver", "fs", "docker_version", "kernel", "attached",
-                  "mem_total_bytes", "driver_honours_direct_io", "loop_direct_io")
+                  "mem_total_bytes", "driver_honours_direct_io", "loop_direct_io", "engine", "image_store",
+                  "containerd_version")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class RunContext:
     mem_total_bytes: int | None = None
     driver_honours_direct_io: bool | None = None
     loop_direct_io: bool | None = None
+    engine: str = "system"                # the engine the spec named (engines.SYSTEM or a version)
+    image_store: str = "graphdriver"      # or "containerd" (a snapshotter of the containerd image store)
+    containerd_version: str = ""
     backing: Backing | None = field(default=None, compare=False, repr=False)
     image: str | None = field(default=None, compare=False, repr=False)
 

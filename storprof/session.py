@@ -20,8 +20,11 @@ from pathlib import Path
 from . import backing, containers, drivers
 from .daemon import RUNTIME_ROOT, AttachedDaemon, Daemon, EphemeralDaemon
 from .drivers import DriverSpec
+from .engines import all_engines
+from .engines import find as find_engine
 from .errors import StorprofError
 from .image import BenchImage, RootfsPlan
+from .mounts import host_fs_type
 from .placements import AA, ContainerTarget, HostTarget, Target
 from .records import Backing, RunContext
 from .results import mem_total_bytes
@@ -75,7 +78,7 @@ class Session:
     @property
     def name_prefix(self) -> str:
         """What every container and image this session makes is named after."""
-        return f"storprof-{self.run_id}-{self.spec.driver}-{self.spec.fs}"
+        return f"storprof-{self.run_id}-{self.spec.slug}"
 
     def __enter__(self) -> Session:
         try:
@@ -114,14 +117,23 @@ class Session:
                           docker_version=self.daemon.version(), kernel=os.uname().release,
                           attached=not self.daemon.ephemeral, mem_total_bytes=mem_total_bytes(),
                           driver_honours_direct_io=info.honours_direct_io if info else None,
-                          loop_direct_io=backing_info.direct_io, backing=backing_info, image=image)
+                          loop_direct_io=backing_info.direct_io, backing=backing_info, image=image,
+                          engine=self.spec.engine, image_store=info.store if info else "graphdriver",
+                          containerd_version=self._containerd_version())
+
+    def _containerd_version(self) -> str:
+        """The containerd the daemon runs on, as `docker version` reports it."""
+        try:
+            components = self.daemon.client.version().get("Components") or []
+        except Exception:
+            return ""
+        return next((str(c.get("Version", "")) for c in components if c.get("Name") == "containerd"), "")
 
     def target(self, placement: str, image: str | None = None, lower_files: bool = False) -> Target:
         """A place to run fio: the host directory, or a new container of `image` (the bench image
         by default) on its top layer, a new volume or a bind mount; removed at teardown."""
         if placement in ("host", AA) and self.host_dir is not None:
-            directory = self.host_dir if placement == "host" else self.host_dir.with_name(AA)
-            return HostTarget(directory, self.run_dir / "jobs", placement)
+            return HostTarget(self.host_dir, self.run_dir / "jobs", placement)
         if placement == AA:
             raise StorprofError("the host-aa control needs the host baseline: not with an attached daemon")
         with self.times.phase("containers"):
@@ -161,26 +173,29 @@ class EphemeralSession(Session):
         self.storage_opts = storage_opts
 
     def _setup(self) -> None:
-        slug = f"{self.spec.driver}-{self.spec.fs}"
+        slug = self.spec.slug
+        engine = find_engine(self.spec.engine, all_engines())
+        info = self.spec.info
         fs = backing.BackingFS(self.spec.fs, self.workdir, f"{self.run_id}-{slug}", self.size_bytes)
         self.state.record("backing", **fs.record())
         self.callback(fs.teardown)
         fs.setup()
         with self.times.phase("daemon_start"):
-            daemon = EphemeralDaemon(str(self.spec), self.spec.driver, fs.path / "docker",
+            daemon = EphemeralDaemon(str(self.spec), info.storage_driver, fs.path / "docker",
                                      RUNTIME_ROOT / f"{self.run_id}-{self.index}", self.log_dir / f"{slug}.log",
-                                     storage_opts=self.storage_opts)
+                                     storage_opts=self.storage_opts, engine=engine,
+                                     containerd_store=info.store == "containerd")
             self.state.record("daemon", **daemon.record())
             self.callback(daemon.stop)
             daemon.start()
         self.daemon = daemon
         actual = daemon.storage_driver()
-        if actual != self.spec.driver:
-            raise StorprofError(f"[{self.spec}] dockerd runs {actual}, not {self.spec.driver}")
+        if actual != info.storage_driver:
+            raise StorprofError(f"[{self.spec}] dockerd runs {actual}, not {info.storage_driver}")
         self.host_dir, self.data_root, self._bind_dir = fs.path / "host", fs.path / "docker", fs.path / "bind"
-        info = Backing(path=str(fs.path), fs=self.spec.fs, is_loop=fs.is_loop, loop_device=fs.loop_device,
-                       direct_io=fs.direct_io)
-        self.context = self._context(info, self._import_bench_image())
+        where_is = Backing(path=str(fs.path), fs=self.spec.fs, is_loop=fs.is_loop, loop_device=fs.loop_device,
+                           direct_io=fs.direct_io)
+        self.context = self._context(where_is, self._import_bench_image())
         where = (f"loop {fs.loop_device} {'direct-io' if fs.direct_io else 'BUFFERED'}" if fs.is_loop
                  else "host filesystem")
         self.message(f"[{self.spec}] dockerd {self.context.docker_version} up on {fs.path} ({where})")
@@ -203,9 +218,7 @@ class AttachedSession(Session):
         super().__init__(**kw)
         self.docker_host = docker_host
         self.daemon = AttachedDaemon(docker_host)
-        info = self.daemon.info()
-        fs = str(dict(info.get("DriverStatus") or []).get("Backing Filesystem", "unknown"))
-        self.spec = DriverSpec(str(info.get("Driver", "unknown")), {"extfs": "ext4"}.get(fs, fs))
+        self.spec = attached_spec(self.daemon.info())
         self.work = f"{self.daemon.data_root()}/storprof-{self.run_id}"
 
     def _setup(self) -> None:
@@ -217,6 +230,20 @@ class AttachedSession(Session):
 
     def _bind_source(self, placement: str) -> str | None:
         return f"{self.work}/{placement}" if placement in ("host", "bind") else None
+
+
+def attached_spec(info: dict) -> DriverSpec:
+    """The spec of a running daemon: its graphdriver and the backing filesystem it reports, or,
+    with the containerd image store (driver-type io.containerd.snapshotter.v1), `c8d-` and the
+    snapshotter, on the filesystem of its data root (which the snapshotter does not report)."""
+    status = dict(info.get("DriverStatus") or [])
+    driver = str(info.get("Driver", "unknown"))
+    if str(status.get("driver-type", "")).startswith("io.containerd.snapshotter"):
+        root = Path(str(info.get("DockerRootDir", "")))
+        fs = host_fs_type(root) if root.is_absolute() and root.exists() else "unknown"
+        return DriverSpec(f"{drivers.C8D}{driver}", fs)
+    fs = str(status.get("Backing Filesystem", "unknown"))
+    return DriverSpec(driver, {"extfs": "ext4"}.get(fs, fs))
 
 
 def remove_attached_dirs(daemon: Daemon, image_ref: str, labels: dict, root: str, run_id: str) -> None:

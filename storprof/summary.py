@@ -115,7 +115,7 @@ def _is_false(value) -> bool:
     return value is not None and not (isinstance(value, float) and pd.isna(value)) and not bool(value)
 
 
-COLUMNS = ["driver_spec", "job", "placement", "flags", "metric", "n", "median", "spread", "cv",
+COLUMNS = ["driver_spec", "docker", "job", "placement", "flags", "metric", "n", "median", "spread", "cv",
            "lat_kind", "p99_ns", "p99_spread", "p99_read_ns", "p99_write_ns",
            "ratio", "ratio_low", "ratio_high", "ratio_spread", "ratio_cv", "n_pairs", "verdict",
            "p99_ratio", "p99_low", "p99_high", "p99_read_ratio", "p99_write_ratio",
@@ -145,7 +145,8 @@ def summarize(runs: pd.DataFrame, precision: float = DEFAULT_PRECISION) -> pd.Da
     for (spec, job), cell in ok.groupby(["driver_spec", "job"], sort=False):
         host = cell[cell["placement"] == "host"]
         for placement, g in cell.groupby("placement", sort=False):
-            row = {"driver_spec": spec, "job": job, "placement": placement, "metric": g["primary_metric"].iloc[0],
+            row = {"driver_spec": spec, "docker": docker_short(g), "job": job, "placement": placement,
+                   "metric": g["primary_metric"].iloc[0],
                    **_value_columns(g), **_latency_columns(g, host), **_ratio_columns(g, host, precision)}
             if placement == "union":
                 row.update(_driver_columns(g, cell, precision))
@@ -154,6 +155,12 @@ def summarize(runs: pd.DataFrame, precision: float = DEFAULT_PRECISION) -> pd.Da
     out = pd.DataFrame(rows, columns=COLUMNS)
     _flag_cached_loop_baselines(out, ok)
     return out
+
+
+def docker_short(g: pd.DataFrame) -> str:
+    """The engine a cell was measured on, as Docker names its release ('20.10.24+dfsg1' -> '20.10.24')."""
+    versions = g["docker_version"].dropna().astype(str).unique() if "docker_version" in g else []
+    return "/".join(sorted({v.split("+")[0].split("-")[0] for v in versions})) or "?"
 
 
 def _value_columns(g: pd.DataFrame) -> dict:

@@ -103,13 +103,13 @@ def table_rows(over: pd.DataFrame, placements: tuple[str, ...] = PLACEMENTS) -> 
     present = [p for p in placements if p in set(over["placement"])]
     others = [p for p in present if p != "host"]
     driver = "union" in others and over["driver_ratio"].notna().any()
-    headers = (["driver", "job", "n", "host", *others] + (["union ÷ bind"] if driver else [])
+    headers = (["driver", "docker", "job", "n", "host", *others] + (["union ÷ bind"] if driver else [])
                + ["p99 of", "host p99", *[f"{p} p99" for p in others]])
     rows = []
     for (spec, job), g in over.groupby(["driver_spec", "job"], sort=False):
         by = g.set_index("placement")
         metric = g["metric"].iloc[0]
-        row = [spec, job, str(int(g["n"].min()))]
+        row = [spec, _docker(g), job, str(int(g["n"].min()))]
         row.append(_fmt_value(metric, by.at["host", "median"]) + _pm(by.at["host", "spread"], by.at["host", "n"])
                    + by.at["host", "flags"] if "host" in by.index else "-")
         for p in others:
@@ -133,17 +133,21 @@ def time_rows(over: pd.DataFrame, placements: tuple[str, ...] = PLACEMENTS) -> t
     as a ratio alone."""
     present = [p for p in placements if p in set(over["placement"])]
     others = [p for p in present if p != "host"]
-    headers = ["driver", "operation", "n"] + present + [f"{p} x host" for p in others]
+    headers = ["driver", "docker", "operation", "n"] + present + [f"{p} x host" for p in others]
     rows = []
     for (spec, job), g in over.groupby(["driver_spec", "job"], sort=False):
         by = g.set_index("placement")
-        row = [spec, job, str(int(g["n"].min()))]
+        row = [spec, _docker(g), job, str(int(g["n"].min()))]
         for p in present:
             row.append(_fmt_seconds(by.at[p, "median"]) + _pm(by.at[p, "spread"], by.at[p, "n"]) + by.at[p, "flags"]
                        if p in by.index else "-")
         row += [_ratio_cell(by, p) for p in others]
         rows.append(row)
     return headers, rows
+
+
+def _docker(g: pd.DataFrame) -> str:
+    return str(g["docker"].iloc[0]) if "docker" in g else "?"
 
 
 TABLE_NOTE = ("n: repeats. host: median over repeats (±half the range). union, volume, bind: per repeat, the "
@@ -155,7 +159,7 @@ TABLE_NOTE = ("n: repeats. host: median over repeats (±half the range). union, 
               "interval lies within the precision target around 1.00); ?: not yet known (more repeats could "
               "tell). Throughput >1x is faster. p99 is the completion latency (clat) of the direction(s) named "
               "in 'p99 of', or the fsync's; its ratio >1x is slower.")
-AA_NOTE = (f"{AA}: the host baseline run again in the same repeat, on a file of its own beside the host's: an "
+AA_NOTE = (f"{AA}: the host baseline run again in the same repeat, on the host's own file: an "
            "A/A control, truly 1.00x; its intervals show how often this sweep's intervals cover the truth.")
 TIME_NOTE = ("Union operations: median time over repeats (±half the range), each sample in a fresh container "
              "(copy-up: open+4 KiB pwrite, then +fsync; deep stacks: the first stat of a file in the bottom "
@@ -273,7 +277,8 @@ def format_layers(ops: pd.DataFrame, slopes: pd.DataFrame, fmt: str = "simple") 
         return "(no layer timings)"
     parts = []
     for spec, g in ops.groupby("driver_spec", sort=False):
-        parts.append(f"[{spec}] layer operations")
+        docker = f" on Docker {g['docker'].iloc[0]}" if "docker" in g else ""
+        parts.append(f"[{spec}] layer operations{docker}")
         parts.append(tabulate(layer_rows(g), headers=LAYER_HEADERS, tablefmt=fmt, disable_numparse=True))
         if not slopes.empty:
             parts.append(tabulate(slope_rows(slopes[slopes["driver_spec"] == spec]), headers=SLOPE_HEADERS,

@@ -1,3 +1,4 @@
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from storprof.drivers import (
     reasons,
     unavailable,
 )
+from storprof.engines import SYSTEM, Engine
 from storprof.errors import UserError
 from storprof.mounts import fs_type_from_mountinfo, host_fs_type, mount_from_mountinfo
 
@@ -63,7 +65,10 @@ def test_spec_str_and_order():
 
 
 def test_catalogue():
-    assert set(DRIVERS) == {"overlay2", "btrfs", "vfs", "fuse-overlayfs", "devicemapper", "zfs", "aufs"}
+    graph = {"overlay2", "btrfs", "vfs", "fuse-overlayfs", "devicemapper", "zfs", "aufs"}
+    assert set(DRIVERS) == graph | {s.split("@")[0] for s in SNAPSHOTTERS}
+    assert {d.storage_driver for d in DRIVERS.values() if d.store == "containerd"} == {
+        "overlayfs", "native", "btrfs", "erofs", "fuse-overlayfs", "stargz", "zfs", "devmapper", "blockfile"}
     assert DRIVERS["fuse-overlayfs"].honours_direct_io is False
     assert DRIVERS["overlay2"].honours_direct_io is True
     assert "fuse-overlayfs" in DRIVERS["fuse-overlayfs"].tools
@@ -76,22 +81,79 @@ def test_catalogue():
 
 # --------------------------------------------------------------------------- defaults
 
-def test_default_specs_ext4():
-    assert [str(s) for s in default_specs("ext4")] == [
-        "overlay2@ext4", "overlay2@xfs", "btrfs@btrfs", "vfs@ext4", "fuse-overlayfs@ext4",
-        "devicemapper@ext4", "zfs@zfs", "aufs@ext4"]
+SYSTEM_20 = Engine(SYSTEM, "/usr/sbin/dockerd", (20, 10, 24))
+FETCHED_28 = Engine("28.5.2", "/var/cache/storprof/engines/28.5.2/root/usr/sbin/dockerd", (28, 5, 2),
+                    containerd_version="2.1.9")
+GRAPHDRIVERS = ["overlay2@ext4", "overlay2@xfs", "btrfs@btrfs", "vfs@ext4", "fuse-overlayfs@ext4",
+                "devicemapper@ext4", "zfs@zfs", "aufs@ext4"]
+SNAPSHOTTERS = ["c8d-overlayfs@ext4", "c8d-overlayfs@xfs", "c8d-native@ext4", "c8d-btrfs@btrfs", "c8d-erofs@ext4",
+                "c8d-fuse-overlayfs@ext4", "c8d-stargz@ext4", "c8d-zfs@zfs", "c8d-devmapper@ext4",
+                "c8d-blockfile@ext4"]
+
+
+def test_default_specs_ext4_on_the_system_engine_alone():
+    specs = [str(s) for s in default_specs("ext4", [SYSTEM_20])]
+    assert specs == GRAPHDRIVERS + [f"{s}:newest" for s in SNAPSHOTTERS]
+
+
+def test_default_specs_with_a_fetched_engine_add_overlay2_on_it_and_the_snapshotters():
+    specs = [str(s) for s in default_specs("ext4", [SYSTEM_20, FETCHED_28])]
+    assert specs == GRAPHDRIVERS + ["overlay2@ext4:28.5.2"] + [f"{s}:28.5.2" for s in SNAPSHOTTERS]
 
 
 def test_default_specs_xfs_has_no_duplicate():
-    specs = [str(s) for s in default_specs("xfs")]
+    specs = [str(s) for s in default_specs("xfs", [SYSTEM_20])]
     assert specs.count("overlay2@xfs") == 1
     assert specs[0] == "overlay2@xfs" and "vfs@xfs" in specs
 
 
 @pytest.mark.parametrize("host", ["ext4", "xfs", "btrfs", "tmpfs"])
 def test_default_specs_all_parse(host):
-    for spec in default_specs(host):
-        assert DriverSpec.parse(str(spec), host) == spec
+    for spec in default_specs(host, [SYSTEM_20, FETCHED_28]):
+        assert DriverSpec.parse(str(spec), host, [SYSTEM_20, FETCHED_28]) == spec
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("overlay2@ext4:28", DriverSpec("overlay2", "ext4", "28.5.2")),
+    ("overlay2@ext4:28.5", DriverSpec("overlay2", "ext4", "28.5.2")),
+    ("overlay2:system", DriverSpec("overlay2", "ext4")),
+    ("c8d-overlayfs", DriverSpec("c8d-overlayfs", "ext4", "28.5.2")),
+    ("c8d-btrfs", DriverSpec("c8d-btrfs", "btrfs", "28.5.2")),
+    ("c8d-native@xfs:28.5.2", DriverSpec("c8d-native", "xfs", "28.5.2")),
+])
+def test_specs_name_their_engine(text, expected):
+    assert DriverSpec.parse(text, "ext4", [SYSTEM_20, FETCHED_28]) == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("overlay2@ext4:29", "no Docker engine 29 here"),
+    ("overlay2@ext4:$(reboot)", "the engine after ':'"),
+    ("overlay2@ext4:../../bin", "the engine after ':'"),
+    ("c8d-overlayfs@btrfs", "does not work on btrfs"),
+    ("overlayfs@ext4", "unknown storage driver"),
+])
+def test_bad_engines_and_snapshotters_are_one_clear_line(text, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        DriverSpec.parse(text, "ext4", [SYSTEM_20, FETCHED_28])
+
+
+def test_why_a_snapshotter_cannot_run():
+    facts = replace(FAKE, engines=(SYSTEM_20,), filesystems=FAKE.filesystems | {"erofs"})
+    assert "containerd image store" in reasons(DriverSpec("c8d-overlayfs", "ext4", "newest"), facts)[0]
+    assert "storprof engines fetch" in reasons(DriverSpec("c8d-overlayfs", "ext4", "newest"), facts)[0]
+    assert "has no containerd image store" in reasons(DriverSpec("c8d-native", "ext4", SYSTEM), facts)[0]
+    with_28 = replace(facts, engines=(SYSTEM_20, FETCHED_28))
+    assert reasons(DriverSpec("c8d-overlayfs", "ext4", "28.5.2"), with_28) == []
+    assert reasons(DriverSpec("c8d-native", "ext4", "28.5.2"), with_28) == []
+    assert reasons(DriverSpec("c8d-btrfs", "btrfs", "28.5.2"), with_28) == []
+    assert "mkfs.erofs is not installed (package erofs-utils)" in reasons(
+        DriverSpec("c8d-erofs", "ext4", "28.5.2"), with_28)
+    old_erofs = replace(with_28, tools=with_28.tools | {"mkfs.erofs"}, mkfs_erofs_tar=False)
+    assert "has no tar mode" in " ".join(reasons(DriverSpec("c8d-erofs", "ext4", "28.5.2"), old_erofs))
+    assert "proxy snapshotter plugin" in reasons(DriverSpec("c8d-stargz", "ext4", "28.5.2"), with_28)[0]
+    assert "kernel has no device-mapper" in reasons(DriverSpec("c8d-devmapper", "ext4", "28.5.2"),
+                                                    replace(with_28, device_mapper=False))
+    assert "removed in Docker 24" in " ".join(reasons(DriverSpec("aufs", "ext4", "28.5.2"), with_28))
 
 
 # --------------------------------------------------------------------------- mountinfo

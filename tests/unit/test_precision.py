@@ -251,3 +251,17 @@ def test_the_answers_line_counts_verdicts_and_leaves_the_aa_control_out():
     runs = _runs([1.0, 1.0, 1.0, 1.0])
     line = tables.answers_line(summary.summarize(runs), 0.05)
     assert "2 real differences" in line and "of 2 ratio cells" in line
+
+
+def test_the_aa_control_runs_only_for_the_jobs_it_is_asked_for():
+    from storprof.fiocells import FioCells
+    from storprof.fiojob import load_job
+    jobs = [load_job("randread-4k"), load_job("randwrite-4k")]
+    cells = FioCells(jobs, ("host", "union", AA), 2, 60, aa_jobs=("randread-4k",))
+    units = cells.units("overlay2@ext4", frozenset())
+    assert {u.placement for u in units if u.group == "randread-4k"} == {"host", "union", AA}
+    assert {u.placement for u in units if u.group == "randwrite-4k"} == {"host", "union"}
+    assert len(units) == 2 * 3 + 2 * 2
+    assert {u.placement for u in cells.extra_round("overlay2@ext4", "randwrite-4k", 2)} == {"host", "union"}
+    every = FioCells(jobs, ("host", "union", AA), 2, 60)
+    assert len(every.units("overlay2@ext4", frozenset())) == 2 * 2 * 3

@@ -72,7 +72,8 @@ def test_fsync_job_latency_is_the_fsync_latency():
 def test_table_has_a_row_per_driver_and_job_and_every_cell_filled():
     over = summary.summarize(ResultSet.load(SWEEP).runs)
     headers, rows = tables.table_rows(over)
-    assert headers[:4] == ["driver", "job", "n", "host"]
+    assert headers[:5] == ["driver", "docker", "job", "n", "host"]
+    assert {row[1] for row in rows} == {"20.10.24"}              # the engine each row was measured on
     assert len(rows) == len(over.groupby(["driver_spec", "job"]))
     assert all(cell not in ("", "-") for row in rows for cell in row)
 

@@ -1,0 +1,69 @@
+"""Engines: versions read from real `--version` output, the cache read and trusted only when it is
+root's alone, and engine names checked against what is allowed."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from storprof import engines
+from storprof.engines import SYSTEM, Engine, cached_engines, find, parse_version
+from storprof.errors import UserError
+
+
+@pytest.mark.parametrize("text, version", [
+    ("Docker version 28.5.2+dfsg4, build ecc6942", (28, 5, 2)),     # the fetched dockerd, as it printed
+    ("Docker version 20.10.24+dfsg1, build 5d6db84", (20, 10, 24)),
+    ("containerd github.com/containerd/containerd/v2 2.1.9+unknown ", (2, 1, 9)),
+    ("nothing here", None),
+])
+def test_versions_are_read_from_what_the_binaries_print(text, version):
+    assert parse_version(text) == version
+
+
+def _cache_with(tmp_path, name: str, mode: int = 0o755):
+    cache = tmp_path / "engines"
+    d = cache / name
+    (d / "root/usr/sbin").mkdir(parents=True)
+    (d / "engine.json").write_text(json.dumps({"dockerd_version": name, "containerd_version": "2.1.9",
+                                               "suite": "unstable", "packages": [{"package": "docker.io"}]}))
+    os.chmod(cache, 0o755)
+    os.chmod(d, mode)
+    return cache
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the cache must be root's")
+def test_a_cached_engine_is_read_with_its_bin_directories_first_on_path(tmp_path):
+    os.chmod(tmp_path, 0o755)
+    cache = _cache_with(tmp_path, "28.5.2")
+    [engine] = cached_engines(cache)
+    assert engine.name == "28.5.2" and engine.version == (28, 5, 2) and engine.containerd_store
+    assert engine.dockerd == str(cache / "28.5.2/root/usr/sbin/dockerd")
+    assert engine.env()["PATH"].split(":")[:2] == [str(cache / "28.5.2/root/usr/bin"),
+                                                    str(cache / "28.5.2/root/usr/sbin")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the cache must be root's")
+def test_an_engine_directory_others_can_write_is_not_trusted_to_run_as_root(tmp_path):
+    os.chmod(tmp_path, 0o755)
+    assert cached_engines(_cache_with(tmp_path, "28.5.2", mode=0o777)) == []
+
+
+def test_engine_names_are_versions_or_system():
+    have = [Engine(SYSTEM, "/usr/sbin/dockerd", (20, 10, 24)), Engine("28.5.2", "/x/dockerd", (28, 5, 2))]
+    assert find("28", have).name == "28.5.2" and find("28.5", have).name == "28.5.2"
+    assert find("system", have).name == SYSTEM
+    assert find("20.10.24", have).name == SYSTEM
+    for bad in ("../../bin/sh", "28.5.2;id", "", "2" * 5):
+        with pytest.raises(UserError):
+            find(bad, have)
+    with pytest.raises(UserError, match="storprof engines fetch"):
+        find("29", have)
+
+
+def test_only_engines_from_24_have_the_containerd_store():
+    assert not Engine(SYSTEM, "d", (20, 10, 24)).containerd_store
+    assert Engine("24.0.7", "d", (24, 0, 7)).containerd_store
+    assert engines.newest_with_containerd_store([Engine(SYSTEM, "d", (20, 10, 24))]) is None
