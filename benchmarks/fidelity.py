@@ -248,28 +248,22 @@ def main(argv: list[str] | None = None) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
     try:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        backing.check_workdir(args.workdir)
-        spec = DriverSpec("overlay2", host_fs_type(args.workdir))
-        out = args.out or Path(tempfile.mkdtemp(prefix="storprof-fidelity-"))
-        started = time.monotonic()
-        cpus = fio_cpus(args.cpus)
-        rows: list[list] = []
-        if not args.skip_harness:    # first, so the process's peak memory is the sweep's own
-            rows, _ = measure_harness(args.workdir, spec, cpus, out / "harness", progress, args.budget,
-                                      smoke=args.smoke)
-        if not args.skip_fidelity:
-            more, _ = measure_fidelity(args.workdir, spec, args.repeats, args.runtime, args.ramp_time,
-                                       args.size, cpus, out / "fidelity", progress)
-            rows = more + rows
+        with backing.bench_workdir(args.workdir) as workdir:
+            spec = DriverSpec("overlay2", host_fs_type(workdir))
+            out = args.out or Path(tempfile.mkdtemp(prefix="storprof-fidelity-"))
+            started = time.monotonic()
+            cpus = fio_cpus(args.cpus)
+            rows: list[list] = []
+            if not args.skip_harness:    # first, so the process's peak memory is the sweep's own
+                rows, _ = measure_harness(workdir, spec, cpus, out / "harness", progress, args.budget,
+                                          smoke=args.smoke)
+            if not args.skip_fidelity:
+                more, _ = measure_fidelity(workdir, spec, args.repeats, args.runtime, args.ramp_time,
+                                           args.size, cpus, out / "fidelity", progress)
+                rows = more + rows
     except StorprofError as e:
         print(f"fidelity: {e}", file=sys.stderr)
         return 2
-    finally:
-        try:
-            args.workdir.rmdir()
-        except OSError:
-            pass
     print(tabulate(rows, headers=["figure", "job / driver", "measured", "target", "verdict"],
                    disable_numparse=True))
     kept = f"results in {out}"

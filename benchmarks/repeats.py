@@ -114,17 +114,11 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     try:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        backing.check_workdir(args.workdir)
-        rows = measure(args.workdir, args.budget, args.trials, args.size, runtimes, progress)
+        with backing.bench_workdir(args.workdir) as workdir:
+            rows = measure(workdir, args.budget, args.trials, args.size, runtimes, progress)
     except StorprofError as e:
         print(f"repeats: {e}", file=sys.stderr)
         return 2
-    finally:
-        try:
-            args.workdir.rmdir()
-        except OSError:
-            pass
     print(tabulate(rows, headers=["job", "runs per placement", "bind ÷ host 95% half-width (mean of trials)",
                                   "wall per trial", ""], disable_numparse=True))
     print(f"\n{args.budget:g} s of fio time per placement per trial, {args.trials} trial(s), {args.size} files; "

@@ -8,11 +8,13 @@ setup or a crash) removes exactly what was made and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import proc
@@ -65,6 +67,21 @@ def make_workdir(path: Path, on_disk: bool = True) -> tuple[Path, bool]:
     except OSError as exc:
         raise UserError(f"cannot make the work directory {path}: {exc.strerror or exc}") from None
     return path, True
+
+
+@contextlib.contextmanager
+def bench_workdir(path: Path) -> Iterator[Path]:
+    """A benchmark's work directory: made if missing, checked, and removed again if left empty."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        check_workdir(path)
+        yield path
+    finally:
+        try:
+            path.rmdir()
+        except OSError:
+            pass
 
 
 def check_workdir(path: Path, what: str = "") -> None:

@@ -162,3 +162,49 @@ def layer_charts(records: list[LayerRecord]) -> list[Chart]:
         ax.set_title("Space used in the data root per new container")
         charts.append(("Space used per container", _png(fig)))
     return charts
+
+
+def heat_map(over: pd.DataFrame) -> Chart | None:
+    """Driver spec x fio job, coloured by the union's ratio to host (log scale, blue faster, red
+    slower), beside the same for the in-container baseline (bind, else volume): the container's
+    own cost. A cell whose interval does not exclude 1.00 is drawn pale and hatched, with ≈ (no
+    measurable difference) or ? (not yet known): not significant, and shown as such."""
+    fio = over[(over["metric"] != "time") & over["ratio"].notna()]
+    if fio.empty or "union" not in set(fio["placement"]):
+        return None
+    base = next((p for p in ("bind", "volume") if p in set(fio["placement"])), None)
+    panels = [p for p in ("union", base) if p]
+    specs, jobs = list(dict.fromkeys(fio["driver_spec"])), list(dict.fromkeys(fio["job"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 + 1.25 * len(jobs) * len(panels), 0.9 + 0.42 * len(specs)),
+                             squeeze=False)
+    cmap, norm = plt.get_cmap("RdBu"), matplotlib.colors.TwoSlopeNorm(vmin=-2.0, vcenter=0.0, vmax=2.0)
+    for ax, placement in zip(axes[0], panels):
+        sub = fio[fio["placement"] == placement].set_index(["driver_spec", "job"])
+        for y, spec in enumerate(specs):
+            for x, job in enumerate(jobs):
+                if (spec, job) not in sub.index:
+                    ax.add_patch(plt.Rectangle((x, y), 1, 1, color="#f4f4f4"))
+                    continue
+                _heat_cell(ax, x, y, sub.loc[(spec, job)], cmap, norm)
+        ax.set_xlim(0, len(jobs))
+        ax.set_ylim(len(specs), 0)
+        ax.set_xticks([x + 0.5 for x in range(len(jobs))], jobs, rotation=25, ha="right", fontsize="small")
+        ax.set_yticks([y + 0.5 for y in range(len(specs))], specs if ax is axes[0][0] else [""] * len(specs),
+                      fontsize="small")
+        ax.set_title(f"{placement} ÷ host" + (" (the container's own cost)" if placement != "union" else ""),
+                     fontsize="medium")
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), shrink=0.8,
+                 label="log2 of the ratio (blue: faster than host)")
+    return ("Heat map: throughput ratio to host per driver spec and job", _png(fig))
+
+
+def _heat_cell(ax, x: int, y: int, row, cmap, norm) -> None:
+    import math
+    real = row["verdict"] == "real difference"
+    colour = cmap(norm(math.log2(row["ratio"]))) if real else "#eeeeee"
+    ax.add_patch(plt.Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white",
+                               hatch=None if real else "///", linewidth=1))
+    mark = "" if real else (" ≈" if row["verdict"] == "no measurable difference" else " ?")
+    mark += "".join(c for c in str(row.get("flags", "")) if c in "†§")      # a cache answers: see the flags
+    ax.text(x + 0.5, y + 0.5, f"{row['ratio']:.2f}x{mark}", ha="center", va="center", fontsize="small",
+            color="black" if not real or abs(math.log2(row["ratio"])) < 1.2 else "white")

@@ -9,6 +9,7 @@ import re
 import shlex
 import signal
 import sys
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -164,7 +165,7 @@ def engines_fetch(suite: str):
 @click.option("--runtime", type=float, help="Seconds each fio run measures; overrides the job files.")
 @click.option("--ramp-time", type=float, help="Seconds fio runs before measuring.")
 @click.option("--repeat", type=click.IntRange(1, 100), help="Runs of each (driver, placement, job) [3].")
-@click.option("--quick", is_flag=True, help="The README's sweep, an 8.5-minute budget: 64m files, 0.5 s runs, "
+@click.option("--quick", is_flag=True, help="The README's sweep, an 8-minute budget: 64m files, 0.5 s runs, "
               "3 repeats then extra rounds towards ±5%, random read, random write and fsync jobs, the union probes, "
               "placements host,union,bind,host-aa.")
 @click.option("--copyup-sizes", help="MiB of the lower-layer files the copyup probe writes into [64,512; quick 64].")
@@ -192,7 +193,7 @@ def engines_fetch(suite: str):
               "--repeat rounds, extra rounds go to the cells furthest from it [5%%; off without --budget or "
               "--precision].")
 @click.option("--budget", type=click.FloatRange(0.5, 10080), help="Minutes the sweep may take: shared out among "
-              "the specs, each spends what is left of its share on extra rounds [--quick: 8.5].")
+              "the specs, each spends what is left of its share on extra rounds [--quick: 8].")
 @click.option("--allow-option", "allow_options", multiple=True, metavar="NAME",
               help="Let a fio option that storprof does not allow by default through in job files "
               "(repeatable; recorded in meta.json). fio still runs in its sandbox.")
@@ -355,8 +356,14 @@ def _execute(plan: SweepPlan, driver_list: str | None, out: Path | None, meta: d
         progress.close()
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
-    _print_tables(ResultSet.load(store.dir), fmt)
-    click.echo(f"\nResults: {store.dir}  (overhead.csv/.md, layers.csv/.md, results.jsonl, raw/)")
+    result_set = ResultSet.load(store.dir)
+    if fmt in ("csv", "json"):
+        _print_tables(result_set, fmt)
+    else:
+        _write_tables(result_set)
+        _print_answer(result_set)
+    click.echo(f"\nResults: {store.dir}  (overhead.csv/.md, layers.csv/.md, results.jsonl, raw/); every cell: "
+               f"storprof table {store.dir}; charts: storprof report {store.dir}")
     click.echo(f"Total wall time: {time.monotonic() - started:.0f} s")
     if not any(o.status == "ok" for o in outcomes):
         raise StorprofError("no driver could be measured (see the reasons above)")
@@ -406,18 +413,44 @@ def layers(driver_list, samples, layer_sizes, depths, bulk, large_images, quick,
     _execute(sweep_plan, driver_list, out, {"quick": quick}, fmt, quiet, started)
 
 
+def _print_answer(result_set: ResultSet) -> None:
+    """The end of a sweep, within 120 columns and with the answer last, where the terminal stops:
+    what was skipped, a sentence per spec, the compact table, the rankings, how sure it all is."""
+    from .verdicts import rankings, spec_summaries
+    runs, status = result_set.runs, result_set.drivers
+    precision = float(result_set.meta.get("precision") or DEFAULT_PRECISION)
+    over = summarize(runs, precision) if not runs.empty else runs
+    ops, _ = layer_tables(result_set.layers)
+    wrap = functools.partial(textwrap.fill, width=tables.COMPACT_WIDTH, subsequent_indent="  ")
+    not_run = [f"{s.driver_spec} ({s.reason})" for s in status if s.status != "ok"]
+    if not_run:
+        click.echo(wrap("Not measured: " + "; ".join(not_run)))
+    if over.empty:
+        return
+    click.echo("")
+    for s in spec_summaries(over, ops, precision):
+        click.echo(wrap(f"{s.spec} (Docker {s.docker}): {s.sentence}"))
+    click.echo("")
+    click.echo(tables.compact_table(over, ops))
+    click.echo(wrap(tables.COMPACT_NOTE))
+    used = {c for f in over["flags"] for c in f if c in "†§"}
+    for note in tables.flag_notes(used):
+        click.echo(wrap(note))
+    click.echo("")
+    for line in rankings(over, ops):
+        click.echo(wrap(line))
+    click.echo(wrap(tables.answers_line(over, precision).split("\n")[0]))
+    click.echo(wrap(tables.noise_floor_line(noise_floor(runs, over))))
+
+
 def _print_tables(result_set: ResultSet, fmt: str, write: bool = True) -> None:
     """The tables of a results directory on the terminal (and, after a sweep, as files beside it)."""
-    results_dir = result_set.dir
     runs, status = result_set.runs, result_set.drivers
     precision = float(result_set.meta.get("precision") or DEFAULT_PRECISION)
     over = summarize(runs, precision) if not runs.empty else runs
     ops, slopes = layer_tables(result_set.layers)
     if write:
-        if not runs.empty:
-            tables.write_tables(over, status, results_dir)
-        if not ops.empty:
-            tables.write_layer_tables(ops, slopes, results_dir)
+        _write_tables(result_set)
     if fmt in ("csv", "json"):
         click.echo(tables.machine_readable(over, ops, slopes, status, fmt))
         return
@@ -433,6 +466,16 @@ def _print_tables(result_set: ResultSet, fmt: str, write: bool = True) -> None:
         click.echo(tables.format_layers(ops, slopes, fmt))
     click.echo("")
     click.echo(tables.format_driver_status(status, fmt))
+
+
+def _write_tables(result_set: ResultSet) -> None:
+    """overhead.csv/.md and layers.csv/.md beside the results: the wide tables, always."""
+    precision = float(result_set.meta.get("precision") or DEFAULT_PRECISION)
+    if not result_set.runs.empty:
+        tables.write_tables(summarize(result_set.runs, precision), result_set.drivers, result_set.dir)
+    ops, slopes = layer_tables(result_set.layers)
+    if not ops.empty:
+        tables.write_layer_tables(ops, slopes, result_set.dir)
 
 
 @main.command()

@@ -1,7 +1,9 @@
 """`storprof report DIR`: report.md and one self-contained report.html from a results directory.
 
-Both carry the same tables (overhead, union operations, layer timing, driver status, the machine);
-the HTML embeds every chart as a PNG data URI so it can be mailed as one file, and the Markdown
+The answer comes first: a sentence per driver spec and the rankings (verdicts.py), then the heat
+map, then one section per kind of measurement, each with its charts and then its table, long
+tables collapsed (<details>), with a table of contents. The HTML embeds every chart as a PNG data
+URI and has no script and no external resource, so it can be mailed as one file; the Markdown
 links the same PNGs, written to report-charts/ beside it.
 """
 
@@ -11,6 +13,7 @@ import base64
 import html
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -20,104 +23,176 @@ from . import charts
 from . import tables as tbl
 from .errors import UserError
 from .results import ResultSet
-from .summary import layer_tables, summarize
+from .summary import DEFAULT_PRECISION, layer_tables, noise_floor, summarize
+from .verdicts import rankings, spec_summaries
 
 CHART_DIR = "report-charts"
+# Tables longer than this many rows are collapsed by default.
+COLLAPSE_ROWS = 12
 
 
-def _sections(results: ResultSet) -> tuple[list[tuple[str, list[str], list[list[str]], str]], list, list]:
-    """([(title, headers, rows, note)], [(section, [(title, png)])], flag notes)."""
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    charts: list[charts.Chart] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)        # paragraphs (the answer)
+    items: list[tuple[str, str]] = field(default_factory=list)   # (what, its sentence): the per-spec answers
+
+    @property
+    def anchor(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")
+
+
+def sections(results: ResultSet) -> list[Section]:
+    """What the report holds, in the order it is read."""
     runs = results.runs
     if runs.empty and not results.layers:
         raise UserError(f"{results.dir} holds no finished measurement to report")
-    tables = []
-    over = summarize(runs) if not runs.empty else pd.DataFrame(columns=["metric", "flags"])
-    timed = over["metric"] == "time"
-    if (~timed).any():
-        tables.append(("Overhead against the host", *tbl.table_rows(over[~timed]), tbl.TABLE_NOTE))
-    if timed.any():
-        tables.append(("Union operations", *tbl.time_rows(over[timed]), tbl.TIME_NOTE))
+    precision = float(results.meta.get("precision") or DEFAULT_PRECISION)
+    over = summarize(runs, precision) if not runs.empty else pd.DataFrame(columns=["metric", "flags", "driver_spec"])
     ops, slopes = layer_tables(results.layers)
-    if not ops.empty:
-        rows = [[spec, *row] for spec, g in ops.groupby("driver_spec", sort=False) for row in tbl.layer_rows(g)]
-        tables.append(("Layer operations", ["driver", *tbl.LAYER_HEADERS], rows, ""))
-        if not slopes.empty:
-            rows = [[spec, *row] for spec, g in slopes.groupby("driver_spec", sort=False) for row in tbl.slope_rows(g)]
-            tables.append(("Layer timing growth", ["driver", *tbl.SLOPE_HEADERS], rows, ""))
-    tables.append(("Drivers", tbl.DRIVER_HEADERS, tbl.driver_rows(results.drivers), ""))
+    out = [_answer(results, over, ops, precision)]
+    heat = charts.heat_map(over) if not over.empty else None
+    if heat:
+        out.append(Section("Heat map", [heat], text=[
+            "Each cell: the union's (left) or the in-container baseline's (right) throughput as a ratio to the "
+            "host on the same filesystem, the geometric mean of the paired repeats. Coloured where the 95% "
+            "interval excludes 1.00; pale and hatched where it does not (≈ no measurable difference, ? not yet "
+            "known). § and † mark cells a cache answers (see the flags under the overhead table)."]))
+    out += _measurement_sections(results, over, ops, slopes)
+    out.append(Section("Drivers", tables=[Table(tbl.DRIVER_HEADERS, tbl.driver_rows(results.drivers))]))
     meta_rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else str(v)] for k, v in sorted(results.meta.items())]
-    tables.append(("Machine and run", ["field", "value"], meta_rows, ""))
-    figure_sets = []
-    if not runs.empty:
-        figure_sets.append(("Throughput: ratio to host, per job", charts.ratio_charts(over)))
-        figure_sets.append(("Latency percentiles, per job", charts.latency_charts(runs)))
-        figure_sets.append(("Union operations", charts.union_operation_charts(runs)))
-    figure_sets.append(("Layer timing", charts.layer_charts(results.layers)))
-    figure_sets = [(name, figs) for name, figs in figure_sets if figs]
+    out.append(Section("Machine and run", tables=[Table(["field", "value"], meta_rows)]))
+    return [s for s in out if s.charts or s.tables or s.text or s.items]
+
+
+def _answer(results: ResultSet, over: pd.DataFrame, ops: pd.DataFrame, precision: float) -> Section:
+    if over.empty:
+        return Section("The answer", text=["No fio cell finished; the layer timing is below."])
+    items = [(s.spec, f"(Docker {s.docker}): {s.sentence}") for s in spec_summaries(over, ops, precision)]
+    text = rankings(over, ops) + [tbl.answers_line(over, precision).split("\n")[0],
+                                  tbl.noise_floor_line(noise_floor(results.runs, over))]
+    return Section("The answer", items=items, text=text)
+
+
+def _measurement_sections(results: ResultSet, over: pd.DataFrame, ops: pd.DataFrame,
+                          slopes: pd.DataFrame) -> list[Section]:
+    runs = results.runs
+    out = []
+    timed = over["metric"] == "time" if not over.empty else pd.Series(dtype=bool)
     flags = tbl.flag_notes(set("".join(over["flags"]))) if not over.empty else []
-    return tables, figure_sets, flags
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    if not over.empty and (~timed).any():
+        out.append(Section("Overhead against the host", charts.ratio_charts(over),
+                           [Table(*tbl.table_rows(over[~timed]), " ".join([*flags, tbl.TABLE_NOTE]))]))
+        out.append(Section("Latency percentiles", charts.latency_charts(runs)))
+    if not over.empty and timed.any():
+        out.append(Section("Union operations", charts.union_operation_charts(runs),
+                           [Table(*tbl.time_rows(over[timed]), tbl.TIME_NOTE)]))
+    if not ops.empty:
+        by_spec = ops.groupby("driver_spec", sort=False)
+        rows = [[spec, *row] for spec, g in by_spec for row in tbl.layer_rows(g)]
+        layer = [Table(["driver", *tbl.LAYER_HEADERS], rows)]
+        if not slopes.empty:
+            layer.append(Table(["driver", *tbl.SLOPE_HEADERS],
+                               [[spec, *row] for spec, g in slopes.groupby("driver_spec", sort=False)
+                                for row in tbl.slope_rows(g)]))
+        out.append(Section("Layer timing", charts.layer_charts(results.layers), layer))
+    return out
 
 
 def write_report(results: ResultSet | Path, out_dir: Path | None = None) -> tuple[Path, Path]:
     """Write report.md (and its PNGs) and report.html; returns their paths."""
     if not isinstance(results, ResultSet):
         results = ResultSet.load(results)            # refuses a non-results directory first
-    results_dir = results.dir
-    out_dir = Path(out_dir or results_dir)
-    tables, figure_sets, flags = _sections(results)
+    out_dir = Path(out_dir or results.dir)
+    parts = sections(results)
     title = f"storprof report: {results.meta.get('hostname', '')} {results.meta.get('started', '')}".strip()
     try:
-        return _write(results_dir, out_dir, title, tables, figure_sets, flags)
+        return _write(results.dir, out_dir, title, parts)
     except OSError as e:
         raise UserError(f"cannot write the report into {out_dir}: {e.strerror or e}") from None
 
 
-def _write(results_dir: Path, out_dir: Path, title: str, tables, figure_sets, flags) -> tuple[Path, Path]:
+def _write(results_dir: Path, out_dir: Path, title: str, parts: list[Section]) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CHART_DIR).mkdir(exist_ok=True)
-
-    md = [f"# {title}", "", f"Results: `{results_dir}`", ""]
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>Results: <code>{html.escape(str(results_dir))}</code></p>"]
-    for name, headers, rows, note in tables:
-        md += [f"## {name}", "", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
-        body.append(f"<h2>{html.escape(name)}</h2>")
-        body.append(tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True))
-        if name in ("Overhead against the host", "Union operations") and flags and name == tables[0][0]:
-            md += [*flags, ""]
-            body.append("<div class='flags'>" + "".join(f"<p>{html.escape(f)}</p>" for f in flags) + "</div>")
-        if note:
-            md += [note, ""]
-            body.append(f"<p class='note'>{html.escape(note)}</p>")
-    for section, figs in figure_sets:
-        md += [f"## {section}", ""]
-        body.append(f"<h2>{html.escape(section)}</h2>")
-        for caption, png in figs:
-            name = f"{_slug(caption)}.png"
-            (out_dir / CHART_DIR / name).write_bytes(png)
-            md += [f"![{caption}]({CHART_DIR}/{name})", ""]
-            data = base64.b64encode(png).decode()
-            body.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
-                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    md = [f"# {title}", "", f"Results: `{results_dir}`", "", *[f"- [{s.title}](#{s.anchor})" for s in parts], ""]
+    contents = " · ".join(f"<a href='#{s.anchor}'>{html.escape(s.title)}</a>" for s in parts)
+    body = [f"<h1>{html.escape(title)}</h1>",
+            f"<p class='note'>Results: <code>{html.escape(str(results_dir))}</code></p>",
+            f"<nav><b>Contents</b>: {contents}</nav>"]
+    for i, s in enumerate(parts):
+        section_md, section_html = _render(s, out_dir)
+        md += section_md
+        # The answer and the heat map side by side: both in the first screen.
+        if i == 0 and len(parts) > 1 and parts[1].title == "Heat map":
+            section_html = ["<div class='top'>", *section_html]
+        if i == 1 and s.title == "Heat map":
+            section_html = [*section_html, "</div>"]
+        body += section_html
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     md_path.write_text("\n".join(md) + "\n")
     html_path.write_text(_PAGE.format(title=html.escape(title), body="\n".join(body)))
     return md_path, html_path
 
 
+def _render(s: Section, out_dir: Path) -> tuple[list[str], list[str]]:
+    """A section as Markdown and HTML: its list, charts, paragraphs, then tables (long ones collapsed)."""
+    md = [f"## {s.title}", ""]
+    body = [f"<section id='{s.anchor}'><h2>{html.escape(s.title)}</h2>"]
+    if s.items:
+        md += [f"- **{what}** {text}" for what, text in s.items] + [""]
+        body.append("<ul class='answer'>" + "".join(f"<li><b>{html.escape(what)}</b> {html.escape(text)}</li>"
+                                                    for what, text in s.items) + "</ul>")
+    for caption, png in s.charts:
+        name = f"{re.sub(r'[^a-z0-9]+', '-', caption.lower()).strip('-')}.png"
+        (out_dir / CHART_DIR / name).write_bytes(png)
+        md += [f"![{caption}]({CHART_DIR}/{name})", ""]
+        body.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,"
+                    f"{base64.b64encode(png).decode()}'><figcaption>{html.escape(caption)}</figcaption></figure>")
+    for paragraph in s.text:
+        md += [paragraph, ""]
+        body.append(f"<p>{html.escape(paragraph)}</p>")
+    for t in s.tables:
+        md += [tabulate(t.rows, headers=t.headers, tablefmt="github", disable_numparse=True), ""]
+        md += [t.note, ""] if t.note else []
+        table = tabulate(t.rows, headers=t.headers, tablefmt="html", disable_numparse=True)
+        note = f"<p class='note'>{html.escape(t.note)}</p>" if t.note else ""
+        if len(t.rows) > COLLAPSE_ROWS:
+            body.append(f"<details><summary>The table: {len(t.rows)} rows</summary>{table}{note}</details>")
+        else:
+            body.append(table + note)
+    body.append("</section>")
+    return md, body
+
+
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 90em; }}
+body {{ font-family: system-ui, sans-serif; margin: 1.5em; max-width: 90em; }}
+h1 {{ font-size: 1.4em; margin: 0 0 0.2em 0; }}
+nav {{ font-size: 0.9em; margin: 0.4em 0 0.8em 0; }}
+ul.answer {{ padding-left: 1.2em; font-size: 0.92em; }}
+ul.answer li {{ margin: 0.25em 0; max-width: 80em; }}
 table {{ border-collapse: collapse; font-size: 0.85em; margin-bottom: 0.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; white-space: nowrap; }}
 th {{ background: #eee; }}
 figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }}
 img {{ max-width: 100%; }}
-.note, .flags p {{ font-size: 0.85em; color: #444; max-width: 70em; }}
+.top {{ display: flex; gap: 1.5em; align-items: flex-start; }}
+.top > section {{ flex: 1 1 0; min-width: 0; }}
+.top figure {{ margin: 0; }}
+details summary {{ cursor: pointer; color: #225; margin: 0.4em 0; }}
+p, .note {{ max-width: 80em; }}
+.note {{ font-size: 0.85em; color: #444; }}
 </style></head>
 <body>
 {body}

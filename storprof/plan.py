@@ -50,7 +50,7 @@ class Preset:
 
 # The thorough default: the job files' own sizes and times, every job, probe and placement.
 THOROUGH = Preset(size=None, runtime=None, ramp_time=None, repeat=3)
-# The README's sweep, a budget of 8.5 minutes for every spec this host runs (setup and the tables
+# The README's sweep, a budget of 8 minutes for every spec this host runs (setup and the tables
 # take the rest of its 10): what changes answers.
 # Runs of 0.5 s: for the same fio time, many short runs gave intervals half as wide as fewer long
 # ones here (docs/findings.md, 'Fewer, longer runs or more, shorter ones'). host, union and bind
@@ -63,7 +63,7 @@ THOROUGH = Preset(size=None, runtime=None, ramp_time=None, repeat=3)
 # the volume placement (it reads like bind), commit and depth timing. host-aa, the host run again,
 # is the A/A control whose truth is 1.00: the noise floor and how often intervals cover the truth;
 # for randread-4k alone, which keeps a sweep of every spec here (11 with the containerd store) in time.
-QUICK = Preset(size="64m", runtime=0.5, ramp_time=0.0, repeat=3, budget_minutes=8.5,
+QUICK = Preset(size="64m", runtime=0.5, ramp_time=0.0, repeat=3, budget_minutes=8.0,
                jobs=("randread-4k", "randwrite-4k", "fsync-write-4k", *PROBES),
                placements=("host", "union", "bind", AA), copyup_sizes=(64,), stack_depths=(1, 32),
                lookup_files=2000, layers=SWEEP_QUICK_PLAN, aa_jobs=("randread-4k",))

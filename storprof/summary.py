@@ -294,6 +294,8 @@ class NoiseFloor:
     covering: int             # of them, how many have an interval that contains 1.00
     typical_n: int            # the median number of pairs of the sweep's ratio cells
     source: str = AA          # which controls: AA, or "bind/volume"
+    lowest: float = 1.0       # the controls' smallest and largest geometric-mean ratio: with A/A,
+    highest: float = 1.0      # how far the same run twice lands apart here (order, placement in time)
 
     def detectable(self, n: int | None = None) -> float:
         """The smallest relative difference a cell of n pairs can call real here."""
@@ -315,7 +317,7 @@ def noise_floor(runs: pd.DataFrame, over: pd.DataFrame) -> NoiseFloor | None:
 
 
 def _floor_of(ok: pd.DataFrame, controls: tuple[str, ...], over: pd.DataFrame, source: str) -> NoiseFloor | None:
-    groups, covering = [], 0
+    groups, covering, means = [], 0, []
     for (_spec, _job), cell in ok.groupby(["driver_spec", "job"], sort=False):
         host = cell[cell["placement"] == "host"]
         for control in controls:
@@ -323,6 +325,7 @@ def _floor_of(ok: pd.DataFrame, controls: tuple[str, ...], over: pd.DataFrame, s
             interval = ratio_interval(ratios)
             if interval is not None and interval.n >= 2:
                 groups.append(ratios)
+                means.append(interval.ratio)
                 covering += interval.low <= 1 <= interval.high
     if not groups:
         return None
@@ -331,4 +334,4 @@ def _floor_of(ok: pd.DataFrame, controls: tuple[str, ...], over: pd.DataFrame, s
         return None
     pairs = over["n_pairs"].dropna()
     return NoiseFloor(sd, df, len(groups), covering, int(pairs[pairs > 0].median()) if (pairs > 0).any() else 0,
-                      source)
+                      source, min(means), max(means))

@@ -40,6 +40,9 @@ def _fmt_seconds(seconds: float) -> str:
     return f"{seconds * 1e6:.0f} µs"
 
 
+fmt_seconds = _fmt_seconds
+
+
 def _fmt_latency(ns: float) -> str:
     if ns is None or pd.isna(ns):
         return "-"
@@ -326,7 +329,70 @@ def noise_floor_line(floor: NoiseFloor | None) -> str:
             f"with n={floor.typical_n} a cell can call a difference real from ±{floor.detectable() * 100:.0f}%, "
             f"with n=10 from ±{floor.detectable(10) * 100:.1f}%.")
     if floor.source == AA:
+        spread = (f" The same run twice landed {floor.lowest:.2f}x–{floor.highest:.2f}x apart: a difference "
+                  f"within that is not told apart from this machine's own drift between runs."
+                  if floor.covering < floor.cells else "")
         return (f"{line} {floor.covering} of {floor.cells} A/A intervals (host run again, truly 1.00x) "
-                f"contain 1.00; about 95% should.")
+                f"contain 1.00; about 95% should.{spread}")
     return (f"{line} {floor.covering} of {floor.cells} of their intervals contain 1.00 (they also hold the "
             f"container's cost; add --placements ...,{AA} for an A/A control).")
+
+
+# ------------------------------------------------------------------ the end of a sweep: 120 columns
+
+COMPACT_WIDTH = 120
+
+
+def compact_table(over: pd.DataFrame, ops: pd.DataFrame, width: int = COMPACT_WIDTH) -> str:
+    """Per driver spec, the union's ratio to host for as many fio jobs as fit in `width` columns,
+    the copy-up of the largest file and the bench image's container create: the wide per-cell
+    tables stay in `storprof table`."""
+    fio = over[(over["metric"] != "time") & (over["placement"] == "union") & over["ratio"].notna()]
+    jobs = list(dict.fromkeys(fio["job"]))
+    copy = over[(over["placement"] == "union") & over["job"].str.match(r"copyup-\d+m first write$")]
+    create = ops[(ops["op"] == "container create") & (ops["variant"] == "bench")] if not ops.empty else ops
+    specs = list(dict.fromkeys(over["driver_spec"]))
+    while True:
+        headers = ["driver", "docker", *[f"union {j}" for j in jobs]]
+        headers += (["copy-up"] if not copy.empty else []) + (["create"] if not create.empty else [])
+        rows = [_compact_row(spec, over, fio, jobs, copy, create) for spec in specs]
+        text = _tight(rows, headers)
+        if len(jobs) <= 1 or max(len(line) for line in text.splitlines()) <= width:
+            return text
+        jobs = jobs[:-1]
+
+
+def _tight(rows: list[list[str]], headers: list[str]) -> str:
+    """tabulate's simple format without the two spaces it pads headers with."""
+    import tabulate as tabulate_module
+    saved, tabulate_module.MIN_PADDING = tabulate_module.MIN_PADDING, 0
+    try:
+        return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    finally:
+        tabulate_module.MIN_PADDING = saved
+
+
+def _compact_row(spec, over, fio, jobs, copy, create) -> list[str]:
+    mine = over[over["driver_spec"] == spec]
+    docker = str(mine["docker"].iloc[0]) if "docker" in mine and len(mine) else "?"
+    row = [spec, ".".join(docker.split(".")[:2])]
+    for job in jobs:
+        by = fio[(fio["driver_spec"] == spec) & (fio["job"] == job)].set_index("placement")
+        row.append(_ratio_cell(by, "union") + ("".join(c for c in by.at["union", "flags"] if c in "†§")
+                                               if "union" in by.index else ""))
+    if not copy.empty:
+        c = copy[copy["driver_spec"] == spec]
+        if c.empty:
+            row.append("-")
+        else:
+            largest = c.assign(mib=c["job"].str.extract(r"copyup-(\d+)m")[0].astype(int)).sort_values("mib").iloc[-1]
+            row.append(_fmt_seconds(largest["median"]))
+    if not create.empty:
+        c = create[create["driver_spec"] == spec]
+        row.append(f"{c.iloc[0]['p50_ms']:.0f} ms" if not c.empty else "-")
+    return row
+
+
+COMPACT_NOTE = ("union JOB: fio on the container's top layer ÷ on the host, 95% interval (≈ within the precision "
+                "target of 1.00, ? not yet known, plain: a real difference; >1x faster). copy-up: the first write "
+                "into the largest lower-layer file; create: container create, p50.")

@@ -100,7 +100,7 @@ def test_daemon_that_will_not_start_is_reported_and_sweep_goes_on(workdir, tmp_p
     assert_nothing_left(workdir, config.run_id)
 
 
-def test_cli_quick_sweep_on_xfs_loop_prints_table_and_wall_time(workdir, tmp_path):
+def test_cli_sweep_on_xfs_loop_prints_the_answer_and_wall_time(workdir, tmp_path):
     out = tmp_path / "res"
     proc = subprocess.run([sys.executable, "-m", "storprof.cli", "sweep", "--drivers", "overlay2@xfs",
                            "--jobs", "randread-4k", "--size", "16m", "--runtime", "1", "--repeat", "1",
@@ -108,6 +108,10 @@ def test_cli_quick_sweep_on_xfs_loop_prints_table_and_wall_time(workdir, tmp_pat
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "overlay2@xfs" in proc.stdout and "Total wall time" in proc.stdout
+    # the answer, not the wide per-cell table: a sentence per spec, the compact table, within 120 columns
+    assert "overlay2@xfs (Docker " in proc.stdout and "union randread-4k" in proc.stdout
+    answer = proc.stdout.split("\nResults: ")[0]
+    assert max(len(line) for line in answer.splitlines()) <= 120
     assert "direct-io" in proc.stderr          # the loop device was set up with direct I/O
     runs = ResultSet.load(out).runs
     assert set(runs["loop_direct_io"]) == {True}

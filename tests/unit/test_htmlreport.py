@@ -23,13 +23,36 @@ def written(tmp_path_factory):
     return md.read_text(), page.read_text(), out
 
 
-def test_every_section_is_in_both_documents(written):
+SECTIONS = ("The answer", "Heat map", "Overhead against the host", "Latency percentiles", "Union operations",
+            "Layer timing", "Drivers", "Machine and run")
+
+
+def test_every_section_is_in_both_documents_in_reading_order_with_contents(written):
     md, page, _ = written
-    for section in ("Overhead against the host", "Union operations", "Layer operations", "Layer timing growth",
-                    "Drivers", "Machine and run", "Throughput: ratio to host, per job",
-                    "Latency percentiles, per job", "Layer timing"):
-        assert f"## {section}" in md, section
-        assert f"<h2>{section}</h2>" in page, section
+    assert re.findall(r"<h2>(.*?)</h2>", page) == list(SECTIONS)
+    assert re.findall(r"^## (.*)$", md, re.M) == list(SECTIONS)
+    nav = re.search(r"<nav>(.*?)</nav>", page).group(1)
+    assert re.findall(r"href='#([^']+)'", nav) == re.findall(r"<section id='([^']+)'>", page)
+
+
+def test_the_answer_comes_first_and_the_heat_map_is_the_first_picture(written):
+    _, page, _ = written
+    answer = page.index("<h2>The answer</h2>")
+    assert answer < page.index("<img")
+    assert re.findall(r"<figcaption>(.*?)</figcaption>", page)[0].startswith("Heat map")
+    items = re.findall(r"<li><b>(.*?)</b> \(Docker", page[answer:page.index("</section>", answer)])
+    specs = list(dict.fromkeys(ResultSet.load(SWEEP).runs["driver_spec"]))
+    assert items == specs
+    assert "Fastest 4 KiB random writes on the top layer" in page
+
+
+def test_each_section_has_its_chart_before_its_table_and_long_tables_are_collapsed(written):
+    _, page, _ = written
+    for name in ("Overhead against the host", "Union operations", "Layer timing"):
+        start = page.index(f"<h2>{name}</h2>")
+        section = page[start:page.index("</section>", start)]
+        assert "<img" in section and "<table>" in section and section.index("<img") < section.index("<table>")
+        assert "<details><summary>The table:" in section
 
 
 def test_one_ratio_and_one_latency_chart_per_fio_job_and_the_probe_and_layer_charts(written):
@@ -44,8 +67,10 @@ def test_one_ratio_and_one_latency_chart_per_fio_job_and_the_probe_and_layer_cha
         assert caption in captions
     images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
     assert len(images) == len(captions) == len(re.findall(r"!\[", md))
+    assert "Heat map: throughput ratio to host per driver spec and job" in captions
     assert all(base64.b64decode(i).startswith(PNG) for i in images)           # embedded, self-contained
-    assert "src='http" not in page and "<script" not in page
+    assert "src='http" not in page and "<script" not in page and "href='http" not in page
+    assert not re.search(r"(src|href)=['\"](?!data:|#)", page)                 # nothing fetched from anywhere
     assert all((out / CHART_DIR / Path(p).name).read_bytes().startswith(PNG)
                for p in re.findall(r"\]\((" + CHART_DIR + r"/[^)]+)\)", md))
 
