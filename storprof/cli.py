@@ -362,8 +362,8 @@ def _execute(plan: SweepPlan, driver_list: str | None, out: Path | None, meta: d
     else:
         _write_tables(result_set)
         _print_answer(result_set)
-    click.echo(f"\nResults: {store.dir}  (overhead.csv/.md, layers.csv/.md, results.jsonl, raw/); every cell: "
-               f"storprof table {store.dir}; charts: storprof report {store.dir}")
+    click.echo(f"\nResults: {store.dir}  (overhead.csv/.md, layers.csv/.md, results.jsonl, raw/)")
+    click.echo(f"Every cell: storprof table {store.dir}   Charts: storprof report {store.dir}")
     click.echo(f"Total wall time: {time.monotonic() - started:.0f} s")
     if not any(o.status == "ok" for o in outcomes):
         raise StorprofError("no driver could be measured (see the reasons above)")
