@@ -422,7 +422,8 @@ def _print_answer(result_set: ResultSet) -> None:
     over = summarize(runs, precision) if not runs.empty else runs
     ops, _ = layer_tables(result_set.layers)
     wrap = functools.partial(textwrap.fill, width=tables.COMPACT_WIDTH, subsequent_indent="  ")
-    not_run = [f"{s.driver_spec} ({s.reason})" for s in status if s.status != "ok"]
+    not_run = [f"{s.driver_spec} ({'' if s.status == 'skipped' else s.status + ': '}{s.reason})"
+               for s in status if s.status != "ok"]
     if not_run:
         click.echo(wrap("Not measured: " + "; ".join(not_run)))
     if over.empty:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -33,3 +34,10 @@ def storprof_leftovers(marker: str) -> list[str]:
 
 def needs_root():
     return pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start dockerd and mount")
+
+
+def sigint_default() -> None:
+    """preexec_fn for a child the test will Ctrl-C: a shell without job control starts background
+    commands with SIGINT ignored, and an ignored signal stays ignored across exec (POSIX), so a test
+    run from such a script would otherwise send SIGINT into nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -14,7 +14,7 @@ from storprof.containers import LABEL
 from storprof.daemon import RUNTIME_ROOT, EphemeralDaemon
 from storprof.fiojob import load_job
 from storprof.image import one_file_tar
-from storprof.placements import PLACEMENTS
+from storprof.placements import DEFAULT_PLACEMENTS as PLACEMENTS
 from storprof.plan import SweepPlan
 from storprof.results import ResultSet
 from storprof.sweep import Sweep

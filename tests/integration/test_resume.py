@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import storprof_leftovers
+from tests.conftest import sigint_default, storprof_leftovers
 
 pytestmark = [
     pytest.mark.integration,
@@ -71,7 +71,7 @@ def test_killed_sweep_resumes_to_the_full_set_of_cells():
     out = Path(tempfile.mkdtemp(prefix="storprof-it-resume-")) / "r"
     try:
         proc = subprocess.Popen(storprof("--out", str(out), workdir=workdir), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
         results = out / "results.jsonl"
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:       # stop it once some, not all, cells are in

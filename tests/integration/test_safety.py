@@ -18,7 +18,7 @@ import pytest
 from storprof.containers import LABEL, PIDS_LIMIT
 from storprof.daemon import RUNTIME_ROOT, EphemeralDaemon
 from storprof.image import one_file_tar
-from tests.conftest import storprof_leftovers
+from tests.conftest import sigint_default, storprof_leftovers
 
 pytestmark = [
     pytest.mark.integration,
@@ -200,7 +200,8 @@ def test_attached_sweep_killed_then_cleaned_touches_nothing_of_the_user(dirs, us
 def test_containers_get_no_network_no_new_privileges_and_the_daemon_no_tcp(dirs):
     workdir, out = dirs
     proc = subprocess.Popen(storprof("sweep", "--drivers", "vfs", *TINY, "--workdir", str(workdir),
-                                     "--out", str(out / "r")), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     "--out", str(out / "r")), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=sigint_default)
     run_id = run_id_of(out / "r")
     try:
         wait_for(lambda: KILL_POINTS["mid-fio"](out / "r", run_id), what="fio cells")

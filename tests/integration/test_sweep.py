@@ -18,11 +18,11 @@ from storprof import results, summary, tables
 from storprof.daemon import RUNTIME_ROOT
 from storprof.drivers import DriverSpec
 from storprof.fiojob import load_job
-from storprof.placements import PLACEMENTS
+from storprof.placements import DEFAULT_PLACEMENTS as PLACEMENTS
 from storprof.plan import SweepPlan
 from storprof.results import ResultSet
 from storprof.sweep import Sweep
-from tests.conftest import storprof_leftovers
+from tests.conftest import sigint_default, storprof_leftovers
 
 pytestmark = [
     pytest.mark.integration,
@@ -125,7 +125,7 @@ def test_ctrl_c_keeps_finished_runs_and_leaves_nothing(workdir, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "storprof.cli", "sweep", "--drivers", "overlay2@xfs",
                              "--jobs", "randread-4k", "--size", "16m", "--runtime", "2", "--repeat", "5",
                              "--workdir", str(workdir), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:     # wait until a few runs are on disk
         path = out / "results.jsonl"
