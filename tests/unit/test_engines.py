@@ -14,7 +14,7 @@ from storprof.errors import UserError
 
 
 @pytest.mark.parametrize("text, version", [
-    ("Docker version 28.5.2+dfsg4, build ecc6942", (28, 5, 2)),     # the fetched dockerd, as it printed
+    ("Docker version 28.5.2+dfsg4, build 3ef3c07c883be49a2e8097bcf6d2952fce1d70eb", (28, 5, 2)),   # as printed
     ("Docker version 20.10.24+dfsg1, build 5d6db84", (20, 10, 24)),
     ("containerd github.com/containerd/containerd/v2 2.1.9+unknown ", (2, 1, 9)),
     ("nothing here", None),
