@@ -163,7 +163,7 @@ def measure_harness(workdir: Path, spec: DriverSpec, cpus: str | None, out: Path
     names = ["randread-4k"] if smoke else [n for n in QUICK.jobs if n not in PROBES]
     jobs = [load_job(n).with_overrides(size="16m" if smoke else QUICK.size, runtime=QUICK.runtime,
                                        ramp_time=QUICK.ramp_time, cpus_allowed=cpus) for n in names]
-    probes = probe_plans(list(PROBES), QUICK.placements, (16,) if smoke else QUICK.copyup_sizes,
+    probes = probe_plans(["copyup", "deep-stack", "lookup"], QUICK.placements, (16,) if smoke else QUICK.copyup_sizes,
                          (1, 4) if smoke else QUICK.stack_depths, 200 if smoke else QUICK.lookup_files)
     plan = SweepPlan(specs=[spec], jobs=jobs, placements=QUICK.placements, repeat=2 if smoke else QUICK.repeat,
                      workdir=workdir, precision=PRECISION, budget_seconds=budget, **probes)

@@ -208,3 +208,28 @@ def _heat_cell(ax, x: int, y: int, row, cmap, norm) -> None:
     mark += "".join(c for c in str(row.get("flags", "")) if c in "†§")      # a cache answers: see the flags
     ax.text(x + 0.5, y + 0.5, f"{row['ratio']:.2f}x{mark}", ha="center", va="center", fontsize="small",
             color="black" if not real or abs(math.log2(row["ratio"])) < 1.2 else "white")
+
+
+def copied_up_chart(over: pd.DataFrame) -> Chart | None:
+    """What each union operation left on the container's filesystem, per spec: MiB copied up by
+    the small-file appends, the directory rename and the chown, and the page cache each further
+    reader of one image file added."""
+    union = over[(over["placement"] == "union") & over["bytes"].notna()] if "bytes" in over else over.iloc[0:0]
+    if union.empty:
+        return None
+    kinds = [("append to", "appends"), ("rename a dir", "dir rename"), ("chown a", "chown"),
+             ("page cache: each later reader", "page cache per extra reader")]
+    specs = list(dict.fromkeys(union["driver_spec"]))
+    fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.45 * len(specs) * 1.2))
+    height = 0.8 / len(kinds)
+    for i, (prefix, label) in enumerate(kinds):
+        sel = union[union["job"].str.startswith(prefix)].set_index("driver_spec")["bytes"]
+        values = [max(0.0, float(sel.get(s, float("nan")))) / 2**20 for s in specs]
+        ax.barh([k + i * height for k in range(len(specs))], values, height=height, label=label)
+    ax.set_yticks([k + 0.4 - height / 2 for k in range(len(specs))])
+    ax.set_yticklabels(specs, fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlabel("MiB (median over repeats)")
+    ax.set_title("What a change to image files copies up, and what a further reader caches")
+    ax.legend(fontsize="small", loc="lower right")
+    return ("Copied up and cached per union operation", _png(fig))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import os
 import re
@@ -157,7 +158,9 @@ def engines_fetch(suite: str):
 @click.option("--drivers", "driver_list", help="Comma-separated specs, e.g. overlay2,overlay2@xfs,vfs "
               "(default: every known spec; those this host cannot run are reported as skipped).")
 @click.option("--jobs", "job_list", help="Comma-separated built-in job names, paths of .fio files, or the "
-              "union probes copyup, deep-stack and lookup (default: every built-in job and every probe).")
+              "union probes copyup, deep-stack, lookup, union-ops (small-file appends, a directory rename, a chown), "
+              "page-cache, snapbench (containerd's snapshotter benchmark), max-depth and daemon-start "
+              "(default: every built-in job and every probe).")
 @click.option("--placements", "placement_list",
               help="Where fio runs: host, union, volume, bind, and host-aa (the host run again, an A/A control) "
               "[the first four; --quick: host,union,bind,host-aa].")
@@ -173,6 +176,8 @@ def engines_fetch(suite: str):
               "[1,16,64,max; quick 1,32].")
 @click.option("--lookup-files", type=int, help="Files in the lower layer the lookup probe stats, cold then warm "
               "[20000; quick 2000].")
+@click.option("--max-depth-ceiling", type=int, help="The deepest image the max-depth search tries "
+              "(2-500) [500; quick 126].")
 @click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR, show_default=True,
               help="Where data roots and loop files are made; must be on a real disk filesystem.")
 @click.option("--out", type=click.Path(path_type=Path),
@@ -206,11 +211,13 @@ def engines_fetch(suite: str):
 @click.option("--quiet", is_flag=True, help="No progress bar and no line per finished run.")
 @one_line_errors
 def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repeat, quick, copyup_sizes,
-          stack_depths, lookup_files, workdir, out, resume_dir, docker_host, image, cpus, storage_opts, precision,
-          budget, allow_options, fio_timeout, fmt, no_layers, quiet):
+          stack_depths, lookup_files, max_depth_ceiling, workdir, out, resume_dir, docker_host, image, cpus,
+          storage_opts, precision, budget, allow_options, fio_timeout, fmt, no_layers, quiet):
     """Run fio on the host and in containers for each storage driver, and print the overhead."""
     started = time.monotonic()
     preset = QUICK if quick else THOROUGH
+    if max_depth_ceiling is not None:
+        preset = dataclasses.replace(preset, max_depth=dataclasses.replace(preset.max_depth, ceiling=max_depth_ceiling))
     settings = _job_settings(size or preset.size, runtime if runtime is not None else preset.runtime,
                              ramp_time if ramp_time is not None else preset.ramp_time, cpus, allow_options)
     placements = _placements(placement_list) if placement_list else preset.placements
@@ -223,7 +230,7 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
     probes = probe_plans(names, placements,
                          _sizes(copyup_sizes, "--copyup-sizes") if copyup_sizes else preset.copyup_sizes,
                          parse_depths(stack_depths) if stack_depths else preset.stack_depths,
-                         lookup_files if lookup_files is not None else preset.lookup_files)
+                         lookup_files if lookup_files is not None else preset.lookup_files, preset)
     plan = SweepPlan(specs=[], jobs=load_jobs(names, settings), placements=placements,
                      repeat=repeat or preset.repeat, workdir=workdir, docker_host=docker_host, image=image,
                      fio_timeout=fio_timeout, storage_opts=list(storage_opts), **probes,
@@ -324,6 +331,9 @@ def _plan_meta(plan: SweepPlan) -> dict:
             "copyup": vars(plan.copyup) if plan.copyup else None,
             "deep_stack": vars(plan.deep_stack) if plan.deep_stack else None,
             "lookup": vars(plan.lookup) if plan.lookup else None,
+            **{name: vars(p) if p else None for name, p in (
+                ("union_ops", plan.union_ops), ("page_cache", plan.page_cache), ("snapbench", plan.snapbench),
+                ("max_depth", plan.max_depth), ("daemon_start", plan.daemon_start))},
             "drivers": [str(s) for s in plan.specs] or [f"attached:{plan.docker_host}"],
             **results.tool_versions()}
 
@@ -465,6 +475,10 @@ def _print_tables(result_set: ResultSet, fmt: str, write: bool = True) -> None:
     if not ops.empty:
         click.echo("")
         click.echo(tables.format_layers(ops, slopes, fmt))
+    own = tables.format_own_views(runs, fmt) if not runs.empty else ""
+    if own:
+        click.echo("")
+        click.echo(own.rstrip("\n"))
     click.echo("")
     click.echo(tables.format_driver_status(status, fmt))
 
@@ -473,7 +487,8 @@ def _write_tables(result_set: ResultSet) -> None:
     """overhead.csv/.md and layers.csv/.md beside the results: the wide tables, always."""
     precision = float(result_set.meta.get("precision") or DEFAULT_PRECISION)
     if not result_set.runs.empty:
-        tables.write_tables(summarize(result_set.runs, precision), result_set.drivers, result_set.dir)
+        tables.write_tables(summarize(result_set.runs, precision), result_set.drivers, result_set.dir,
+                            result_set.runs)
     ops, slopes = layer_tables(result_set.layers)
     if not ops.empty:
         tables.write_layer_tables(ops, slopes, result_set.dir)

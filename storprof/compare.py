@@ -65,12 +65,18 @@ def measurements(runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame(columns=KEY + ["repeat", "metric", "value"])
     ok = runs[runs["status"] == "ok"].copy()
+    if "workload" in ok:       # a depth search's probes are of different depths: compared as a depth below
+        ok = ok[ok["workload"] != "max-depth"]
     ok["primary"] = primary_value(ok)
     ok["p99"] = latency_p99(ok)
     rows = [ok[KEY + ["repeat"]].assign(metric=ok["primary_metric"], value=ok["primary"])]
     fio = ok[ok["primary_metric"] != "time"]
     rows.append(fio[KEY + ["repeat"]].assign(metric="p99_latency_ns", value=fio["p99"]))
-    rows.append(_ratios(ok))
+    if "bytes" in ok:          # what a union operation copied up or cached; zero has no log, so it is left out
+        sized = ok[ok["bytes"].astype(float) > 0]
+        rows.append(sized[KEY + ["repeat"]].assign(metric="bytes", value=sized["bytes"].astype(float)))
+    rows.append(_ratios(ok[ok["workload"].isin(("union-ops", "page-cache", "copyup", "deep-stack", "lookup"))
+                           | (ok["primary_metric"] != "time")] if "workload" in ok else ok))
     out = pd.concat(rows, ignore_index=True)
     return out[out["value"].notna()]
 
@@ -161,7 +167,19 @@ def _differences(a: ResultSet, b: ResultSet) -> list[str]:
         other = next((v for s, v in db if s == spec), None)
         if other is not None:
             out.append(f"{spec} ran on Docker {version} against {other}")
+    depth_a, depth_b = deepest(a.runs), deepest(b.runs)
+    for spec in sorted(set(depth_a) & set(depth_b)):
+        if depth_a[spec] != depth_b[spec]:
+            out.append(f"{spec}: deepest image that ran {depth_a[spec]} layers against {depth_b[spec]}")
     return out
+
+
+def deepest(runs: pd.DataFrame) -> dict[str, int]:
+    """Per spec, the deepest image its max-depth search ran (a single number, so listed, not tested)."""
+    if runs.empty or "workload" not in runs or "param_ok" not in runs:
+        return {}
+    sel = runs[(runs["workload"] == "max-depth") & runs["param_ok"].map(lambda v: v is True)]
+    return {str(spec): int(g["param_depth"].max()) for spec, g in sel.groupby("driver_spec")}
 
 
 def summary_line(table: pd.DataFrame, alpha: float = ALPHA) -> str:

@@ -64,6 +64,9 @@ class EphemeralDaemon(Daemon):
     """
 
     ephemeral = True
+    # How often start() looks for the API until it answers: what a start's timing resolves to
+    # (daemonstart times restarts of a few hundred ms, and polls more often).
+    poll_seconds = 0.1
 
     def __init__(self, spec_label: str, storage_driver: str, data_root: Path, runtime_dir: Path,
                  log_path: Path, *, start_timeout: float = 60, stop_timeout: float = 20,
@@ -204,7 +207,7 @@ class EphemeralDaemon(Daemon):
                     return
                 except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
                     last_error = first_line(e)
-            time.sleep(0.1)
+            time.sleep(self.poll_seconds)
         raise DaemonError(f"[{self.spec_label}] dockerd did not answer within "
                           f"{self.start_timeout:g}s ({last_error}): {self.log_tail()}")
 

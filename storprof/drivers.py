@@ -23,6 +23,7 @@ from . import proc
 from .engines import ENGINE_NAME, SYSTEM, Engine, all_engines, newest_with_containerd_store
 from .errors import MissingTool, UserError
 from .mounts import host_fs_type
+from .unionconfig import parse_switches
 
 HOST = "host"  # DriverInfo.natural_fs value: "whatever filesystem the host (work dir) has"
 
@@ -167,14 +168,17 @@ class DriverSpec:
     driver: str
     fs: str
     engine: str = SYSTEM
+    overlay: tuple[str, ...] = ()     # overlay module parameters switched on for this spec (unionconfig.py)
 
     def __str__(self) -> str:
-        return f"{self.driver}@{self.fs}" + ("" if self.engine == SYSTEM else f":{self.engine}")
+        return (f"{self.driver}@{self.fs}" + ("" if self.engine == SYSTEM else f":{self.engine}")
+                + "".join(f"+{name}" for name in self.overlay))
 
     @property
     def slug(self) -> str:
-        """The spec in file and object names: driver-fs[-engine]."""
-        return f"{self.driver}-{self.fs}" + ("" if self.engine == SYSTEM else f"-{self.engine}")
+        """The spec in file and object names: driver-fs[-engine][-switches]."""
+        return (f"{self.driver}-{self.fs}" + ("" if self.engine == SYSTEM else f"-{self.engine}")
+                + "".join(f"-{name.replace('_', '')}" for name in self.overlay))
 
     @property
     def info(self) -> DriverInfo:
@@ -182,13 +186,19 @@ class DriverSpec:
 
     @classmethod
     def parse(cls, text: str, host_fs: str, engines: list[Engine] | None = None) -> DriverSpec:
-        """`driver@fs[:engine]` or bare `driver` (its natural filesystem); UserError if unusable."""
+        """`driver@fs[:engine][+param...]` or bare `driver` (its natural filesystem); UserError if unusable.
+        `+redirect_dir`, `+metacopy`, ...: overlay module parameters on for this spec's session."""
         raw = text
-        text, colon, engine = text.strip().lower().partition(":")
+        text, plus, switches = text.strip().lower().partition("+")
+        overlay = parse_switches(switches) if plus else ()
+        text, colon, engine = text.partition(":")
         if colon and not ENGINE_NAME.fullmatch(engine.strip()):
             raise UserError(f"{raw!r}: the engine after ':' is 'system' or a Docker version such as 28.5")
         spec = cls._parse_driver(text, raw, host_fs)
-        return cls(spec.driver, spec.fs, _engine_of(spec.driver, engine.strip() if colon else None, engines))
+        if overlay and spec.info.kernel != "overlay":
+            raise UserError(f"{raw!r}: overlay parameters apply to kernel overlay drivers "
+                            f"({', '.join(d for d, i in DRIVERS.items() if i.kernel == 'overlay')}), not {spec.driver}")
+        return cls(spec.driver, spec.fs, _engine_of(spec.driver, engine.strip() if colon else None, engines), overlay)
 
     @classmethod
     def _parse_driver(cls, text: str, raw: str, host_fs: str) -> DriverSpec:

@@ -94,8 +94,14 @@ def _measurement_sections(results: ResultSet, over: pd.DataFrame, ops: pd.DataFr
                            [Table(*tbl.table_rows(over[~timed]), " ".join([*flags, tbl.TABLE_NOTE]))]))
         out.append(Section("Latency percentiles", charts.latency_charts(runs)))
     if not over.empty and timed.any():
-        out.append(Section("Union operations", charts.union_operation_charts(runs),
+        copied = charts.copied_up_chart(over[timed])
+        out.append(Section("Union operations", charts.union_operation_charts(runs) + ([copied] if copied else []),
                            [Table(*tbl.time_rows(over[timed]), tbl.TIME_NOTE)]))
+    for title, headers, rows, note in tbl.own_view_tables(runs) if not runs.empty else []:
+        out.append(Section(title, tables=[Table(headers, rows, note)]))
+    config = tbl.config_rows(runs) if not runs.empty else []
+    if config:
+        out.append(Section("Union configuration", tables=[Table(tbl.CONFIG_HEADERS, config, tbl.CONFIG_NOTE)]))
     if not ops.empty:
         by_spec = ops.groupby("driver_spec", sort=False)
         rows = [[spec, *row] for spec, g in by_spec for row in tbl.layer_rows(g)]

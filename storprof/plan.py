@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .copyup import CopyUp, CopyUpPlan
+from .daemonstart import DaemonStart, DaemonStartPlan
 from .deepstack import DeepStack, DeepStackPlan
 from .drivers import DriverSpec
 from .errors import UserError
@@ -19,13 +20,19 @@ from .fiojob import FioJob, check_with_fio, load_job
 from .fiooptions import MAX_FILES
 from .layers import SWEEP_QUICK_PLAN, LayerPlan, LayerTiming
 from .lookup import Lookup, LookupPlan
+from .maxdepth import MaxDepth, MaxDepthPlan
+from .pagecache import PageCache, PageCachePlan
 from .placements import AA, DEFAULT_PLACEMENTS
 from .records import FioRecord
 from .results import ResultSet
+from .snapbench import SnapBench, SnapBenchPlan
+from .unionops import UnionOps, UnionOpsPlan
 from .workload import Workload
 
 # Union probes: workloads that are not fio jobs, selected with --jobs by these names.
-PROBES = ("copyup", "deep-stack", "lookup")
+PROBES = ("copyup", "deep-stack", "lookup", "union-ops", "page-cache", "snapbench", "max-depth", "daemon-start")
+# Of those, the ones that compare a union container with the host, so need the union placement.
+UNION_PROBES = ("copyup", "deep-stack", "lookup", "union-ops", "page-cache")
 
 
 
@@ -46,6 +53,13 @@ class Preset:
     lookup_files: int = 20000
     layers: LayerPlan = field(default_factory=LayerPlan)
     aa_jobs: tuple[str, ...] | None = None    # the jobs host-aa runs for, when it is a placement
+    union_ops: UnionOpsPlan = field(default_factory=UnionOpsPlan)
+    page_cache: PageCachePlan = field(default_factory=PageCachePlan)
+    snapbench: SnapBenchPlan = field(default_factory=SnapBenchPlan)
+    # Docker's graphdrivers stop at 125 layers; the containerd store at the kernel's 500 lower
+    # directories (docs/union-workloads.md), so the thorough search goes that far.
+    max_depth: MaxDepthPlan = field(default_factory=lambda: MaxDepthPlan(ceiling=500))
+    daemon_start: DaemonStartPlan = field(default_factory=DaemonStartPlan)
 
 
 # The thorough default: the job files' own sizes and times, every job, probe and placement.
@@ -63,10 +77,19 @@ THOROUGH = Preset(size=None, runtime=None, ramp_time=None, repeat=3)
 # the volume placement (it reads like bind), commit and depth timing. host-aa, the host run again,
 # is the A/A control whose truth is 1.00: the noise floor and how often intervals cover the truth;
 # for randread-4k alone, which keeps a sweep of every spec here (11 with the containerd store) in time.
+# Of the union probes it runs the ones compared with the host (copy-up, deep stacks, lookup, the
+# union operations and the page cache); the depth search, daemon restarts and the snapshotter
+# benchmark (7-20 s a spec each here: 125-layer loads, restarts, commit chains) are facts of the
+# driver and engine rather than of the machine's noise, and run in the thorough sweep or by name.
 QUICK = Preset(size="64m", runtime=0.5, ramp_time=0.0, repeat=3, budget_minutes=8.0,
-               jobs=("randread-4k", "randwrite-4k", "fsync-write-4k", *PROBES),
+               jobs=("randread-4k", "randwrite-4k", "fsync-write-4k", *UNION_PROBES),
                placements=("host", "union", "bind", AA), copyup_sizes=(64,), stack_depths=(1, 32),
-               lookup_files=2000, layers=SWEEP_QUICK_PLAN, aa_jobs=("randread-4k",))
+               lookup_files=2000, layers=SWEEP_QUICK_PLAN, aa_jobs=("randread-4k",),
+               union_ops=UnionOpsPlan(small_files=1000, small_bytes=512, tree_files=200, tree_mib=16, chown_mib=64),
+               page_cache=PageCachePlan(containers=3, file_mib=16),
+               snapbench=SnapBenchPlan(layers=4, files=10, file_kib=64),   # with --jobs snapbench
+               max_depth=MaxDepthPlan(ceiling=126),
+               daemon_start=DaemonStartPlan(image_counts=(0, 20), samples=3))
 
 
 @dataclass
@@ -90,6 +113,11 @@ class SweepPlan:
     precision: float | None = None            # extra repeats towards this ratio half-width (adaptive)
     budget_seconds: float | None = None       # the sweep's wall time, shared out among the specs
     aa_jobs: tuple[str, ...] | None = None    # the jobs the host-aa control runs for (None: all)
+    union_ops: UnionOpsPlan | None = None     # many small appends, a directory rename, a chown in a lower layer
+    page_cache: PageCachePlan | None = None   # page cache of K containers reading one lower-layer file
+    snapbench: SnapBenchPlan | None = None    # containerd's snapshotter benchmark, through Docker
+    max_depth: MaxDepthPlan | None = None     # the deepest image that creates and runs, by search
+    daemon_start: DaemonStartPlan | None = None   # dockerd start with N images (restarts the daemon: last)
 
     def storage_opts_for(self, driver: str) -> list[str]:
         """Only a driver's own options (`<driver>.key=value`): dockerd refuses another's."""
@@ -107,8 +135,18 @@ class SweepPlan:
             out.append(DeepStack(self.deep_stack, self.repeat, sides))
         if self.lookup:
             out.append(Lookup(self.lookup, self.repeat, sides))
+        if self.union_ops:
+            out.append(UnionOps(self.union_ops, self.repeat, sides))
+        if self.page_cache:
+            out.append(PageCache(self.page_cache, self.repeat, sides))
+        if self.snapbench:
+            out.append(SnapBench(self.snapbench))
+        if self.max_depth:
+            out.append(MaxDepth(self.max_depth))
         if self.layers:
             out.append(LayerTiming(self.layers))
+        if self.daemon_start:
+            out.append(DaemonStart(self.daemon_start))
         return out
 
     def done_keys(self, results: ResultSet) -> frozenset:
@@ -127,7 +165,9 @@ class SweepPlan:
         # metadata jobs are scaled up to MAX_FILES files per run (fiocells), plus a calibration run
         own = (self.repeat + 1) * sum(j.with_files(MAX_FILES).bytes_needed() // j.numjobs(j.job_indexes()[0])
                                       for j in self.jobs if j.own_files)
-        extra = sum(p.bytes_needed() for p in (self.layers, self.copyup, self.deep_stack, self.lookup) if p)
+        extra = sum(p.bytes_needed() for p in (self.layers, self.copyup, self.deep_stack, self.lookup, self.union_ops,
+                                               self.page_cache, self.snapbench, self.max_depth, self.daemon_start)
+                    if p)
         return max(4 << 30, len(self.placements) * (sum(files.values()) + own) + lower + (2 << 30) + extra)
 
     def check_resumable(self, results: ResultSet) -> None:
@@ -169,15 +209,22 @@ def load_jobs(names: list[str], settings: JobSettings) -> list[FioJob]:
 
 
 def probe_plans(names: list[str], placements: tuple[str, ...], copyup_sizes: tuple[int, ...],
-                stack_depths: tuple[int, ...], lookup_files: int) -> dict:
+                stack_depths: tuple[int, ...], lookup_files: int, preset: Preset | None = None) -> dict:
     """The union probes asked for among `names`, checked: keyword arguments of SweepPlan."""
+    preset = preset or THOROUGH
     probes = [n for n in names if n in PROBES]
     plans = {"copyup": CopyUpPlan(copyup_sizes) if "copyup" in probes else None,
              "deep_stack": DeepStackPlan(stack_depths) if "deep-stack" in probes else None,
-             "lookup": LookupPlan(lookup_files) if "lookup" in probes else None}
+             "lookup": LookupPlan(lookup_files) if "lookup" in probes else None,
+             "union_ops": preset.union_ops if "union-ops" in probes else None,
+             "page_cache": preset.page_cache if "page-cache" in probes else None,
+             "snapbench": preset.snapbench if "snapbench" in probes else None,
+             "max_depth": preset.max_depth if "max-depth" in probes else None,
+             "daemon_start": preset.daemon_start if "daemon-start" in probes else None}
     for plan in plans.values():
         if plan:
             plan.validate()
+    probes = [n for n in probes if n in UNION_PROBES]
     if probes and "union" not in placements:
         raise UserError(f"the {' and '.join(probes)} probe{'s' if len(probes) > 1 else ''} measure"
                         f"{'' if len(probes) > 1 else 's'} the union placement; add union to --placements")

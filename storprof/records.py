@@ -20,7 +20,7 @@ SCHEMA_VERSION = 1
 # Every measurement record carries these fields of its RunContext.
 CONTEXT_FIELDS = ("run_id", "driver_spec", "driver", "fs", "docker_version", "kernel", "attached",
                   "mem_total_bytes", "driver_honours_direct_io", "loop_direct_io", "engine", "image_store",
-                  "containerd_version")
+                  "containerd_version", "driver_status", "overlay_params", "backing_mount_options")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,11 @@ class RunContext:
     engine: str = "system"                # the engine the spec named (engines.SYSTEM or a version)
     image_store: str = "graphdriver"      # or "containerd" (a snapshotter of the containerd image store)
     containerd_version: str = ""
+    # What union costs depend on: the daemon's own words on its driver (e.g. Native Overlay Diff),
+    # overlay's module parameters when the session's mounts were made, the backing fs's mount options.
+    driver_status: dict[str, str] = field(default_factory=dict, compare=False)
+    overlay_params: dict[str, str] = field(default_factory=dict, compare=False)
+    backing_mount_options: str = ""
     backing: Backing | None = field(default=None, compare=False, repr=False)
     image: str | None = field(default=None, compare=False, repr=False)
 
@@ -136,15 +141,20 @@ class ProbeRecord(Record):
     status: str = "ok"
     primary_metric: str = "time"
     time: str = ""
+    bytes: int | None = None     # what the operation left on the disk or in the page cache, where it measures that
 
     def to_json(self) -> dict[str, Any]:
         out = super().to_json()
         out["metrics"] = {"seconds": out.pop("seconds")}
+        if out.get("bytes") is not None:
+            out["metrics"]["bytes"] = out["bytes"]
+        out.pop("bytes", None)
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProbeRecord:
-        return super().from_json({**data, "seconds": (data.get("metrics") or {}).get("seconds")})
+        metrics = data.get("metrics") or {}
+        return super().from_json({**data, "seconds": metrics.get("seconds"), "bytes": metrics.get("bytes")})
 
 
 @dataclass(frozen=True)
@@ -261,9 +271,10 @@ def json_schema() -> dict[str, Any]:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 required.append(f.name)
         if cls is ProbeRecord:
-            del props["seconds"]
+            del props["seconds"], props["bytes"]
             required.remove("seconds")
-            props["metrics"] = {"type": "object", "properties": {"seconds": {"type": ["number", "integer"]}},
+            props["metrics"] = {"type": "object", "properties": {"seconds": {"type": ["number", "integer"]},
+                                                                 "bytes": {"type": "integer"}},
                                 "required": ["seconds"]}
             required.append("metrics")
         variants.append({"title": cls.__name__, "type": "object", "properties": props, "required": required})

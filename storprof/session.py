@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from . import backing, containers, drivers
+from . import backing, containers, drivers, unionconfig
 from .daemon import RUNTIME_ROOT, AttachedDaemon, Daemon, EphemeralDaemon
 from .drivers import DriverSpec
 from .engines import all_engines
@@ -29,6 +29,7 @@ from .placements import AA, ContainerTarget, HostTarget, Target
 from .records import Backing, RunContext
 from .results import mem_total_bytes
 from .state import RunState
+from .unionconfig import OverlayParams
 
 
 class PhaseTimes:
@@ -119,7 +120,11 @@ class Session:
                           driver_honours_direct_io=info.honours_direct_io if info else None,
                           loop_direct_io=backing_info.direct_io, backing=backing_info, image=image,
                           engine=self.spec.engine, image_store=info.store if info else "graphdriver",
-                          containerd_version=self._containerd_version())
+                          containerd_version=self._containerd_version(),
+                          driver_status=unionconfig.driver_status(self.daemon.info()),
+                          overlay_params=unionconfig.overlay_params(),
+                          backing_mount_options=unionconfig.backing_mount_options(backing_info.path)
+                          if self.daemon.ephemeral else "")
 
     def _containerd_version(self) -> str:
         """The containerd the daemon runs on, as `docker version` reports it."""
@@ -180,6 +185,14 @@ class EphemeralSession(Session):
         self.state.record("backing", **fs.record())
         self.callback(fs.teardown)
         fs.setup()
+        if self.spec.overlay:
+            params = OverlayParams(self.spec.overlay)
+            params.read_before()
+            self.state.record("overlay", **params.record())
+            self.callback(params.restore)
+            params.apply()
+            self.message(f"[{self.spec}] overlay module parameters {', '.join(params.names)} on for this session "
+                         f"(host-wide for new overlay mounts; put back at its end)")
         with self.times.phase("daemon_start"):
             daemon = EphemeralDaemon(str(self.spec), info.storage_driver, fs.path / "docker",
                                      RUNTIME_ROOT / f"{self.run_id}-{self.index}", self.log_dir / f"{slug}.log",

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import docker
 
+from . import unionconfig
 from .backing import BackingFS
 from .containers import LABEL
 from .daemon import EphemeralDaemon
@@ -159,6 +160,9 @@ def remove(records: list[dict], progress: Callable[[str], None] = lambda line: N
                     shutil.rmtree(rec["path"], ignore_errors=True)
             elif kind == "attached":
                 problems += _remove_labelled(rec, progress)
+            elif kind == "overlay":
+                for done in unionconfig.put_back(rec):
+                    progress(f"{run_id}: put back {done}")
         except Exception as e:          # keep going: one stuck object must not hide the others
             problems.append(f"{kind}: {first_line(e)}")
     return problems
@@ -177,6 +181,8 @@ def leftovers(records: list[dict]) -> list[str]:
             left.append(f"directory {rec['path']}")
         elif kind == "attached":
             left += _labelled(rec)
+        elif kind == "overlay":
+            left += unionconfig.still_set(rec)
     return left
 
 

@@ -119,7 +119,9 @@ COLUMNS = ["driver_spec", "docker", "job", "placement", "flags", "metric", "n", 
            "lat_kind", "p99_ns", "p99_spread", "p99_read_ns", "p99_write_ns",
            "ratio", "ratio_low", "ratio_high", "ratio_spread", "ratio_cv", "n_pairs", "verdict",
            "p99_ratio", "p99_low", "p99_high", "p99_read_ratio", "p99_write_ratio",
-           "driver_base", "driver_ratio", "driver_low", "driver_high", "driver_verdict"]
+           "driver_base", "driver_ratio", "driver_low", "driver_high", "driver_verdict", "bytes", "how"]
+# Workloads with tables of their own (a search, a chain of layers, daemon restarts): no host ratio.
+OWN_VIEWS = ("daemon-start", "max-depth", "snapbench")
 # The relative half-width of a ratio's 95% interval that counts as precise enough to call a
 # cell 'no measurable difference' (--precision).
 DEFAULT_PRECISION = 0.05
@@ -135,6 +137,8 @@ def summarize(runs: pd.DataFrame, precision: float = DEFAULT_PRECISION) -> pd.Da
     direction, and the flags that apply. Ratios are the geometric mean of the paired ratios with
     the t-interval of their logs (stats.ratio_interval), each classified against `precision`."""
     ok = runs[runs["status"] == "ok"].copy() if not runs.empty else runs
+    if "workload" in ok:
+        ok = ok[~ok["workload"].isin(OWN_VIEWS)]
     if ok.empty:
         return pd.DataFrame(columns=COLUMNS)
     ok["value"] = primary_value(ok)
@@ -164,8 +168,13 @@ def docker_short(g: pd.DataFrame) -> str:
 
 
 def _value_columns(g: pd.DataFrame) -> dict:
-    return {"n": len(g), "median": float(g["value"].median()), "spread": relative_spread(g["value"]),
-            "cv": coefficient_of_variation(g["value"])}
+    out: dict[str, object] = {"n": len(g), "median": float(g["value"].median()),
+                              "spread": relative_spread(g["value"]), "cv": coefficient_of_variation(g["value"])}
+    if "bytes" in g and g["bytes"].notna().any():      # what a union operation copied or cached
+        out["bytes"] = float(g["bytes"].astype(float).median())
+    if "param_path" in g and g["param_path"].notna().any():   # how a rename went: rename(2) or a copy
+        out["how"] = "/".join(sorted({str(v) for v in g["param_path"].dropna()}))
+    return out
 
 
 def _latency_columns(g: pd.DataFrame, host: pd.DataFrame) -> dict:

@@ -143,10 +143,29 @@ def time_rows(over: pd.DataFrame, placements: tuple[str, ...] = PLACEMENTS) -> t
         row = [spec, _docker(g), job, str(int(g["n"].min()))]
         for p in present:
             row.append(_fmt_seconds(by.at[p, "median"]) + _pm(by.at[p, "spread"], by.at[p, "n"]) + by.at[p, "flags"]
-                       if p in by.index else "-")
+                       + _bytes_note(by, p) if p in by.index else "-")
         row += [_ratio_cell(by, p) for p in others]
         rows.append(row)
     return headers, rows
+
+
+def fmt_bytes(n: float) -> str:
+    """Bytes as people read them; negative where the filesystem freed more than it took."""
+    sign, n = ("-" if n < 0 else ""), abs(n)
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{sign}{n / size:.1f} {unit}"
+    return f"{sign}{n:.0f} B"
+
+
+def _bytes_note(by: pd.DataFrame, p: str) -> str:
+    """' +64.0 MiB' (space or page cache the operation took, median) and ', copy+delete' for a rename."""
+    out = ""
+    if "bytes" in by and pd.notna(by.at[p, "bytes"]):
+        out += f" +{fmt_bytes(by.at[p, 'bytes'])}" if by.at[p, "bytes"] >= 0 else f" {fmt_bytes(by.at[p, 'bytes'])}"
+    if "how" in by and isinstance(by.at[p, "how"], str) and by.at[p, "how"]:
+        out += f", {by.at[p, 'how']}"
+    return out
 
 
 def _docker(g: pd.DataFrame) -> str:
@@ -167,7 +186,10 @@ AA_NOTE = (f"{AA}: the host baseline run again in the same repeat, on the host's
 TIME_NOTE = ("Union operations: median time over repeats (±half the range), each sample in a fresh container "
              "(copy-up: open+4 KiB pwrite, then +fsync; deep stacks: the first stat of a file in the bottom "
              "layer, open, and a cold read of it; lookup: stat() of every file, kernel lookup caches dropped "
-             "first, then again warm). 'x host' is the paired ratio with its 95% interval; >1x is slower.")
+             "first, then again warm; append, rename, chown: on files in a lower layer, +space the filesystem used "
+             "after it, what was copied up, and how rename went; page cache: containers reading one lower-layer "
+             "file in turn, +the page cache it grew by). 'x host' is the paired ratio with its 95% interval; >1x "
+             "is slower.")
 
 
 def format_table(over: pd.DataFrame, fmt: str = "simple") -> str:
@@ -243,13 +265,16 @@ def format_driver_status(status: list[DriverRecord], fmt: str = "simple") -> str
     return tabulate(driver_rows(status), headers=DRIVER_HEADERS, tablefmt=fmt, disable_numparse=True)
 
 
-def write_tables(over: pd.DataFrame, status: list[DriverRecord], out_dir: Path) -> list[Path]:
+def write_tables(over: pd.DataFrame, status: list[DriverRecord], out_dir: Path,
+                 runs: pd.DataFrame | None = None) -> list[Path]:
     """overhead.csv (numbers, one row per cell) and overhead.md (the table people read)."""
     out_dir = Path(out_dir)
     csv_path = out_dir / "overhead.csv"
     md_path = out_dir / "overhead.md"
     over.to_csv(csv_path, index=False)
     md = ["# storprof overhead", "", format_table(over, "github"), "", table_notes(over), "",
+          *([own, ""] if (own := format_own_views(runs, "github") if runs is not None and not runs.empty else "")
+            else []),
           "## Drivers", "", format_driver_status(status, "github"), ""]
     md_path.write_text("\n".join(md))
     return [csv_path, md_path]
@@ -396,3 +421,68 @@ def _compact_row(spec, over, fio, jobs, copy, create) -> list[str]:
 COMPACT_NOTE = ("union JOB: fio on the container's top layer ÷ on the host, 95% interval (≈ within the precision "
                 "target of 1.00, ? not yet known, plain: a real difference; >1x faster). copy-up: the first write "
                 "into the largest lower-layer file; create: container create, p50.")
+
+
+CONFIG_HEADERS = ["driver", "daemon says", "overlay parameters", "backing mount options"]
+CONFIG_NOTE = ("What union costs depend on, as each session found it: the daemon's driver status (docker info; "
+               "Native Overlay Diff false means commits and builds diff by walking both trees), overlay's "
+               "module parameters when the daemon mounted its layers (redirect_dir: a renamed lower directory "
+               "is recorded, not copied; metacopy: chown/chmod copy metadata only), and the backing "
+               "filesystem's mount options.")
+
+
+def config_rows(runs: pd.DataFrame) -> list[list[str]]:
+    """One row per driver spec: the configuration its records carry (records.RunContext)."""
+    if runs.empty or "driver_spec" not in runs:
+        return []
+    rows = []
+    for spec, g in runs.groupby("driver_spec", sort=False):
+        first = g.iloc[0]
+        status = first.get("driver_status") if isinstance(first.get("driver_status"), dict) else {}
+        params = first.get("overlay_params") if isinstance(first.get("overlay_params"), dict) else {}
+        said = ", ".join(f"{k}: {v}" for k, v in status.items() if k not in ("Backing Filesystem", "Supports d_type"))
+        on = ", ".join(f"{k}={v}" for k, v in params.items())
+        mount = first.get("backing_mount_options")
+        if said or on or (isinstance(mount, str) and mount):     # results from before storprof recorded these: none
+            rows.append([str(spec), said or "-", on or "-", mount if isinstance(mount, str) and mount else "-"])
+    return rows
+
+
+def own_view_tables(runs: pd.DataFrame) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """The workloads with tables of their own (summary.OWN_VIEWS): title, headers, rows, note."""
+    import importlib
+    out: list[tuple[str, list[str], list[list[str]], str]] = []
+    if runs.empty or "workload" not in runs:
+        return out
+    for workload, title, rows_of, note in (
+            ("snapbench", "containerd's snapshotter benchmark, through Docker", "snapbench:bench_rows",
+             SNAPBENCH_NOTE),
+            ("max-depth", "The deepest image each driver creates and runs", "maxdepth:depth_rows", DEPTH_NOTE),
+            ("daemon-start", "Daemon start against the images it holds", "daemonstart:start_rows", START_NOTE)):
+        sel = runs[runs["workload"] == workload]
+        if not sel.empty:
+            module, function = rows_of.split(":")     # imported here: those modules import the views' helpers
+            headers, rows = getattr(importlib.import_module(f"storprof.{module}"), function)(sel)
+            if rows:
+                out.append((title, headers, rows, note))
+    return out
+
+
+SNAPBENCH_NOTE = ("Per layer of a chain (containerd's snapshots/benchsuite shape): prepare = create and start a "
+                  "container of the layer below, write = new files and 4-byte writes into the middle of files of "
+                  "lower layers, commit = docker commit; median per layer (±half the range) over the layers.")
+DEPTH_NOTE = ("A search over image depth: each probe loads an image of K layers, then creates and starts a "
+              "container and reads a file in its bottom layer; the first depth that fails and its error.")
+START_NOTE = ("dockerd stopped and started again on the same data root holding N extra images: seconds until "
+              "its API answers, median (±half the range) over the restarts; x 0 images: against the start with none.")
+
+
+def format_own_views(runs: pd.DataFrame, fmt: str = "simple") -> str:
+    parts = []
+    rows = config_rows(runs)
+    if rows:
+        parts += ["Union configuration", tabulate(rows, headers=CONFIG_HEADERS, tablefmt=fmt, disable_numparse=True),
+                  ""]
+    for title, headers, rows, note in own_view_tables(runs):
+        parts += [title, tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True), note, ""]
+    return "\n".join(parts)

@@ -6,12 +6,13 @@ layer_tables()'s frames in, text out. The report and the end of a sweep print th
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import pandas as pd
 
 from .stats import REAL, SAME
-from .tables import fmt_interval, fmt_seconds
+from .tables import fmt_bytes, fmt_interval, fmt_seconds
 
 # How a built-in job reads in a sentence; a job file of the user's keeps its own name.
 JOB_WORDS = {"randread-4k": "4 KiB random reads", "randwrite-4k": "4 KiB random writes",
@@ -93,6 +94,36 @@ def _probe_parts(probes: pd.DataFrame) -> list[str]:
         verdict = "" if deepest.verdict == REAL else ", not told apart from host"
         ratio = fmt_interval(deepest.ratio, deepest.ratio_low, deepest.ratio_high)
         parts.append(f"first lookup under {deepest.k} layers {ratio} the host's time{verdict}")
+    parts += _union_op_parts(union)
+    return parts
+
+
+def _union_op_parts(union: pd.DataFrame) -> list[str]:
+    """Appends, rename, chown: time and what was copied up; the page cache a later reader adds."""
+    parts = []
+    for pattern, what in ((r"^append to \d+ files", "appending to {n} small files"),
+                          (r"^rename a dir", "renaming a {mib} MiB directory"),
+                          (r"^chown a \d+ MiB file", "chown of a {mib} MiB file")):
+        rows = union[union["job"].str.match(pattern)]
+        if rows.empty:
+            continue
+        r = rows.iloc[0]
+        numbers = [int(x) for x in re.findall(r"\d+", str(r.job))]
+        label = what.format(n=numbers[0], mib=numbers[-1])
+        copied = f", {fmt_bytes(r.bytes)} copied up" if pd.notna(r.get("bytes")) and r.bytes > 0 else ", nothing copied"
+        how = f" by {r.how}" if isinstance(r.get("how"), str) and r.how else ""
+        ratio = f" ({fmt_interval(r.ratio, r.ratio_low, r.ratio_high)} the host's time)" \
+            if pd.notna(r.get("ratio")) and r.verdict == REAL else ""
+        parts.append(f"{label}{how}: {fmt_seconds(r['median'])}{ratio}{copied}")
+    later = union[union["job"].str.match(r"^page cache: each later reader")]
+    if not later.empty and pd.notna(later.iloc[0].get("bytes")):
+        r = later.iloc[0]
+        mib = int(re.findall(r"(\d+) MiB", str(r.job))[0])
+        shared = r.bytes < 0.1 * mib * 2**20
+        parts.append(f"page cache: containers reading one {mib} MiB image file share one cached copy (each further "
+                     f"reader added {fmt_bytes(r.bytes)})" if shared else
+                     f"page cache: each further container reading a {mib} MiB image file caches its own copy "
+                     f"(+{fmt_bytes(r.bytes)})")
     return parts
 
 

@@ -76,8 +76,11 @@ def test_metadata_jobs_count_files_for_long_enough_to_time(sweep):
         sel = runs[runs.job == job]
         assert len(sel) == 3 * 2 and set(sel.status) == {"ok"}
         assert (sel["total_iops"] > 0).all()
-        # scaled from the job file's 2,000 files so that each run measures at least a second
-        assert (sel["runtime_ms"] >= 1000).all(), sel[["placement", "runtime_ms", "param_nrfiles"]]
+        # scaled from the job file's 2,000 files so that a run measures about 1.5 s: the calibration
+        # run is one placement's, so another placement (or a later, quicker repeat) may land below a
+        # second, which the table flags (°); none far below it
+        assert sel["runtime_ms"].median() >= 1000, sel[["placement", "runtime_ms", "param_nrfiles"]]
+        assert (sel["runtime_ms"] >= 500).all(), sel[["placement", "runtime_ms", "param_nrfiles"]]
         assert (sel["param_nrfiles"].astype(int) >= 2000).all()
         assert sel["param_nrfiles"].nunique() == 1        # the same count on every placement
 
@@ -90,7 +93,11 @@ def test_lookup_is_cold_then_warm_and_timed_on_both_sides(sweep):
         assert min(cold) > max(warm), (placement, cold, warm)     # the dentry cache answers the second pass
     union_cold = statistics.median(_seconds(runs, "union", f"lookup {LOOKUP_FILES} files cold"))
     host_cold = statistics.median(_seconds(runs, "host", f"lookup {LOOKUP_FILES} files cold"))
-    assert union_cold > host_cold, (union_cold, host_cold)      # through the container's root and its driver
+    if driver == "overlay2":
+        assert union_cold > host_cold, (union_cold, host_cold)  # a miss in the upper dir, then the lower one
+    else:
+        # vfs's root is a plain directory on the same filesystem: the same lookup, give or take the noise
+        assert 0.5 < union_cold / host_cold < 2, (union_cold, host_cold)
 
 
 def test_copy_up_on_overlay2_costs_the_first_write_and_not_on_vfs(sweep):
