@@ -38,6 +38,7 @@ import pandas as pd
 from .copyup import PROBE
 from .daemon import EphemeralDaemon
 from .errors import DaemonError, StorprofError, UserError
+from .lowerlayer import load_archive
 from .records import ProbeRecord
 from .workload import Done, Sink, Unit
 
@@ -262,11 +263,7 @@ class DaemonStart:
         try:
             tags = write_images_archive(archive, self._base, len(self._tags), count, session.labels)
             self._tags += tags            # before the load: a partial load is cleaned up too
-            with open(archive, "rb") as f:
-                try:
-                    client.images.load(f)
-                except docker.errors.DockerException as e:
-                    raise DaemonError(f"[{session.label}] loading {count} images failed: {e}") from None
+            load_archive(client, archive, f"[{session.label}] {count} images")
         finally:
             archive.unlink(missing_ok=True)
         made = len(client.api.images(filters=_ours(session), quiet=True))

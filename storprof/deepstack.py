@@ -24,13 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import docker.errors
-
 from .copyup import PROBE
-from .errors import DaemonError, StorprofError, UserError
+from .errors import StorprofError, UserError
 from .filetiming import drop_lookup_caches, fresh_container_root, time_lookup_and_read
 from .image import RootfsPlan, plan_rootfs
-from .lowerlayer import remove_image
+from .lowerlayer import load_archive, remove_image
 from .records import ProbeRecord
 from .workload import Done, Sink, Unit
 
@@ -173,11 +171,7 @@ def build_stack_image(client, depth: int, base: RootfsPlan, target: bytes, label
     os.close(fd)
     try:
         write_stack_archive(Path(name), depth, base, target, labels, tag)
-        with open(name, "rb") as f:
-            try:
-                client.images.load(f)
-            except docker.errors.DockerException as e:
-                raise DaemonError(f"loading the {depth}-layer image failed: {e}") from None
+        load_archive(client, Path(name), f"the {depth}-layer image")
     finally:
         os.unlink(name)
     return tag

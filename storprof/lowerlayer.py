@@ -9,6 +9,7 @@ scratch container and committed, so they are laid out exactly like the top-layer
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import docker.errors
 
@@ -61,3 +62,12 @@ def remove_image(client, image_id: str | None) -> None:
         client.images.remove(image_id, force=True)
     except docker.errors.NotFound:
         pass
+
+
+def load_archive(client, path: Path, what: str) -> None:
+    """`docker load` of an archive storprof wrote (no registry here); DaemonError naming `what`."""
+    with open(path, "rb") as f:
+        try:
+            client.images.load(f)
+        except docker.errors.DockerException as e:
+            raise DaemonError(f"loading {what} failed: {e}") from None

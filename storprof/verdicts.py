@@ -120,8 +120,9 @@ def _union_op_parts(union: pd.DataFrame) -> list[str]:
         r = later.iloc[0]
         mib = int(re.findall(r"(\d+) MiB", str(r.job))[0])
         shared = r.bytes < 0.1 * mib * 2**20
+        added = "under 0.1 MiB" if abs(r.bytes) < 0.1 * 2**20 else fmt_bytes(r.bytes)
         parts.append(f"page cache: containers reading one {mib} MiB image file share one cached copy (each further "
-                     f"reader added {fmt_bytes(r.bytes)})" if shared else
+                     f"reader added {added})" if shared else
                      f"page cache: each further container reading a {mib} MiB image file caches its own copy "
                      f"(+{fmt_bytes(r.bytes)})")
     return parts
