@@ -170,7 +170,8 @@ def _render(s: Section, out_dir: Path) -> tuple[list[str], list[str]]:
     for t in s.tables:
         md += [tabulate(t.rows, headers=t.headers, tablefmt="github", disable_numparse=True), ""]
         md += [t.note, ""] if t.note else []
-        table = tabulate(t.rows, headers=t.headers, tablefmt="html", disable_numparse=True)
+        # a wide table scrolls in its own box, not the page
+        table = f"<div class='wide'>{tabulate(t.rows, headers=t.headers, tablefmt='html', disable_numparse=True)}</div>"
         note = f"<p class='note'>{html.escape(t.note)}</p>" if t.note else ""
         if len(t.rows) > COLLAPSE_ROWS:
             body.append(f"<details><summary>The table: {len(t.rows)} rows</summary>{table}{note}</details>")
@@ -191,6 +192,7 @@ ul.answer li {{ margin: 0.25em 0; max-width: 80em; }}
 table {{ border-collapse: collapse; font-size: 0.85em; margin-bottom: 0.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; white-space: nowrap; }}
 th {{ background: #eee; }}
+div.wide {{ overflow-x: auto; max-width: 100%; }}
 figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }}
 img {{ max-width: 100%; }}
 .top {{ display: flex; gap: 1.5em; align-items: flex-start; }}

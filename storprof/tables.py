@@ -16,6 +16,7 @@ from .placements import AA, PLACEMENTS
 from .records import DriverRecord
 from .stats import REAL, SAME, UNKNOWN
 from .summary import CACHE_RATIO, FLAGS, MAX_CV, MIN_REPEATS, NoiseFloor
+from .unionconfig import SWITCHABLE
 
 
 def flag_notes(used: set[str]) -> list[str]:
@@ -441,7 +442,7 @@ def config_rows(runs: pd.DataFrame) -> list[list[str]]:
         status = first.get("driver_status") if isinstance(first.get("driver_status"), dict) else {}
         params = first.get("overlay_params") if isinstance(first.get("overlay_params"), dict) else {}
         said = ", ".join(f"{k}: {v}" for k, v in status.items() if k not in ("Backing Filesystem", "Supports d_type"))
-        on = ", ".join(f"{k}={v}" for k, v in params.items())
+        on = " ".join(f"{k}={v}" for k, v in params.items() if k in SWITCHABLE)   # all of them are in the records
         mount = first.get("backing_mount_options")
         if said or on or (isinstance(mount, str) and mount):     # results from before storprof recorded these: none
             rows.append([str(spec), said or "-", on or "-", mount if isinstance(mount, str) and mount else "-"])
