@@ -78,8 +78,11 @@ def test_native_copies_the_image_per_container_and_overlayfs_does_not(store_swee
     result_set, _, _, _, _ = store_sweep
     slopes = {r["driver_spec"]: r["slope"] for r in growth(result_set.layers)
               if r["unit"] == "ms per 100 MiB of image"}
-    native, overlayfs = slopes[f"c8d-native@ext4:{ENGINE.name}"], slopes[f"c8d-overlayfs@ext4:{ENGINE.name}"]
-    assert native > 10 and native > 5 * max(overlayfs, 1.0), slopes
+    native = slopes[f"c8d-native@ext4:{ENGINE.name}"]
+    # native copies the image on create: 100 MiB is tens of ms at this disk's speed. overlayfs's slope
+    # is noise around zero at n=2 per size (it read 1.5 and, in one CI run, 20 ms per 100 MiB), so
+    # the two are not compared by time; the space each container takes below tells them apart
+    assert native > 10, slopes
     per = {r.context.driver_spec: r.bytes_per_container for r in result_set.layers if r.op == "bulk create"}
     assert per[f"c8d-native@ext4:{ENGINE.name}"] > 50 * 2**20
     assert per[f"c8d-overlayfs@ext4:{ENGINE.name}"] < 5 * 2**20
