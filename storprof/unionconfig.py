@@ -86,20 +86,28 @@ class OverlayParams:
         put_back(self.record())
 
 
-def put_back(record: dict) -> list[str]:
-    """Write back each value a session changed, if it still holds what the session set (a value
-    someone changed since is theirs). Returns what it put back."""
+def _still_changed(record: dict):
+    """(path, name, value before, value now) of each parameter a session set that still holds the
+    value it set (a value someone changed since is theirs), of the ones a spec may switch."""
     root = Path(record.get("root", str(OVERLAY_PARAMS)))
-    done = []
     for name, old in (record.get("before") or {}).items():
         if name not in SWITCHABLE:
             continue
-        path = root / name
         try:
-            now = path.read_text().strip()
-            if now != old and now == record.get("set", {}).get(name, "Y"):
-                path.write_text(f"{old}\n")
-                done.append(f"overlay {name}={old}")
+            now = (root / name).read_text().strip()
+        except OSError:
+            continue
+        if now != old and now == record.get("set", {}).get(name, "Y"):
+            yield root / name, name, old, now
+
+
+def put_back(record: dict) -> list[str]:
+    """Write back each value a session changed and nobody changed since; returns what it put back."""
+    done = []
+    for path, name, old, _ in _still_changed(record):
+        try:
+            path.write_text(f"{old}\n")
+            done.append(f"overlay {name}={old}")
         except OSError:
             continue
     return done
@@ -107,13 +115,4 @@ def put_back(record: dict) -> list[str]:
 
 def still_set(record: dict) -> list[str]:
     """The parameters a session set that still hold its value instead of the one before."""
-    root = Path(record.get("root", str(OVERLAY_PARAMS)))
-    left = []
-    for name, old in (record.get("before") or {}).items():
-        try:
-            now = (root / name).read_text().strip()
-        except OSError:
-            continue
-        if now != old and now == record.get("set", {}).get(name, "Y"):
-            left.append(f"overlay parameter {name}={now} (was {old})")
-    return left
+    return [f"overlay parameter {name}={now} (was {old})" for _, name, old, now in _still_changed(record)]

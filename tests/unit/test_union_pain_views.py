@@ -89,5 +89,7 @@ def test_the_chart_of_what_was_copied_has_every_spec(over):
 
 
 def test_cached_bytes_reads_meminfo():
-    text = "MemTotal:       24000000 kB\nCached:          1048576 kB\nSwapCached: 0 kB\n"
-    assert cached_bytes(text) == 2**30
+    # the first lines of this machine's /proc/meminfo, as read
+    text = ("MemTotal:       24684092 kB\nMemFree:        23818136 kB\nMemAvailable:   24290396 kB\n"
+            "Buffers:           60100 kB\nCached:           650532 kB\n")
+    assert cached_bytes(text) == 650532 * 1024
