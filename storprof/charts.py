@@ -233,3 +233,33 @@ def copied_up_chart(over: pd.DataFrame) -> Chart | None:
     ax.set_title("What a change to image files copies up, and what a further reader caches")
     ax.legend(fontsize="small", loc="lower right")
     return ("Copied up and cached per union operation", _png(fig))
+
+
+def net_chart(rows: list[dict]) -> Chart | None:
+    """One panel per workload: each network path's primary metric over its host baseline (the
+    geometric mean of the paired rounds), error bars the 95% interval; netviews.records' rows."""
+    from .netplan import WORKLOADS
+    main = [r for r in rows if r["metric"] == WORKLOADS[r["workload"]].metric and r["ratio"]]
+    workloads = [w for w in WORKLOADS if any(r["workload"] == w for r in main)]
+    if not workloads:
+        return None
+    fig, axes = plt.subplots(len(workloads), 1, figsize=(8, 1.0 + 1.9 * len(workloads)), squeeze=False)
+    for ax, workload in zip(axes[:, 0], workloads):
+        mine = [r for r in main if r["workload"] == workload]
+        labels = [f"{r['path']} ({r['engine']})" if len({x['engine'] for x in main}) > 1 else r["path"] for r in mine]
+        ys = range(len(mine))
+        ratios = [r["ratio"] for r in mine]
+        lo = [r["ratio"] - (r["ci_low"] or r["ratio"]) for r in mine]
+        hi = [(r["ci_high"] or r["ratio"]) - r["ratio"] for r in mine]
+        colours = ["#999999" if r["verdict"] != "real difference" else "#c0392b"
+                   if (r["ratio"] < 1) == r["higher_is_better"] else "#2e86c1" for r in mine]
+        ax.barh(list(ys), ratios, xerr=[lo, hi], capsize=3, color=colours)
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_yticks(list(ys), labels, fontsize="small")
+        ax.invert_yaxis()
+        spec = WORKLOADS[workload]
+        worse = "<1 slower" if spec.higher_is_better else ">1 slower"
+        ax.set_title(f"{workload}: {spec.metric.replace('_', ' ')} over the baseline ({worse}; red/blue = a real "
+                     "difference, grey = within noise)", fontsize="small")
+    fig.tight_layout()
+    return ("network paths against the host", _png(fig))

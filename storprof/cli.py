@@ -12,6 +12,7 @@ import signal
 import sys
 import textwrap
 import time
+import uuid
 import warnings
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from .placements import AA, PLACEMENTS
 from .plan import PROBES, QUICK, THOROUGH, JobSettings, SweepPlan, load_jobs, probe_plans
 from .proc import require
 from .progress import SweepProgress
-from .records import DriverRecord
+from .records import DriverRecord, NetRecord
 from .results import ResultSet
 from .summary import DEFAULT_PRECISION, layer_tables, noise_floor, summarize
 from .sweep import Sweep
@@ -456,6 +457,10 @@ def _print_answer(result_set: ResultSet) -> None:
 
 def _print_tables(result_set: ResultSet, fmt: str, write: bool = True) -> None:
     """The tables of a results directory on the terminal (and, after a sweep, as files beside it)."""
+    if result_set.of(NetRecord):
+        _print_net(result_set, fmt, write)
+        if result_set.runs.empty and not result_set.layers:
+            return
     runs, status = result_set.runs, result_set.drivers
     precision = float(result_set.meta.get("precision") or DEFAULT_PRECISION)
     over = summarize(runs, precision) if not runs.empty else runs
@@ -492,6 +497,121 @@ def _write_tables(result_set: ResultSet) -> None:
     ops, slopes = layer_tables(result_set.layers)
     if not ops.empty:
         tables.write_layer_tables(ops, slopes, result_set.dir)
+
+
+@main.command("net")
+@click.option("--paths", "path_list", help="Comma-separated network paths [all]: "
+              "host-network, proxy-loopback, dnat-loopback, dnat-bridge, bridge (the host baseline always runs).")
+@click.option("--workloads", "workload_list",
+              help="Comma-separated workloads [all]: throughput, latency, connect, http.")
+@click.option("--engines", "engine_list", help="Comma-separated Docker engines (see storprof engines) "
+              "[the newest one here].")
+@click.option("--seconds", type=int, help="Seconds each client run measures [5; quick 2].")
+@click.option("--repeat", type=int, help="Rounds of every path and workload [5; quick 3].")
+@click.option("--quick", is_flag=True, help="2-second runs, 3 rounds: about 4 minutes.")
+@click.option("--workdir", type=click.Path(path_type=Path), default=DEFAULT_WORKDIR, show_default=True,
+              help="Where the daemons' data roots and the run's scratch files go.")
+@click.option("--out", type=click.Path(path_type=Path), help="Results directory [storprof-results/<time>].")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path),
+              help="Continue an interrupted run in its results directory (runs that ended ok are kept).")
+@click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar and no line per finished run.")
+@one_line_errors
+def net_cmd(path_list, workload_list, engine_list, seconds, repeat, quick, workdir, out, resume_dir, fmt, quiet):
+    """What Docker's network paths cost: docker-proxy, iptables DNAT, the bridge and host networking,
+    each against the same server on the host, in network namespaces of storprof's own."""
+    from . import netplan
+    from .net import NetRun, done_keys, missing_tools
+    from .netplan import NetPlan, NetSettings, parse_choice
+    started = time.monotonic()
+    preset = netplan.QUICK if quick else netplan.THOROUGH
+    paths = parse_choice(path_list, {p: v for p, v in netplan.PATHS.items() if p != netplan.HOST}, "paths")
+    workloads = parse_choice(workload_list, netplan.WORKLOADS, "workloads")
+    if seconds is not None and not 1 <= seconds <= netplan.MAX_SECONDS:
+        raise UserError(f"--seconds must be a whole number from 1 to {netplan.MAX_SECONDS}")
+    if repeat is not None and not 1 <= repeat <= netplan.MAX_REPEAT:
+        raise UserError(f"--repeat must be a whole number from 1 to {netplan.MAX_REPEAT}")
+    if resume_dir and out:
+        raise UserError("--resume continues in its own directory; leave out --out")
+    if os.geteuid() != 0:
+        raise UserError("storprof net makes network namespaces and starts dockerd: run it as root")
+    missing = missing_tools(("ip", "iptables", "bwrap", "nsenter", "ss", "dockerd"))
+    if missing:
+        raise UserError("missing " + ", ".join(f"{t} (package {p})" for t, p in missing.items()))
+    names = _net_engines(engine_list)
+    settings = NetSettings(seconds=seconds or preset.seconds, repeat=repeat or preset.repeat)
+    meta = {"command": "net", "net": {"paths": paths, "workloads": workloads, "engines": names,
+                                      "seconds": settings.seconds, "repeat": settings.repeat, "quick": quick}}
+    previous = _net_previous(resume_dir, settings.seconds) if resume_dir else None
+    workdir = _make_workdir(workdir, on_disk=True)
+    plan = NetPlan(engines=names, paths=paths, workloads=workloads, settings=settings,
+                   run_id=uuid.uuid4().hex[:10])
+    done = done_keys(previous, plan) if previous is not None else frozenset()
+    store = results.ResultsStore(resume_dir or out or results.default_out_dir(), meta, resume=bool(resume_dir))
+    progress = SweepProgress("quiet" if quiet else "auto")
+    previous_handlers = {sig: signal.signal(sig, _on_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        records = NetRun(plan, store, progress, workdir, done=done).run()
+    except (KeyboardInterrupt, _Terminated):
+        progress.close()
+        click.echo(f"storprof: interrupted; finished runs are kept in {store.dir}/{results.RESULTS_FILE} "
+                   f"(continue with --resume {store.dir})", err=True)
+        sys.exit(130)
+    finally:
+        progress.close()
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+    result_set = ResultSet.load(store.dir)
+    _print_net(result_set, fmt)
+    click.echo(f"\nResults: {store.dir}  (net.md, results.jsonl, raw/net/)")
+    click.echo(f"Again: storprof table {store.dir}   Charts: storprof report {store.dir}")
+    click.echo(f"Total wall time: {time.monotonic() - started:.0f} s")
+    if not any(r.status == "ok" for r in records) and not done:
+        raise StorprofError("no network path could be measured (see the reasons above)")
+
+
+def _net_engines(engine_list: str | None) -> list[str]:
+    """The engines --engines names (each one this host has), or the newest one here."""
+    from .engines import find as find_engine
+    engines = all_engines()
+    if not engines:
+        raise UserError("no Docker engine here: install docker.io, or run storprof engines fetch")
+    names = _split(engine_list) if engine_list is not None else [max(engines, key=lambda e: e.version).name]
+    if not names:
+        raise UserError("--engines is empty; see storprof engines")
+    return [find_engine(n, engines).name for n in dict.fromkeys(names)]
+
+
+def _net_previous(resume_dir: Path, seconds: int) -> ResultSet:
+    """The results --resume continues: storprof net's, measured with the same --seconds."""
+    previous = ResultSet.load(resume_dir)
+    before = previous.meta.get("net") or {}
+    if not before:
+        raise UserError(f"{resume_dir} holds no storprof net results to resume")
+    if before.get("seconds") != seconds:
+        raise UserError(f"{resume_dir} was measured with --seconds {before.get('seconds')}; resume with the same")
+    return previous
+
+
+def _print_net(result_set: ResultSet, fmt: str, write: bool = True) -> None:
+    """The network verdicts, then the table (and net.md beside the results)."""
+    from . import netviews
+    from .netsummary import net_rows
+    rows = net_rows(result_set.of(NetRecord))
+    if not rows:
+        return
+    if write:
+        (result_set.dir / "net.md").write_text(netviews.markdown(rows))
+    wrap = functools.partial(textwrap.fill, width=tables.COMPACT_WIDTH, subsequent_indent="  ")
+    if fmt in ("csv", "json"):
+        click.echo(netviews.machine_readable(rows, fmt))
+        return
+    click.echo("")
+    for line in netviews.verdict_lines(rows):
+        click.echo(wrap(line))
+    click.echo("")
+    click.echo(netviews.format_table(rows, "pipe" if fmt == "markdown" else fmt))
+    click.echo(wrap(netviews.NOTE))
 
 
 @main.command()

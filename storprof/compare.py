@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .errors import UserError
-from .records import FioRecord
+from .records import FioRecord, NetRecord
 from .results import ResultSet
 from .stats import benjamini_hochberg, welch_log_p
 from .summary import latency_p99, paired_ratio, primary_value
@@ -31,7 +31,9 @@ ALPHA = 0.05
 KEY = ["driver_spec", "placement", "job"]
 COLUMNS = KEY + ["metric", "n_a", "n_b", "a", "b", "ratio", "p_value", "q_value", "verdict"]
 # For these metrics more is better; for the others (latency, time) less is.
-HIGHER_IS_BETTER = {"iops", "bw", "ratio to host"}
+HIGHER_IS_BETTER = {"iops", "bw", "ratio to host", "bits_per_second", "requests_per_second"}
+# storprof net's latency over the host's, paired by round: more is slower.
+LATENCY_RATIO = "latency ratio to host"
 # A probe's ratio to host is a multiplier of time: more is slower.
 TIME_RATIO = "time ratio to host"
 # The settings a job's rows depend on: a difference makes its rows incomparable.
@@ -96,6 +98,32 @@ def _ratios(ok: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=KEY + ["repeat", "metric", "value"])
 
 
+def net_measurements(records: list[NetRecord]) -> pd.DataFrame:
+    """storprof net's runs in compare's shape: (net@engine, path, workload) with each metric's value,
+    and every path's ratio to the host baseline of its namespace and round."""
+    from .netplan import HOST, WORKLOADS
+    from .netsummary import HIGHER_IS_BETTER as RATES
+    rows = []
+    ok = [r for r in records if r.status == "ok"]
+    host = {(r.engine, r.namespace, r.workload, r.repeat): r for r in ok if r.path == HOST}
+    for r in ok:
+        spec = WORKLOADS.get(r.workload)
+        if spec is None:
+            continue
+        where = f"{HOST}@{r.namespace}" if r.path == HOST else r.path
+        base = dict(driver_spec=f"net@{r.engine}", placement=where, job=r.workload, repeat=r.repeat)
+        for metric in (spec.metric, *spec.extra_metrics):
+            value = r.metrics.get(metric)
+            if value:
+                rows.append({**base, "metric": metric, "value": float(value)})
+        baseline = host.get((r.engine, r.namespace, r.workload, r.repeat))
+        mine, theirs = r.metrics.get(spec.metric), baseline.metrics.get(spec.metric) if baseline else None
+        if r.path != HOST and mine and theirs:
+            rows.append({**base, "metric": "ratio to host" if spec.metric in RATES else LATENCY_RATIO,
+                         "value": float(mine) / float(theirs)})
+    return pd.DataFrame(rows, columns=KEY + ["repeat", "metric", "value"])
+
+
 def compare(a: ResultSet, b: ResultSet, alpha: float = ALPHA) -> Comparison:
     """Every (driver, placement, job, metric) of A and B, largest change first; rows present in
     only one side say so. Raises UserError when the two have nothing comparable in common."""
@@ -104,6 +132,13 @@ def compare(a: ResultSet, b: ResultSet, alpha: float = ALPHA) -> Comparison:
     ma = measurements(a.runs[keep] if keep is not None else a.runs)
     keep_b = ~b.runs["job"].isin(incomparable) if not b.runs.empty else None
     mb = measurements(b.runs[keep_b] if keep_b is not None else b.runs)
+    net_seconds = {(r.get("net") or {}).get("seconds") for r in (a.meta, b.meta)}
+    if a.of(NetRecord) and b.of(NetRecord) and len(net_seconds) > 1:
+        incomparable["storprof net"] = "measured with --seconds " + " against ".join(
+            str((m.get("net") or {}).get("seconds")) for m in (a.meta, b.meta))
+    else:
+        ma = pd.concat([ma, net_measurements(a.of(NetRecord))], ignore_index=True)
+        mb = pd.concat([mb, net_measurements(b.of(NetRecord))], ignore_index=True)
     group = KEY + ["metric"]
     a_groups = {k: g["value"].astype(float).tolist() for k, g in ma.groupby(group, sort=False)}
     b_groups = {k: g["value"].astype(float).tolist() for k, g in mb.groupby(group, sort=False)}
@@ -167,6 +202,11 @@ def _differences(a: ResultSet, b: ResultSet) -> list[str]:
         other = next((v for s, v in db if s == spec), None)
         if other is not None:
             out.append(f"{spec} ran on Docker {version} against {other}")
+    for key_of, value_of in ((lambda r: f"net@{r.engine}: Docker", lambda r: r.docker_version),
+                             (lambda r: f"net@{r.engine}: {r.tool}", lambda r: r.tool_version)):
+        va = {key_of(r): value_of(r) for r in a.of(NetRecord) if value_of(r)}
+        vb = {key_of(r): value_of(r) for r in b.of(NetRecord) if value_of(r)}
+        out += [f"{key} {va[key]} against {vb[key]}" for key in sorted(set(va) & set(vb)) if va[key] != vb[key]]
     depth_a, depth_b = deepest(a.runs), deepest(b.runs)
     for spec in sorted(set(depth_a) & set(depth_b)):
         if depth_a[spec] != depth_b[spec]:

@@ -45,3 +45,22 @@ def _refuse_overrides(extra: dict) -> None:
     clash = set(extra) & (set(POLICY) | {"privileged", "cap_add", "devices", "pid_mode", "ipc_mode", "userns_mode"})
     if clash:
         raise ValueError(f"container options {sorted(clash)} would loosen storprof's container policy")
+
+
+# The one loosening, for `storprof net` alone: a server container has a network (the bridge of a
+# daemon in storprof's own namespace, or that namespace itself with network_mode "host") and may
+# publish ports; it runs as nobody, with no capabilities and no new privileges all the same.
+SERVER_NETWORKS = ("bridge", "host")
+SERVER_USER = "65534:65534"
+
+
+def serve(client, image: str, *, labels: dict[str, str], network_mode: str, ports: dict | None = None, **extra):
+    """A started server container on `network_mode`, idle until its servers are exec'd."""
+    if network_mode not in SERVER_NETWORKS:
+        raise ValueError(f"a server container's network is one of {SERVER_NETWORKS}, not {network_mode!r}")
+    _refuse_overrides(extra)
+    if "ports" in extra or "user" in extra:
+        raise ValueError("a server container's ports and user are serve()'s own arguments")
+    policy = {**POLICY, "network_mode": network_mode}
+    return client.containers.run(image, command=IDLE_COMMAND, labels=labels, detach=True, user=SERVER_USER,
+                                 ports=ports or None, **policy, **extra)

@@ -28,6 +28,11 @@ from .proc import require
 # limited to 108 bytes, and containerd nests its own sockets under the exec root).
 RUNTIME_ROOT = Path("/run/storprof")
 
+# A storage daemon touches no network: no bridge, and no iptables rules, IPv4 or IPv6 (Docker 27
+# and later add ip6tables rules by default, even with --iptables=false).
+ISOLATED_NETWORK = ("--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+                    "--ip-forward=false", "--userland-proxy=false")
+
 # The client waits this long for one API call; fio runs through exec and can take minutes.
 API_TIMEOUT = 1800
 
@@ -71,8 +76,13 @@ class EphemeralDaemon(Daemon):
     def __init__(self, spec_label: str, storage_driver: str, data_root: Path, runtime_dir: Path,
                  log_path: Path, *, start_timeout: float = 60, stop_timeout: float = 20,
                  storage_opts: list[str] | None = None, engine: Engine | None = None,
-                 containerd_store: bool = False):
+                 containerd_store: bool = False, netns: str | None = None,
+                 network_args: list[str] | None = None):
         self.spec_label = spec_label
+        # A daemon of `storprof net` runs in a network namespace of storprof's own (netns.py) and
+        # makes its bridge and NAT rules there; storage daemons make none at all.
+        self.netns = netns
+        self.network_args = network_args
         self.engine = engine
         self.containerd_store = containerd_store
         self.storage_driver_name = storage_driver
@@ -94,7 +104,7 @@ class EphemeralDaemon(Daemon):
     def adopt(cls, record: dict) -> EphemeralDaemon:
         """The daemon a state record describes (see state.py), to stop what a killed run left."""
         return cls(record.get("spec", "?"), record.get("driver", "?"), Path(record["data_root"]),
-                   Path(record["runtime_dir"]), Path(record.get("log", "/dev/null")))
+                   Path(record["runtime_dir"]), Path(record.get("log", "/dev/null")), netns=record.get("netns"))
 
     def record(self) -> dict:
         """What state.py writes down before start(): enough to find and stop it later."""
@@ -106,7 +116,8 @@ class EphemeralDaemon(Daemon):
                 # socket under the exec root; stop() and clean find it (and its shims) there.
                 "containerd": {"root": str(self.data_root_path / "containerd"),
                                "state": str(self.exec_root / "containerd")},
-                "image_store": "containerd" if self.containerd_store else "graphdriver"}
+                "image_store": "containerd" if self.containerd_store else "graphdriver",
+                "netns": self.netns}
 
     def _recorded_pid(self) -> int | None:
         """dockerd's pid from its pidfile, only if that process is this daemon (names our exec root)."""
@@ -152,9 +163,12 @@ class EphemeralDaemon(Daemon):
                 # If a system containerd runs, dockerd shares it: own namespaces keep us apart.
                 f"--containerd-namespace=storprof-{self.runtime_dir.name}",
                 f"--containerd-plugins-namespace=storprof-{self.runtime_dir.name}-plugins",
-                "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
-                "--userland-proxy=false"]
+                *(self.network_args if self.network_args is not None else ISOLATED_NETWORK)]
         argv += [f"--storage-opt={opt}" for opt in self.storage_opts]
+        if self.netns:
+            # nsenter, not `ip netns exec`: that one also remounts /sys, which hides the cgroup
+            # filesystem dockerd needs ("Devices cgroup isn't mounted").
+            argv = ["nsenter", f"--net=/run/netns/{self.netns}", "--", *argv]
         return argv
 
     def start(self) -> EphemeralDaemon:

@@ -22,6 +22,7 @@ from tabulate import tabulate
 from . import charts
 from . import tables as tbl
 from .errors import UserError
+from .records import NetRecord
 from .results import ResultSet
 from .summary import DEFAULT_PRECISION, layer_tables, noise_floor, summarize
 from .verdicts import rankings, spec_summaries
@@ -54,8 +55,13 @@ class Section:
 def sections(results: ResultSet) -> list[Section]:
     """What the report holds, in the order it is read."""
     runs = results.runs
+    net = _net_section(results)
     if runs.empty and not results.layers:
-        raise UserError(f"{results.dir} holds no finished measurement to report")
+        if net is None:
+            raise UserError(f"{results.dir} holds no finished measurement to report")
+        meta_rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else str(v)]
+                     for k, v in sorted(results.meta.items())]
+        return [net, Section("Machine and run", tables=[Table(["field", "value"], meta_rows)])]
     precision = float(results.meta.get("precision") or DEFAULT_PRECISION)
     over = summarize(runs, precision) if not runs.empty else pd.DataFrame(columns=["metric", "flags", "driver_spec"])
     ops, slopes = layer_tables(results.layers)
@@ -68,10 +74,28 @@ def sections(results: ResultSet) -> list[Section]:
             "interval excludes 1.00; pale and hatched where it does not (≈ no measurable difference, ? not yet "
             "known). § and † mark cells a cache answers (see the flags under the overhead table)."]))
     out += _measurement_sections(results, over, ops, slopes)
+    if net is not None:
+        out.append(net)
     out.append(Section("Drivers", tables=[Table(tbl.DRIVER_HEADERS, tbl.driver_rows(results.drivers))]))
     meta_rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else str(v)] for k, v in sorted(results.meta.items())]
     out.append(Section("Machine and run", tables=[Table(["field", "value"], meta_rows)]))
     return [s for s in out if s.charts or s.tables or s.text or s.items]
+
+
+def _net_section(results: ResultSet) -> Section | None:
+    """The network half (storprof net): verdicts first, the chart, the table, what each path isolates."""
+    from . import netviews
+    from .netplan import PATHS, WORKLOADS
+    from .netsummary import net_rows
+    rows = net_rows(results.of(NetRecord))
+    if not rows:
+        return None
+    chart = charts.net_chart(netviews.records(rows))
+    return Section("Network paths", [chart] if chart else [],
+                   [Table(netviews.HEADERS, netviews.table_rows(netviews.measured(rows)), netviews.NOTE),
+                    Table(["path", "what it isolates"], [[p.name, p.what] for p in PATHS.values()]),
+                    Table(["workload", "what"], [[w.name, w.what] for w in WORKLOADS.values()])],
+                   text=netviews.verdict_lines(rows))
 
 
 def _answer(results: ResultSet, over: pd.DataFrame, ops: pd.DataFrame, precision: float) -> Section:

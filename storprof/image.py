@@ -51,6 +51,8 @@ class RootfsPlan:
     """Which host files go where in the image; hashing it names the image."""
 
     files: tuple[tuple[str, str], ...]   # (host path, path inside the image)
+    dirs: tuple[str, ...] = BENCH_DIRS
+    made: tuple[tuple[str, bytes], ...] = ()   # (path inside the image, content): files made, not copied
 
     def content_hash(self) -> str:
         h = hashlib.sha256()
@@ -59,20 +61,23 @@ class RootfsPlan:
             with open(host, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     h.update(chunk)
-        for d in BENCH_DIRS:
+        for d in self.dirs:
             h.update(d.encode() + b"\0")
+        for inside, data in self.made:
+            h.update(inside.encode() + b"\0" + data)
         return h.hexdigest()[:16]
 
 
-def plan_rootfs(tools: tuple[str, ...] = TOOLS) -> RootfsPlan:
-    """The host's fio and helpers, with every library they link, at the same paths."""
+def plan_rootfs(tools: tuple[str, ...] = TOOLS, dirs: tuple[str, ...] = BENCH_DIRS,
+                made: tuple[tuple[str, bytes], ...] = ()) -> RootfsPlan:
+    """The host's fio and helpers (or other tools), with every library they link, at the same paths."""
     files: dict[str, str] = {}   # path inside the image -> host file
     for tool in tools:
         real = str(Path(require(tool)).resolve())
         files["/usr/bin/fio" if tool == "fio" else f"/bin/{tool}"] = real
         for lib in linked_libraries(real):
             files[lib] = str(Path(lib).resolve())
-    return RootfsPlan(tuple(sorted((host, inside) for inside, host in files.items())))
+    return RootfsPlan(tuple(sorted((host, inside) for inside, host in files.items())), dirs, made)
 
 
 def write_rootfs_tar(plan: RootfsPlan, path: Path) -> Path:
@@ -92,8 +97,13 @@ def write_rootfs_tar(plan: RootfsPlan, path: Path) -> Path:
                     tar.addfile(info)
                     made_dirs.add(sub)
 
-        for d in BENCH_DIRS:
+        for d in plan.dirs:
             add_dir(d)
+        for inside, data in plan.made:
+            add_dir(str(Path(inside).parent))
+            made = tarfile.TarInfo(inside.lstrip("/"))
+            made.size, made.mode = len(data), 0o644
+            tar.addfile(made, io.BytesIO(data))
         for host, inside in plan.files:
             add_dir(str(Path(inside).parent))
             info = tar.gettarinfo(host, arcname=inside.lstrip("/"))
@@ -118,7 +128,9 @@ def one_file_tar(name: str, data: bytes, mode: int = 0o644) -> bytes:
 class BenchImage:
     """The image in one daemon: found by its content tag, or imported; removed only if made here."""
 
-    def __init__(self, client, run_label: dict[str, str], user_image: str | None = None):
+    def __init__(self, client, run_label: dict[str, str], user_image: str | None = None,
+                 repository: str = REPOSITORY):
+        self.repository = repository
         self.client = client
         self.run_label = run_label
         self.user_image = user_image
@@ -136,7 +148,7 @@ class BenchImage:
             self.ref = self.user_image
             return self.ref
         plan = plan or plan_rootfs()
-        ref = f"{REPOSITORY}:{plan.content_hash()}"
+        ref = f"{self.repository}:{plan.content_hash()}"
         try:
             self.client.images.get(ref)
             self.ref = ref

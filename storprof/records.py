@@ -215,7 +215,32 @@ class DriverRecord(Record):
     time: str = ""
 
 
-RECORD_TYPES: dict[str, type[Record]] = {cls.kind: cls for cls in (FioRecord, ProbeRecord, LayerRecord, DriverRecord)}
+@dataclass(frozen=True)
+class NetRecord(Record):
+    """One client run of `storprof net` over one network path (or the host baseline)."""
+
+    kind: ClassVar[str] = "net"
+    run_id: str
+    engine: str                          # the engine the run named (engines.SYSTEM or a version)
+    docker_version: str
+    kernel: str
+    namespace: str                       # which daemon's namespace: proxy (userland-proxy=true) or nat
+    path: str                            # netplan.PATHS, "host" for the baseline
+    workload: str                        # netplan.WORKLOADS
+    repeat: int
+    status: str                          # ok | failed | skipped
+    tool: str = ""
+    tool_version: str = ""
+    target: str = ""                     # address:port the client dialled (inside the namespace)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    raw: str | None = None               # the client's own output, relative to the results directory
+    error: str | None = None
+    time: str = ""
+
+
+RECORD_TYPES: dict[str, type[Record]] = {cls.kind: cls for cls in (FioRecord, ProbeRecord, LayerRecord, DriverRecord,
+                                                                   NetRecord)}
 MEASUREMENTS = (FioRecord, ProbeRecord)
 
 

@@ -41,11 +41,21 @@ def inside_path(program: str) -> str:
 
 
 def bwrap_argv(program: str, args: list[str], writable: list[Path], inputs: dict[str, Path],
-               cwd: Path) -> list[str]:
+               cwd: Path, *, share_net: bool = False, readable: list[Path] | None = None,
+               uid: int | None = None, private_tmp: bool = False) -> list[str]:
     """The bubblewrap command that runs `program args` seeing only its files, the `writable`
-    directories (at their own paths) and each input file read-only at INPUT_DIR/<name>."""
-    argv = [require("bwrap"), "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
-            "--cap-drop", "ALL", "--dev", "/dev"]
+    directories (at their own paths) and each input file read-only at INPUT_DIR/<name>.
+    `share_net` keeps the caller's network namespace (storprof net's servers and clients, in a
+    namespace storprof made); `readable` directories are bound read-only; `uid` runs as that user;
+    `private_tmp` gives it an empty /tmp of its own (iperf3 keeps its buffers in a file there)."""
+    argv = [require("bwrap"), "--unshare-all", *(["--share-net"] if share_net else []), "--die-with-parent",
+            "--new-session", "--clearenv", "--cap-drop", "ALL", "--dev", "/dev"]
+    if uid is not None:
+        argv += ["--uid", str(int(uid)), "--gid", str(int(uid))]
+    if private_tmp:
+        argv += ["--tmpfs", "/tmp"]
+    for directory in readable or []:
+        argv += ["--ro-bind", str(directory), str(directory)]
     for host, inside in program_files(program):
         argv += ["--ro-bind", host, inside]
     for directory in writable:

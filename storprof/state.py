@@ -4,8 +4,8 @@ Each run appends to `<workdir>/.storprof-state/<run_id>.jsonl` (fsynced per line
 (pid and process start time), then every backing filesystem, ephemeral daemon, scratch directory
 and attached daemon's label before it is created. A run that ends normally checks that each is
 gone and deletes its file. `storprof clean` reads the files of runs whose owner is no longer alive
-(killed, kill -9 included) and removes what they list, by the records alone: a path is only
-removed if it carries the run id, a loop device only if it is backed by the run's image, a
+(killed, kill -9 included) and removes what they list, by the records alone: a path or a network
+namespace is only removed if it carries the run id, a loop device only if it is backed by the run's image, a
 process only if its command line names the run's exec root, a container, image or volume only if
 it has the run's label. Nothing else is touched.
 """
@@ -26,6 +26,7 @@ from .backing import BackingFS
 from .containers import LABEL
 from .daemon import EphemeralDaemon
 from .errors import first_line
+from .netns import NetNamespace
 
 STATE_DIR = ".storprof-state"
 
@@ -163,6 +164,11 @@ def remove(records: list[dict], progress: Callable[[str], None] = lambda line: N
             elif kind == "overlay":
                 for done in unionconfig.put_back(rec):
                     progress(f"{run_id}: put back {done}")
+            elif kind == "netns" and _ours(rec.get("name"), run_id):
+                ns = NetNamespace.adopt(rec)
+                if ns.exists():
+                    progress(f"{run_id}: deleting network namespace {ns.name}")
+                ns.delete()
         except Exception as e:          # keep going: one stuck object must not hide the others
             problems.append(f"{kind}: {first_line(e)}")
     return problems
@@ -183,6 +189,8 @@ def leftovers(records: list[dict]) -> list[str]:
             left += _labelled(rec)
         elif kind == "overlay":
             left += unionconfig.still_set(rec)
+        elif kind == "netns" and _ours(rec.get("name"), run_id):
+            left += NetNamespace.adopt(rec).leftover()
     return left
 
 
