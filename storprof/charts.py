@@ -239,11 +239,15 @@ def net_chart(rows: list[dict]) -> Chart | None:
     """One panel per workload: each network path's primary metric over its host baseline (the
     geometric mean of the paired rounds), error bars the 95% interval; netviews.records' rows."""
     from .netplan import WORKLOADS
-    main = [r for r in rows if r["metric"] == WORKLOADS[r["workload"]].metric and r["ratio"]]
+    # each path against its host baseline, and docker-proxy against DNAT (the other pairings are in the table)
+    main = [r for r in rows if r["metric"] == WORKLOADS[r["workload"]].metric and r["ratio"]
+            and (r["against"] == "host" or r["path"].startswith("proxy-loopback vs"))]
     workloads = [w for w in WORKLOADS if any(r["workload"] == w for r in main)]
     if not workloads:
         return None
-    fig, axes = plt.subplots(len(workloads), 1, figsize=(8, 1.0 + 1.9 * len(workloads)), squeeze=False)
+    per_panel = max(sum(1 for r in main if r["workload"] == w) for w in workloads)
+    fig, axes = plt.subplots(len(workloads), 1, figsize=(9, len(workloads) * (0.9 + 0.24 * per_panel)),
+                             squeeze=False)
     for ax, workload in zip(axes[:, 0], workloads):
         mine = [r for r in main if r["workload"] == workload]
         labels = [f"{r['path']} ({r['engine']})" if len({x['engine'] for x in main}) > 1 else r["path"] for r in mine]

@@ -95,7 +95,15 @@ def _net_section(results: ResultSet) -> Section | None:
                    [Table(netviews.HEADERS, netviews.table_rows(netviews.measured(rows)), netviews.NOTE),
                     Table(["path", "what it isolates"], [[p.name, p.what] for p in PATHS.values()]),
                     Table(["workload", "what"], [[w.name, w.what] for w in WORKLOADS.values()])],
-                   text=netviews.verdict_lines(rows))
+                   items=[_split_engine(line) for line in netviews.verdict_lines(rows)])
+
+
+def _split_engine(line: str) -> tuple[str, str]:
+    """'[Docker 28.5.2] docker-proxy vs ...' -> ('Docker 28.5.2:', 'docker-proxy vs ...') for the answer list."""
+    if line.startswith("[") and "] " in line:
+        engine, rest = line[1:].split("] ", 1)
+        return f"{engine}:", rest
+    return "", line
 
 
 def _answer(results: ResultSet, over: pd.DataFrame, ops: pd.DataFrame, precision: float) -> Section:

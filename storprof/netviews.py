@@ -55,7 +55,9 @@ def verdict_text(row: NetRow) -> str:
         return f"real: {abs(worse):.0%} {'slower' if worse > 0 else 'faster'}"
     if row.verdict == SAME:
         return "no measurable difference"
-    return "noise hides it" if row.n >= 2 else "too few runs"
+    if row.n < 2 or row.interval is None:
+        return "too few runs"
+    return f"within noise ({row.interval.low:.2f}–{row.interval.high:.2f})"
 
 
 def table_rows(rows: list[NetRow]) -> list[list[str]]:
@@ -76,6 +78,11 @@ def _sentence(row: NetRow) -> str:
     who = PATHS[row.path].name if row.path in PATHS else row.path
     return (f"{row.workload} ({metric_name(row.metric)}), {who} against {row.against}: {human(row.value, row.unit)} "
             f"against {human(row.base, row.unit)}, {ratio_text(row)}, n={row.n}: {verdict_text(row)}")
+
+
+def engine_label(row: NetRow) -> str:
+    """'Docker 28.5.2': the version the daemon reported (Debian's +dfsg suffix left out)."""
+    return f"Docker {row.docker_version.split('+')[0]}" if row.docker_version else row.engine
 
 
 def measured(rows: list[NetRow]) -> list[NetRow]:
@@ -101,13 +108,16 @@ def verdict_lines(rows: list[NetRow]) -> list[str]:
     main = primary(measured(rows))
     for r in main:
         if r.path == PROXY_VS_DNAT:
-            lines.append(f"[{r.engine}] docker-proxy vs DNAT on 127.0.0.1, {WORKLOADS[r.workload].what}: "
+            lines.append(f"[{engine_label(r)}] docker-proxy vs DNAT on 127.0.0.1, {WORKLOADS[r.workload].what}: "
                          f"{ratio_text(r)} ({human(r.value, r.unit)} against {human(r.base, r.unit)}), n={r.n}: "
                          f"{verdict_text(r)}")
     for r in main:
         if r.path == "host-network":
-            lines.append(f"[{r.engine}] --network host against the host, {r.workload}: {ratio_text(r)}, n={r.n}: "
-                         f"{verdict_text(r)}")
+            lines.append(f"[{engine_label(r)}] --network host against the host, {r.workload}: {ratio_text(r)}, "
+                         f"n={r.n}: "
+                         f"{verdict_text(r)}" + (" (the same network stack: what differs is the container itself, "
+                                                 "its cgroups; see docs/network.md)"
+                                                 if r.verdict == REAL else ""))
     controls = [r for r in main if r.path == CONTROL and r.interval is not None and r.n > 1]
     if controls:
         widest = max(controls, key=lambda r: r.interval.half_width if r.interval else 0)

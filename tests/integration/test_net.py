@@ -209,3 +209,23 @@ def test_a_missing_tool_skips_its_workload_with_the_reason_and_the_others_run(tm
         assert {(r.path, r.status) for r in throughput} == {("host", "ok"), ("bridge", "ok")}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_a_storage_daemon_leaves_the_host_firewall_alone(tmp_path):
+    """Docker 27+ adds ip6tables chains by default even with --iptables=false; a storage daemon of
+    storprof's passes --ip6tables=false too, so starting and stopping one changes nothing."""
+    from storprof.daemon import RUNTIME_ROOT, EphemeralDaemon
+    from storprof.engines import all_engines
+    engine = max(all_engines(), key=lambda e: e.version)
+    before = host_network_snapshot()
+    daemon = EphemeralDaemon("vfs@test", "vfs", tmp_path / "docker", RUNTIME_ROOT / f"it-{os.urandom(4).hex()}",
+                             tmp_path / "dockerd.log", engine=engine)
+    try:
+        daemon.start()
+        assert daemon.client.ping()
+        during = host_network_snapshot()
+    finally:
+        daemon.stop()
+    for name in before:
+        assert during[name] == before[name], f"{name} changed while a storage daemon ran"
+    assert host_network_snapshot() == before

@@ -195,7 +195,7 @@ def test_failed_runs_are_left_out_and_said_once():
 def test_the_verdict_comes_first_and_the_table_holds_every_measured_row():
     rows = net_rows(ResultSet.load(RUN).of(NetRecord))
     lines = netviews.verdict_lines(rows)
-    assert lines[0].startswith("[28.5.2] docker-proxy vs DNAT on 127.0.0.1, bulk TCP throughput")
+    assert lines[0].startswith("[Docker 28.5.2] docker-proxy vs DNAT on 127.0.0.1, bulk TCP throughput")
     assert lines[-1].startswith("Noise: the host baseline against itself")
     table = netviews.format_table(rows)
     assert len(table.splitlines()) == 2 + len(rows)
