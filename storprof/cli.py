@@ -354,19 +354,7 @@ def _execute(plan: SweepPlan, driver_list: str | None, out: Path | None, meta: d
     if plan.budget_seconds is not None:      # what checking took counts; keep time to print the tables
         plan.budget_seconds = max(30.0, plan.budget_seconds - (time.monotonic() - started) - TABLES_RESERVE)
     store = results.ResultsStore(out or results.default_out_dir(), {**_plan_meta(plan), **meta}, resume=resume)
-    progress = SweepProgress("quiet" if quiet else "auto")
-    previous_handlers = {sig: signal.signal(sig, _on_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        outcomes = Sweep(plan, store, progress, done=done).run()
-    except (KeyboardInterrupt, _Terminated):
-        progress.close()
-        click.echo(f"storprof: interrupted; finished runs are kept in {store.dir}/{results.RESULTS_FILE} "
-                   f"(continue with --resume {store.dir})", err=True)
-        sys.exit(130)
-    finally:
-        progress.close()
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
+    outcomes = _interruptible(store, quiet, lambda progress: Sweep(plan, store, progress, done=done).run())
     result_set = ResultSet.load(store.dir)
     if fmt in ("csv", "json"):
         _print_tables(result_set, fmt)
@@ -378,6 +366,24 @@ def _execute(plan: SweepPlan, driver_list: str | None, out: Path | None, meta: d
     click.echo(f"Total wall time: {time.monotonic() - started:.0f} s")
     if not any(o.status == "ok" for o in outcomes):
         raise StorprofError("no driver could be measured (see the reasons above)")
+
+
+def _interruptible(store: results.ResultsStore, quiet: bool, run):
+    """`run(progress)` under a progress bar. Ctrl-C, SIGTERM and SIGHUP unwind every teardown, keep
+    what finished and say how to go on."""
+    progress = SweepProgress("quiet" if quiet else "auto")
+    previous_handlers = {sig: signal.signal(sig, _on_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return run(progress)
+    except (KeyboardInterrupt, _Terminated):
+        progress.close()
+        click.echo(f"storprof: interrupted; finished runs are kept in {store.dir}/{results.RESULTS_FILE} "
+                   f"(continue with --resume {store.dir})", err=True)
+        sys.exit(130)
+    finally:
+        progress.close()
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
 
 
 def _sizes(text: str, what: str) -> tuple[int, ...]:
@@ -548,19 +554,7 @@ def net_cmd(path_list, workload_list, engine_list, seconds, repeat, quick, workd
                    run_id=uuid.uuid4().hex[:10])
     done = done_keys(previous, plan) if previous is not None else frozenset()
     store = results.ResultsStore(resume_dir or out or results.default_out_dir(), meta, resume=bool(resume_dir))
-    progress = SweepProgress("quiet" if quiet else "auto")
-    previous_handlers = {sig: signal.signal(sig, _on_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        records = NetRun(plan, store, progress, workdir, done=done).run()
-    except (KeyboardInterrupt, _Terminated):
-        progress.close()
-        click.echo(f"storprof: interrupted; finished runs are kept in {store.dir}/{results.RESULTS_FILE} "
-                   f"(continue with --resume {store.dir})", err=True)
-        sys.exit(130)
-    finally:
-        progress.close()
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
+    records = _interruptible(store, quiet, lambda progress: NetRun(plan, store, progress, workdir, done=done).run())
     result_set = ResultSet.load(store.dir)
     _print_net(result_set, fmt)
     click.echo(f"\nResults: {store.dir}  (net.md, results.jsonl, raw/net/)")

@@ -26,7 +26,7 @@ from storprof.netplan import PATHS, WORKLOADS
 from storprof.netsummary import CONTROL, PROXY_VS_DNAT, net_rows
 from storprof.records import NetRecord
 from storprof.results import ResultSet
-from tests.conftest import storprof_leftovers
+from tests.conftest import sigint_default, storprof_leftovers
 
 TOOLS = ("dockerd", "iperf3", "sockperf", "wrk", "nginx", "bwrap", "ip", "iptables", "nsenter", "ss")
 pytestmark = [
@@ -229,3 +229,37 @@ def test_a_storage_daemon_leaves_the_host_firewall_alone(tmp_path):
     for name in before:
         assert during[name] == before[name], f"{name} changed while a storage daemon ran"
     assert host_network_snapshot() == before
+
+
+def test_ctrl_c_keeps_what_finished_leaves_nothing_and_resume_completes_the_rounds(tmp_path):
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-net-int-", dir="/var/tmp"))
+    out = tmp_path / "r"
+    args = ("--paths", "bridge", "--workloads", "throughput", "--seconds", "1", "--workdir", str(workdir), "--quiet")
+    try:
+        proc = subprocess.Popen(storprof("net", "--repeat", "4", "--out", str(out), *args),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+        results = out / "results.jsonl"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if results.is_file() and results.read_text().count("\n") >= 3:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and f"--resume {out}" in err, err
+        kept = ResultSet.load(out).of(NetRecord)
+        assert 3 <= len(kept) < 8
+        assert our_namespaces({r.run_id for r in kept}) == [] and storprof_leftovers(str(workdir)) == []
+        done = subprocess.run(storprof("net", "--repeat", "4", "--resume", str(out), *args), capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        ok = [r for r in ResultSet.load(out).of(NetRecord) if r.status == "ok"]
+        # every round complete within one run: a round the interrupt cut short is measured again whole
+        rounds: dict[tuple[int, str], set[str]] = {}
+        for r in ok:
+            rounds.setdefault((r.repeat, r.run_id), set()).add(r.path)
+        complete = {repeat for (repeat, _), paths in rounds.items() if paths == {"host", "bridge"}}
+        assert complete == {1, 2, 3, 4}
+        assert storprof_leftovers(str(workdir)) == []
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
