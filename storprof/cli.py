@@ -527,7 +527,7 @@ def net_cmd(path_list, workload_list, engine_list, seconds, repeat, quick, workd
     """What Docker's network paths cost: docker-proxy, iptables DNAT, the bridge and host networking,
     each against the same server on the host, in network namespaces of storprof's own."""
     from . import netplan
-    from .net import NetRun, done_keys, missing_tools
+    from .net import BASE_TOOLS, NetRun, done_keys, missing_tools
     from .netplan import NetPlan, NetSettings, parse_choice
     started = time.monotonic()
     preset = netplan.QUICK if quick else netplan.THOROUGH
@@ -541,7 +541,7 @@ def net_cmd(path_list, workload_list, engine_list, seconds, repeat, quick, workd
         raise UserError("--resume continues in its own directory; leave out --out")
     if os.geteuid() != 0:
         raise UserError("storprof net makes network namespaces and starts dockerd: run it as root")
-    missing = missing_tools(("ip", "iptables", "bwrap", "nsenter", "ss", "dockerd"))
+    missing = missing_tools(BASE_TOOLS)
     if missing:
         raise UserError("missing " + ", ".join(f"{t} (package {p})" for t, p in missing.items()))
     names = _net_engines(engine_list)

@@ -21,7 +21,7 @@ from .engines import find as find_engine
 from .errors import StorprofError, first_line
 from .netplan import CONNECTIONS, PATHS, WORKLOADS, NetPlan
 from .netsession import NetSession
-from .proc import CommandTimeout, run
+from .proc import PACKAGES, CommandTimeout, run
 from .records import NetRecord
 from .results import ResultSet, ResultsStore
 from .sandbox import INPUT_DIR
@@ -29,10 +29,8 @@ from .state import RunState, dead_runs
 
 # The tools each workload needs on the host, the client first.
 NEEDS = {"throughput": ("iperf3",), "latency": ("sockperf",), "connect": ("wrk", "nginx"), "http": ("wrk", "nginx")}
-PACKAGES = {"iperf3": "iperf3", "sockperf": "sockperf", "wrk": "wrk", "nginx": "nginx-light", "bwrap": "bubblewrap",
-            "ip": "iproute2", "iptables": "iptables", "nsenter": "util-linux", "ss": "iproute2"}
-# Always needed: namespaces, the sandbox, reading socket tables.
-BASE_TOOLS = ("ip", "iptables", "bwrap", "nsenter", "ss")
+# Always needed: namespaces, the sandbox, reading socket tables, the daemons.
+BASE_TOOLS = ("ip", "iptables", "bwrap", "nsenter", "ss", "dockerd")
 WRK_SCRIPT = "report.lua"
 
 Key = tuple[str, str, str, str, int]       # engine, path, namespace, workload, repeat

@@ -44,10 +44,6 @@ PATHS: dict[str, NetPath] = {p.name: p for p in (
     NetPath("bridge", NAT, "bridge", "container", False,
             "the container's own address over the bridge, nothing published: the bridge and veth alone"),
 )}
-# The host baseline also runs in the proxy daemon's namespace: every ratio is paired with the
-# baseline measured in its own namespace, in the same round.
-BASELINE_IN = {PROXY: HOST, NAT: HOST}
-
 
 @dataclass(frozen=True)
 class NetWorkload:

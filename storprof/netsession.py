@@ -9,6 +9,7 @@ recorded in the ownership record before it is made, and torn down in reverse.
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import subprocess
 import time
@@ -44,6 +45,7 @@ def installed_servers() -> tuple[str, ...]:
     return tuple(t for t in SERVERS if shutil.which(t))
 
 
+@functools.cache
 def net_rootfs(servers: tuple[str, ...]) -> RootfsPlan:
     """The server image: the host's own iperf3, sockperf and nginx (the same binaries as the host
     baseline's), a 1 KiB page and nginx configurations for both server port sets."""

@@ -23,6 +23,15 @@ PACKAGES = {
     "fuse-overlayfs": "fuse-overlayfs",
     "bwrap": "bubblewrap",
     "timeout": "coreutils",
+    # storprof net: its namespaces, and the servers and clients it runs in them
+    "ip": "iproute2",
+    "ss": "iproute2",
+    "iptables": "iptables",
+    "nsenter": "util-linux",
+    "iperf3": "iperf3",
+    "sockperf": "sockperf",
+    "wrk": "wrk",
+    "nginx": "nginx-light",
 }
 
 
