@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import proc
+from . import proc, safepath
 from .drivers import FILESYSTEMS
 from .errors import EnvironmentProblem, StorprofError, UserError
 from .mounts import host_fs_type, mount_from_mountinfo, mount_of, parse_mountinfo, read_mountinfo
@@ -51,10 +51,11 @@ def require_free_space(path: Path, needed: int, purpose: str) -> None:
 
 
 def make_workdir(path: Path, on_disk: bool = True) -> tuple[Path, bool]:
-    """The work directory (absolute), made if missing, after checking where it would be made:
-    the nearest existing directory above it must be writable and, `on_disk`, on a real disk
-    filesystem. Returns (path, whether it was made here); UserError on one line otherwise."""
-    path = Path(os.path.abspath(path))
+    """The work directory (absolute), made 0700 if missing, after checking where it would be made:
+    every component of it that exists must be root's (or the invoking user's) and writable by
+    nobody else (safepath), and, `on_disk`, the nearest existing one on a real disk filesystem.
+    Returns (path, whether it was made here); UserError on one line otherwise."""
+    path = safepath.require_safe(path, "work directory")
     existing = next(p for p in (path, *path.parents) if os.path.lexists(p))
     if not existing.is_dir():
         raise UserError(f"cannot make the work directory {path}: {existing} is not a directory")
@@ -62,18 +63,13 @@ def make_workdir(path: Path, on_disk: bool = True) -> tuple[Path, bool]:
         check_workdir(existing, what=f"work directory {path}" if existing != path else "")
     if existing == path:
         return path, False
-    try:
-        path.mkdir(parents=True)
-    except OSError as exc:
-        raise UserError(f"cannot make the work directory {path}: {exc.strerror or exc}") from None
-    return path, True
+    return safepath.make_private_dir(path, "work directory"), True
 
 
 @contextlib.contextmanager
 def bench_workdir(path: Path) -> Iterator[Path]:
     """A benchmark's work directory: made if missing, checked, and removed again if left empty."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    path = safepath.make_private_dir(path, "benchmark work directory")
     try:
         check_workdir(path)
         yield path
@@ -137,16 +133,15 @@ class BackingFS:
         self._made: list[tuple[str, str]] = []
 
     @classmethod
-    def adopt(cls, record: dict) -> BackingFS:
-        """The backing filesystem a state record describes, with what of it exists now marked
-        as made, so teardown() removes the leftovers of a killed run."""
-        fs = cls(record["fs"], Path(record["workdir"]), record["name"], int(record["size_bytes"]))
-        fs.is_loop = bool(record.get("is_loop", fs.is_loop))
-        if fs.is_loop and os.path.lexists(fs.image):
-            fs._made.append(("image", str(fs.image)))
-        if os.path.lexists(fs.path) or fs._mounts_under():
-            fs._made += [("dir", str(fs.path))] + ([("mount", str(fs.path))] if fs.is_loop else [])
-        return fs
+    def adopt(cls, fs: str, workdir: Path, name: str) -> BackingFS:
+        """The backing filesystem a killed run made (`storprof clean` computes `name` from the run
+        id, state.py), with what of it exists now marked as made, so teardown() removes it."""
+        backing = cls(fs, workdir, name, 0)
+        if backing.is_loop and os.path.lexists(backing.image):
+            backing._made.append(("image", str(backing.image)))
+        if os.path.lexists(backing.path) or backing._mounts_under():
+            backing._made += [("dir", str(backing.path))] + ([("mount", str(backing.path))] if backing.is_loop else [])
+        return backing
 
     def record(self) -> dict:
         """What state.py writes down before setup()."""

@@ -12,21 +12,21 @@ import signal
 import sys
 import textwrap
 import time
-import uuid
 import warnings
 from pathlib import Path
 
 import click
 
-from . import __version__, backing, drivers, results, tables
+from . import __version__, backing, drivers, results, safepath, tables
 from .cpu import fio_cpus
-from .daemon import AttachedDaemon
+from .daemon import DOCKER_HOST, AttachedDaemon
 from .deepstack import parse_depths
 from .engines import all_engines
 from .errors import StorprofError, UserError
 from .fiojob import builtin_job_names
 from .fiooptions import ALLOWED, MAX_SECONDS, refusable_by_flag
 from .layers import QUICK_PLAN, LayerPlan
+from .layout import new_run_id
 from .mounts import host_fs_type
 from .placements import AA, PLACEMENTS
 from .plan import PROBES, QUICK, THOROUGH, JobSettings, SweepPlan, load_jobs, probe_plans
@@ -37,14 +37,13 @@ from .results import ResultSet
 from .summary import DEFAULT_PRECISION, layer_tables, noise_floor, summarize
 from .sweep import Sweep
 
-DEFAULT_WORKDIR = Path("/var/tmp/storprof")
+# Root's own places: work and state below /var/lib/storprof, runtime below /run/storprof (layout.py).
+DEFAULT_WORKDIR = Path("/var/lib/storprof/work")
 # Seconds of a --budget kept back for reading the results and printing the tables.
 TABLES_RESERVE = 5.0
 
 # What --image and --docker-host take: an image reference, and a daemon address.
 IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._/-]{0,200}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
-DOCKER_HOST = re.compile(r"unix:///[A-Za-z0-9_./-]{1,200}|(?:tcp|http|https)://[A-Za-z0-9.\[\]:-]{1,200}"
-                         r"|ssh://(?:[A-Za-z0-9_.-]+@)?[A-Za-z0-9.-]+(?::\d+)?")
 # Terminal table styles (tabulate's, 'markdown' being its pipe style) and two for machines.
 TABLE_FORMATS = ("simple", "plain", "github", "markdown", "grid", "pipe", "csv", "json")
 
@@ -551,7 +550,7 @@ def net_cmd(path_list, workload_list, engine_list, seconds, repeat, quick, workd
     previous = _net_previous(resume_dir, settings.seconds) if resume_dir else None
     workdir = _make_workdir(workdir, on_disk=True)
     plan = NetPlan(engines=names, paths=paths, workloads=workloads, settings=settings,
-                   run_id=uuid.uuid4().hex[:10])
+                   run_id=new_run_id())
     done = done_keys(previous, plan) if previous is not None else frozenset()
     store = results.ResultsStore(resume_dir or out or results.default_out_dir(), meta, resume=bool(resume_dir))
     records = _interruptible(store, quiet, lambda progress: NetRun(plan, store, progress, workdir, done=done).run())
@@ -617,11 +616,13 @@ def clean(workdir: Path):
     from .state import clean as clean_workdir
     if os.geteuid() != 0:
         raise StorprofError("clean stops daemons and unmounts filesystems: run it as root")
+    workdir = safepath.require_safe(workdir, "work directory")
     cleaned = clean_workdir(workdir, progress=lambda line: click.echo(line, err=True))
     running = f"; {len(cleaned.running)} still running, not touched" if cleaned.running else ""
+    for problem in cleaned.problems:
+        click.echo(f"storprof: clean: {problem}", err=True)
     if cleaned.problems:
-        raise StorprofError(f"could not remove everything: {cleaned.problems[0]}"
-                            + (f" (and {len(cleaned.problems) - 1} more)" if len(cleaned.problems) > 1 else ""))
+        raise StorprofError(f"clean left {len(cleaned.problems)} thing(s) as they were (listed above)")
     if cleaned.cleaned:
         click.echo(f"removed the leftovers of {len(cleaned.cleaned)} run(s): {', '.join(cleaned.cleaned)}{running}")
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,14 +20,16 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from . import mounts
+from . import mounts, safepath
 from .engines import Engine
 from .errors import DaemonError, EnvironmentProblem, first_line
 from .proc import require
 
-# Where ephemeral daemons keep their sockets and exec roots: short paths (unix socket paths are
-# limited to 108 bytes, and containerd nests its own sockets under the exec root).
-RUNTIME_ROOT = Path("/run/storprof")
+# What --docker-host takes (and what `storprof clean` accepts from an attached run's record): a unix
+# socket path, a tcp/http(s) address, or ssh://[user@]host[:port]; no part may begin with '-', which
+# ssh would read as an option.
+DOCKER_HOST = re.compile(r"unix:///[A-Za-z0-9_./-]{1,200}|(?:tcp|http|https)://[A-Za-z0-9.\[\]][A-Za-z0-9.\[\]:-]{0,199}"
+                         r"|ssh://(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*@)?[A-Za-z0-9.][A-Za-z0-9.-]*(?::\d{1,5})?")
 
 # A storage daemon touches no network: no bridge, and no iptables rules, IPv4 or IPv6 (Docker 27
 # and later add ip6tables rules by default, even with --iptables=false).
@@ -99,12 +102,7 @@ class EphemeralDaemon(Daemon):
         self.process: subprocess.Popen | None = None
         self._client: docker.DockerClient | None = None
         self._log: BinaryIO | None = None
-
-    @classmethod
-    def adopt(cls, record: dict) -> EphemeralDaemon:
-        """The daemon a state record describes (see state.py), to stop what a killed run left."""
-        return cls(record.get("spec", "?"), record.get("driver", "?"), Path(record["data_root"]),
-                   Path(record["runtime_dir"]), Path(record.get("log", "/dev/null")), netns=record.get("netns"))
+        self._started = False
 
     def record(self) -> dict:
         """What state.py writes down before start(): enough to find and stop it later."""
@@ -120,13 +118,14 @@ class EphemeralDaemon(Daemon):
                 "netns": self.netns}
 
     def _recorded_pid(self) -> int | None:
-        """dockerd's pid from its pidfile, only if that process is this daemon (names our exec root)."""
+        """dockerd's pid from its pidfile, only if that process is root's and this daemon (its argv
+        holds our exact --exec-root)."""
         try:
             pid = int(self.pidfile.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, ValueError):
             return None
-        return pid if f"--exec-root={self.exec_root}" in cmdline else None
+        argv = _root_argv(pid)
+        return pid if argv is not None and f"--exec-root={self.exec_root}" in argv else None
 
     def leftover(self) -> list[str]:
         """What of this daemon still exists: its process, helpers, mounts, runtime directory."""
@@ -176,7 +175,7 @@ class EphemeralDaemon(Daemon):
             raise EnvironmentProblem("starting an ephemeral dockerd needs root (run storprof as root, "
                                      "or attach to a running daemon with --docker-host)")
         dockerd = self.engine.dockerd if self.engine else require("dockerd")
-        RUNTIME_ROOT.mkdir(mode=0o700, parents=True, exist_ok=True)
+        safepath.make_private_dir(self.runtime_dir.parent, "the runtime directory")
         try:
             self.runtime_dir.mkdir(mode=0o700, exist_ok=False)
         except FileExistsError:
@@ -188,8 +187,12 @@ class EphemeralDaemon(Daemon):
         # default is containerd's; a graphdriver spec must not get it).
         config = ({"features": {"containerd-snapshotter": self.containerd_store}}
                   if self.engine and self.engine.containerd_store else {})
-        self.config_file.write_text(json.dumps(config) + "\n")
-        self.data_root_path.mkdir(parents=True, exist_ok=True)
+        safepath.write_new(self.config_file, json.dumps(config) + "\n")
+        # A restart (the daemon-start workload) keeps the data root it made; a first start makes it
+        # new, so a directory someone else put there is never handed to dockerd.
+        if not self._started:
+            self.data_root_path.mkdir()
+        self._started = True
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - dockerd writes to it until stop()
         self.process = subprocess.Popen(self.argv(dockerd), stdin=subprocess.DEVNULL,
@@ -315,24 +318,43 @@ def _log_message(line: str) -> str:
     return line.strip()
 
 
+def _root_argv(pid: int) -> list[str] | None:
+    """The argv of a process root runs (None for another user's, or a gone one)."""
+    try:
+        if os.stat(f"/proc/{pid}").st_uid != 0:
+            return None
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [a.decode(errors="replace") for a in raw.split(b"\0")[:-1]]
+
+
+def names_path(argv: list[str], path: Path) -> bool:
+    """An argv element is `path` or a path below it, alone or as a `--flag=` value: how dockerd names
+    its exec root and how its containerd and shims name their config and socket under it. Never a
+    substring of the whole command line."""
+    root = str(path).rstrip("/")
+    for arg in argv:
+        value = arg.split("=", 1)[1] if arg.startswith("-") and "=" in arg else arg
+        if value == root or value.startswith(root + "/"):
+            return True
+    return False
+
+
 def _processes_naming(path: Path) -> list[tuple[int, str]]:
-    """(pid, command line) of processes whose command line names `path`."""
-    needle = str(path)
+    """Root's processes whose argv names `path` (dockerd's containerd and shims name its exec root)."""
     found = []
     for pid_dir in Path("/proc").iterdir():
         if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
             continue
-        try:
-            cmdline = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if needle in cmdline:
-            found.append((int(pid_dir.name), cmdline))
+        argv = _root_argv(int(pid_dir.name))
+        if argv and names_path(argv, path):
+            found.append((int(pid_dir.name), " ".join(argv)))
     return found
 
 
 def _kill_processes_under(path: Path) -> None:
-    """Kill processes whose command line names `path` (containerd, shims of this daemon)."""
+    """Kill root's processes whose argv names `path` (containerd, shims of this daemon)."""
     for pid, _ in _processes_naming(path):
         try:
             os.kill(pid, signal.SIGKILL)
@@ -340,10 +362,24 @@ def _kill_processes_under(path: Path) -> None:
             pass
 
 
+# A container's cgroup, as dockerd names it: .../docker/<id> (cgroupfs) or .../docker-<id>.scope
+# (systemd), for either cgroup version.
+_CONTAINER_CGROUP = re.compile(r"^\d+:[^:]*:(?:/.*)?/(?:docker/|docker-)([0-9a-f]{64})(?:\.scope)?(?:/.*)?$",
+                               re.MULTILINE)
+
+
+def container_cgroup_ids(cgroup_text: str) -> set[str]:
+    """The container ids a /proc/<pid>/cgroup text names, by whole cgroup path components."""
+    return set(_CONTAINER_CGROUP.findall(cgroup_text))
+
+
 def _kill_container_processes(data_root: Path) -> None:
-    """Kill processes in the cgroup of any container of this data root (by container id)."""
+    """Kill processes in the cgroup of a container of this data root. The ids are the names of the
+    data root's own `containers/` entries: a directory only dockerd writes, below the run's own
+    directories (layout.py)."""
     try:
-        ids = [d.name for d in (Path(data_root) / "containers").iterdir() if len(d.name) == 64]
+        ids = {d.name for d in (Path(data_root) / "containers").iterdir()
+               if re.fullmatch(r"[0-9a-f]{64}", d.name) and safepath.is_dir_nofollow(d)}
     except OSError:
         return
     if not ids:
@@ -355,7 +391,7 @@ def _kill_container_processes(data_root: Path) -> None:
             cgroup = (pid_dir / "cgroup").read_text()
         except OSError:
             continue
-        if any(i in cgroup for i in ids):
+        if container_cgroup_ids(cgroup) & ids:
             try:
                 os.kill(int(pid_dir.name), signal.SIGKILL)
             except ProcessLookupError:

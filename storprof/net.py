@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import nettools
-from .daemon import RUNTIME_ROOT
+from . import nettools, safepath
 from .engines import Engine, all_engines
 from .engines import find as find_engine
 from .errors import StorprofError, first_line
+from .layout import RUNTIME_ROOT
 from .netplan import CONNECTIONS, PATHS, WORKLOADS, NetPlan
 from .netsession import NetSession
 from .proc import PACKAGES, CommandTimeout, run
@@ -91,15 +91,15 @@ class NetRun:
                 if (engine, p, ns, w, r) not in self.done]
 
     def run(self) -> list[NetRecord]:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        safepath.make_private_dir(self.workdir, "work directory")
         killed = dead_runs(self.workdir)
         if killed:
             self.progress.message(f"{self.workdir} holds leftovers of {len(killed)} killed run(s) "
                                   f"({', '.join(killed)}); 'storprof clean --workdir {self.workdir}' removes them")
         state = RunState(self.workdir, self.plan.run_id, sys.argv)
-        state.record("dir", path=str(self.run_dir))
+        state.record("dir", what="run", path=str(self.run_dir))
         try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.run_dir.mkdir(mode=0o700)
             (self.run_dir / WRK_SCRIPT).write_text(nettools.WRK_REPORT_LUA)
             engines = all_engines()
             todo = {name: self.units(name) for name in self.plan.engines}

@@ -30,17 +30,9 @@ class NetNamespace:
             raise ValueError(f"not a storprof namespace name: {name!r}")
         self.name = name
 
-    @classmethod
-    def for_run(cls, run_id: str, role: str) -> NetNamespace:
-        return cls(f"storprof-{run_id}-{role}")
-
     def record(self) -> dict:
         """What state.py writes down before create()."""
         return {"name": self.name}
-
-    @classmethod
-    def adopt(cls, record: dict) -> NetNamespace:
-        return cls(record["name"])
 
     @property
     def path(self) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 import docker.errors
 
 from . import containers, nettools
-from .daemon import RUNTIME_ROOT, EphemeralDaemon
+from .daemon import EphemeralDaemon
 from .engines import Engine
 from .errors import DaemonError, EnvironmentProblem, StorprofError, first_line
 from .image import BenchImage, RootfsPlan, plan_rootfs
@@ -133,21 +133,23 @@ class NetSession:
         self._stack.close()
 
     def _setup_namespace(self, role: str) -> None:
-        ns = NetNamespace.for_run(self.plan.run_id, f"{role}{self.index}")
-        self.state.record("netns", **ns.record())
+        layout = self.state.layout
+        ns = NetNamespace(layout.netns(role, self.index))
+        self.state.record("netns", role=role, index=self.index, **ns.record())
         self._stack.callback(ns.delete)
         ns.create()
         self.namespaces[role] = ns
         spec = f"[{self.label} {role}]"
-        root = self.workdir / f"{self.plan.run_id}-net-{role}{self.index}"
-        self.state.record("dir", path=str(root))
+        root = layout.net_root(role, self.index)
+        self.state.record("dir", what="net", role=role, index=self.index, path=str(root))
         self._stack.callback(shutil.rmtree, root, True)
+        root.mkdir(mode=0o700)
         daemon = EphemeralDaemon(f"{self.label} {role}", "overlay2", root / "docker",
-                                 RUNTIME_ROOT / f"{self.plan.run_id}-net-{role}{self.index}",
+                                 layout.net_runtime_dir(role, self.index),
                                  self.run_dir / "logs" / f"net-{self.engine.name}-{role}.log",
                                  engine=self.engine,
                                  netns=ns.name, network_args=network_args(role == PROXY, self.engine))
-        self.state.record("daemon", **daemon.record())
+        self.state.record("daemon", role=role, index=self.index, **daemon.record())
         self._stack.callback(daemon.stop)
         daemon.start()
         self.daemons[role] = daemon

@@ -6,7 +6,6 @@ asks the plan for its workloads and for the room one spec needs. Nothing here st
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from .fiocells import FioCells, data_file_name
 from .fiojob import FioJob, check_with_fio, load_job
 from .fiooptions import MAX_FILES
 from .layers import SWEEP_QUICK_PLAN, LayerPlan, LayerTiming
+from .layout import new_run_id
 from .lookup import Lookup, LookupPlan
 from .maxdepth import MaxDepth, MaxDepthPlan
 from .pagecache import PageCache, PageCachePlan
@@ -103,7 +103,7 @@ class SweepPlan:
     workdir: Path = Path("storprof-work")
     docker_host: str | None = None
     image: str | None = None
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    run_id: str = field(default_factory=new_run_id)
     fio_timeout: float = 3600
     storage_opts: list[str] = field(default_factory=list)   # e.g. overlay2.size=10G
     layers: LayerPlan | None = None           # also time layer operations in each daemon (storprof layers)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from . import backing, containers, drivers, unionconfig
-from .daemon import RUNTIME_ROOT, AttachedDaemon, Daemon, EphemeralDaemon
+from .daemon import AttachedDaemon, Daemon, EphemeralDaemon
 from .drivers import DriverSpec
 from .engines import all_engines
 from .engines import find as find_engine
@@ -181,8 +181,9 @@ class EphemeralSession(Session):
         slug = self.spec.slug
         engine = find_engine(self.spec.engine, all_engines())
         info = self.spec.info
-        fs = backing.BackingFS(self.spec.fs, self.workdir, f"{self.run_id}-{slug}", self.size_bytes)
-        self.state.record("backing", **fs.record())
+        layout = self.state.layout
+        fs = backing.BackingFS(self.spec.fs, self.workdir, layout.backing_name(slug), self.size_bytes)
+        self.state.record("backing", slug=slug, **fs.record())
         self.callback(fs.teardown)
         fs.setup()
         if self.spec.overlay:
@@ -194,11 +195,11 @@ class EphemeralSession(Session):
             self.message(f"[{self.spec}] overlay module parameters {', '.join(params.names)} on for this session "
                          f"(host-wide for new overlay mounts; put back at its end)")
         with self.times.phase("daemon_start"):
-            daemon = EphemeralDaemon(str(self.spec), info.storage_driver, fs.path / "docker",
-                                     RUNTIME_ROOT / f"{self.run_id}-{self.index}", self.log_dir / f"{slug}.log",
+            daemon = EphemeralDaemon(str(self.spec), info.storage_driver, layout.data_root(slug),
+                                     layout.runtime_dir(self.index), self.log_dir / f"{slug}.log",
                                      storage_opts=self.storage_opts, engine=engine,
                                      containerd_store=info.store == "containerd")
-            self.state.record("daemon", **daemon.record())
+            self.state.record("daemon", slug=slug, index=self.index, **daemon.record())
             self.callback(daemon.stop)
             daemon.start()
         self.daemon = daemon
@@ -216,7 +217,8 @@ class EphemeralSession(Session):
     def _bind_source(self, placement: str) -> str | None:
         if placement != "bind":
             return None
-        self._bind_dir.mkdir(parents=True, exist_ok=True)
+        if not self._bind_dir.is_dir():
+            self._bind_dir.mkdir()
         return str(self._bind_dir)
 
 

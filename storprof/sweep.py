@@ -18,10 +18,10 @@ from pathlib import Path
 import docker.errors
 import requests.exceptions
 
-from . import drivers
-from .daemon import RUNTIME_ROOT
+from . import drivers, safepath
 from .drivers import DriverSpec
 from .errors import StorprofError, first_line
+from .layout import RUNTIME_ROOT
 from .mounts import host_fs_type
 from .plan import SweepPlan
 from .progress import Progress, as_progress
@@ -60,14 +60,13 @@ class Sweep:
 
     def run(self) -> list[DriverRecord]:
         self.started = time.monotonic()
-        workdir = self.plan.workdir
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir = safepath.make_private_dir(self.plan.workdir, "work directory")
         killed = dead_runs(workdir)
         if killed:
             self.progress.message(f"{workdir} holds leftovers of {len(killed)} killed run(s) ({', '.join(killed)}); "
                                   f"'storprof clean --workdir {workdir}' removes them")
         self.state = RunState(workdir, self.plan.run_id, sys.argv)
-        self.state.record("dir", path=str(self.run_dir))
+        self.state.record("dir", what="run", path=str(self.run_dir))
         try:
             if self.plan.docker_host:
                 return [self._attached()]
@@ -172,13 +171,13 @@ class Sweep:
         assert self.state is not None
         return dict(run_id=self.plan.run_id, run_dir=self.run_dir, state=self.state, times=self.times,
                     message=self.progress.message, user_image=self.plan.image,
-                    scratch=self.plan.workdir if self.plan.workdir.is_dir() else None)
+                    scratch=self.plan.workdir)
 
     def ephemeral_session(self, index: int, spec: DriverSpec) -> EphemeralSession:
         """The session of one spec (also for tests and benchmarks, with a state record of its own)."""
         standalone = self.state is None
         if standalone:
-            self.plan.workdir.mkdir(parents=True, exist_ok=True)
+            safepath.make_private_dir(self.plan.workdir, "work directory")
             self.state = RunState(self.plan.workdir, self.plan.run_id, sys.argv)
         session = EphemeralSession(spec, index, self.plan.workdir, self.plan.backing_size_bytes(),
                                    self.store.dir / "daemons", self.plan.storage_opts_for(spec.driver),

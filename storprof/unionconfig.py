@@ -14,6 +14,7 @@ is opt-in and recorded in the run's ownership record.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .errors import UserError
@@ -22,6 +23,8 @@ from .mounts import mount_of
 OVERLAY_PARAMS = Path("/sys/module/overlay/parameters")
 # The parameters a spec may switch on, and the kernel's word for on.
 SWITCHABLE = ("redirect_dir", "metacopy", "index", "xino_auto")
+# The values a switchable parameter is put back to: the kernel's own words for its booleans.
+VALUES = ("Y", "N")
 RECORDED = ("redirect_dir", "redirect_always_follow", "metacopy", "index", "xino_auto", "nfs_export")
 
 
@@ -68,30 +71,42 @@ class OverlayParams:
         self.before: dict[str, str] = {}
 
     def record(self) -> dict:
-        """What the ownership record keeps: enough for clean to put the values back."""
-        return {"root": str(self.root), "before": self.before, "set": dict.fromkeys(self.names, "Y")}
+        """What the ownership record keeps: enough for clean to put the values back (in the
+        kernel's own directory: clean never takes a directory from a record)."""
+        return {"before": self.before, "set": dict.fromkeys(self.names, "Y")}
 
     def read_before(self) -> None:
         for name in self.names:
             path = self.root / name
             if not path.exists():
                 raise UserError(f"this kernel's overlay module has no parameter {name} ({path})")
-            self.before[name] = path.read_text().strip()
+            value = path.read_text().strip()
+            if value not in VALUES:
+                raise UserError(f"overlay's {name} is {value!r} here, not Y or N: storprof cannot put it back")
+            self.before[name] = value
 
     def apply(self) -> None:
         for name in self.names:
-            (self.root / name).write_text("Y\n")
+            _write(self.root / name, "Y")
 
     def restore(self) -> None:
-        put_back(self.record())
+        put_back(self.record(), self.root)
 
 
-def _still_changed(record: dict):
+def _write(path: Path, value: str) -> None:
+    """A parameter's new value, never through a symlink."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.write(fd, f"{value}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def _still_changed(record: dict, root: Path):
     """(path, name, value before, value now) of each parameter a session set that still holds the
     value it set (a value someone changed since is theirs), of the ones a spec may switch."""
-    root = Path(record.get("root", str(OVERLAY_PARAMS)))
     for name, old in (record.get("before") or {}).items():
-        if name not in SWITCHABLE:
+        if name not in SWITCHABLE or old not in VALUES:
             continue
         try:
             now = (root / name).read_text().strip()
@@ -101,18 +116,18 @@ def _still_changed(record: dict):
             yield root / name, name, old, now
 
 
-def put_back(record: dict) -> list[str]:
+def put_back(record: dict, root: Path = OVERLAY_PARAMS) -> list[str]:
     """Write back each value a session changed and nobody changed since; returns what it put back."""
     done = []
-    for path, name, old, _ in _still_changed(record):
+    for path, name, old, _ in _still_changed(record, root):
         try:
-            path.write_text(f"{old}\n")
+            _write(path, old)
             done.append(f"overlay {name}={old}")
         except OSError:
             continue
     return done
 
 
-def still_set(record: dict) -> list[str]:
+def still_set(record: dict, root: Path = OVERLAY_PARAMS) -> list[str]:
     """The parameters a session set that still hold its value instead of the one before."""
-    return [f"overlay parameter {name}={now} (was {old})" for _, name, old, now in _still_changed(record)]
+    return [f"overlay parameter {name}={now} (was {old})" for _, name, old, now in _still_changed(record, root)]

@@ -5,11 +5,22 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# storprof refuses to work below a directory another user can write (safepath.py), and /tmp is one
+# (mode 1777). Every temporary directory of the tests (pytest's tmp_path, tempfile.mkdtemp) is made
+# below a directory of root's own instead, as a user's --workdir and --out would be.
+PRIVATE_TMP = Path("/var/lib/storprof-tests")
+if os.geteuid() == 0:
+    PRIVATE_TMP.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(PRIVATE_TMP, 0o700)
+    os.environ["TMPDIR"] = str(PRIVATE_TMP)      # for the storprof processes the tests start, too
+    tempfile.tempdir = str(PRIVATE_TMP)
 
 
 def storprof_leftovers(marker: str) -> list[str]:

@@ -11,9 +11,10 @@ import pytest
 
 from storprof import results
 from storprof.containers import LABEL
-from storprof.daemon import RUNTIME_ROOT, EphemeralDaemon
+from storprof.daemon import EphemeralDaemon
 from storprof.fiojob import load_job
 from storprof.image import one_file_tar
+from storprof.layout import RUNTIME_ROOT
 from storprof.placements import DEFAULT_PLACEMENTS as PLACEMENTS
 from storprof.plan import SweepPlan
 from storprof.results import ResultSet
@@ -30,7 +31,7 @@ pytestmark = [
 @pytest.fixture
 def user_daemon():
     """A daemon standing in for the user's own, with the user's image, container and volume."""
-    root = Path(tempfile.mkdtemp(prefix="storprof-userd-", dir="/var/tmp"))
+    root = Path(tempfile.mkdtemp(prefix="storprof-userd-"))
     daemon = EphemeralDaemon("user@ext4", "overlay2", root / "docker",
                              RUNTIME_ROOT / f"userd-{os.getpid()}", root / "dockerd.log")
     daemon.start()

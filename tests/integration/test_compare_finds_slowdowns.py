@@ -49,9 +49,9 @@ def called(result, verdicts=("faster", "slower")):
 
 
 def test_an_aa_pair_is_not_called_different_and_a_disk_load_is():
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
-    load_dir = Path(tempfile.mkdtemp(prefix="storprof-it-load-", dir="/var/tmp"))
+    load_dir = Path(tempfile.mkdtemp(prefix="storprof-it-load-"))
     try:
         sweep(out / "a1", workdir)
         sweep(out / "a2", workdir)

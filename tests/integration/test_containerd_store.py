@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from storprof import results
-from storprof.daemon import RUNTIME_ROOT, EphemeralDaemon
+from storprof.daemon import EphemeralDaemon
 from storprof.drivers import DriverSpec
 from storprof.engines import all_engines, newest_with_containerd_store
 from storprof.fiojob import load_job
 from storprof.layers import LayerPlan, growth, tree_bytes
+from storprof.layout import RUNTIME_ROOT
 from storprof.mounts import host_fs_type
 from storprof.plan import SweepPlan
 from storprof.results import ResultSet
@@ -42,7 +43,7 @@ CONTENT_STORE = "containerd/daemon/io.containerd.content.v1.content"
 def store_sweep():
     """overlayfs and native through the containerd store, fio and layer timing, small sizes."""
     assert ENGINE is not None
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-c8d-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-c8d-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-c8d-out-"))
     specs = [DriverSpec("c8d-overlayfs", "ext4", ENGINE.name), DriverSpec("c8d-native", "ext4", ENGINE.name)]
     jobs = [load_job("randread-4k").with_overrides(size="16m", runtime=0.5, ramp_time=0)]
@@ -104,7 +105,7 @@ def test_nothing_of_the_sessions_is_left(store_sweep):
 
 
 def test_kill_9_then_clean_leaves_no_containerd_shim_mount_or_socket():
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-c8d-kill-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-c8d-kill-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-c8d-kill-out-"))
     try:
         proc = subprocess.Popen([sys.executable, "-m", "storprof.cli", "sweep", "--drivers",
@@ -136,7 +137,7 @@ def test_kill_9_then_clean_leaves_no_containerd_shim_mount_or_socket():
 
 
 def test_attach_names_the_snapshotter_and_its_filesystem():
-    root = Path(tempfile.mkdtemp(prefix="storprof-userd-c8d-", dir="/var/tmp"))
+    root = Path(tempfile.mkdtemp(prefix="storprof-userd-c8d-"))
     daemon = EphemeralDaemon("user c8d", "overlayfs", root / "docker", RUNTIME_ROOT / f"userd-c8d-{os.getpid()}",
                              root / "dockerd.log", engine=ENGINE, containerd_store=True)
     try:

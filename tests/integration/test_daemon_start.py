@@ -41,7 +41,7 @@ def sweep(request):
     image is removed after the restarts) first, then the restarts; yields (spec, outcomes,
     daemon-start records, copy-up records, run id, workdir, messages)."""
     spec = request.param
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
     jobs = [load_job("randread-4k").with_overrides(size="16m", runtime=0.5, ramp_time=0)]
     plan = SweepPlan(specs=[spec], jobs=jobs, placements=("host", "union"), repeat=1, workdir=workdir,
@@ -83,7 +83,7 @@ def test_nothing_left_behind(sweep):
 def test_after_the_restarts_the_session_runs_containers_and_only_our_images_are_gone():
     """The workload by hand in one session: after its restarts and cleanup the daemon (a new client
     of the same dockerd) runs a container, and the bench image is still there."""
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
     plan = SweepPlan(specs=[SPECS[0]], jobs=[], placements=("host", "union"), repeat=1, workdir=workdir)
     store = results.ResultsStore(out, {"test": True})

@@ -34,7 +34,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def swept():
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
     plan = SweepPlan(specs=[DriverSpec("overlay2", "ext4")], jobs=[], placements=("host", "union"), repeat=2,
                      workdir=workdir, max_depth=MaxDepthPlan(ceiling=3, first=2),

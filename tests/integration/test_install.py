@@ -36,7 +36,7 @@ def test_a_wheel_in_a_fresh_virtualenv_runs_a_sweep_with_its_builtin_jobs(tmp_pa
     assert str(venv) in where[0] and str(ROOT) not in where[0], "imported from the source tree, not the wheel"
     assert "'randread-4k.fio'" in where[1]
     assert list(venv.glob("lib/python*/site-packages/storprof/schema/results.schema.json"))
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     try:
         done = subprocess.run([str(venv / "bin" / "storprof"), "sweep", "--drivers", "vfs", "--jobs", "randread-4k",
                                "--placements", "host,union", "--size", "16m", "--runtime", "1", "--ramp-time", "0",

@@ -33,7 +33,7 @@ pytestmark = [
 @pytest.fixture
 def place():
     """A test directory for fio (as a placement's) and, beside it, a canary directory."""
-    root = Path(tempfile.mkdtemp(prefix="storprof-sbx-", dir="/var/tmp"))
+    root = Path(tempfile.mkdtemp(prefix="storprof-sbx-"))
     test_dir, canary_dir, jobs = root / "test", root / "canary", root / "jobs"
     for d in (test_dir, canary_dir, jobs):
         d.mkdir()
@@ -145,7 +145,7 @@ def test_a_container_fio_run_that_overstays_is_killed():
     from storprof.fiojob import load_job
     from storprof.plan import SweepPlan
     from storprof.sweep import Sweep
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
     try:
         config = SweepPlan(specs=[DriverSpec("overlay2", "ext4")], jobs=[load_job("randread-4k")],
@@ -172,7 +172,7 @@ def test_allow_option_lets_an_option_through_and_is_recorded(tmp_path):
     import sys
     job = tmp_path / "expert.fio"
     job.write_text("; an expert's job\n[global]\nioengine=libaio\ndirect=1\nexitall\n[expert]\nrw=randread\nbs=4k\n")
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     base = [sys.executable, "-m", "storprof.cli", "sweep", "--drivers", "vfs", "--jobs", str(job),
             "--placements", "host,union", "--size", "16m", "--runtime", "1", "--ramp-time", "0", "--repeat", "1",
             "--no-layers", "--quiet", "--workdir", str(workdir)]

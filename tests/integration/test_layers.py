@@ -34,7 +34,7 @@ OPS = {"container create", "container start", "container rm", "commit", "image r
 def layer_records():
     """One run over overlay2 and vfs; inside each session, check no labelled object but the
     bench image is left once timing ends."""
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-layers-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-layers-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-layers-out-"))
     specs = [DriverSpec("overlay2", "ext4"), DriverSpec("vfs", "ext4")]
     config = SweepPlan(specs=specs, jobs=[], placements=("host",), repeat=1, workdir=workdir, layers=TINY)

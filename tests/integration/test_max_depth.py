@@ -46,7 +46,7 @@ def search(request):
     spec, plan = CASES[request.param]
     if spec is None:
         pytest.skip("no engine with the containerd image store: storprof engines fetch")
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
     config = SweepPlan(specs=[spec], jobs=[], placements=("union",), repeat=1, workdir=workdir, max_depth=plan)
     store = results.ResultsStore(out, {"test": True})

@@ -49,7 +49,7 @@ def our_namespaces(run_ids: set[str] | None = None) -> list[str]:
 @pytest.fixture(scope="module")
 def net_run():
     """One quick run of every path and workload: 1-second runs, 2 rounds."""
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-net-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-net-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-net-out-")) / "r"
     before = host_network_snapshot()
     done = subprocess.run(storprof("net", "--seconds", "1", "--repeat", "2", "--workdir", str(workdir),
@@ -151,7 +151,7 @@ def test_docker_proxy_carries_the_proxy_path_and_dnat_the_other(tmp_path):
 
 
 def test_kill_9_mid_run_then_clean_leaves_no_namespace_daemon_or_veth():
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-net-kill-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-net-kill-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-net-kill-out-")) / "r"
     before = host_network_snapshot()
     try:
@@ -193,7 +193,7 @@ def test_a_missing_tool_skips_its_workload_with_the_reason_and_the_others_run(tm
             link = bin_dir / entry.name
             if entry.name != "sockperf" and not link.exists():
                 link.symlink_to(entry)
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-net-tools-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-net-tools-"))
     try:
         done = subprocess.run(storprof("net", "--paths", "bridge", "--workloads", "throughput,latency",
                                        "--seconds", "1", "--repeat", "1", "--workdir", str(workdir),
@@ -214,8 +214,9 @@ def test_a_missing_tool_skips_its_workload_with_the_reason_and_the_others_run(tm
 def test_a_storage_daemon_leaves_the_host_firewall_alone(tmp_path):
     """Docker 27+ adds ip6tables chains by default even with --iptables=false; a storage daemon of
     storprof's passes --ip6tables=false too, so starting and stopping one changes nothing."""
-    from storprof.daemon import RUNTIME_ROOT, EphemeralDaemon
+    from storprof.daemon import EphemeralDaemon
     from storprof.engines import all_engines
+    from storprof.layout import RUNTIME_ROOT
     engine = max(all_engines(), key=lambda e: e.version)
     before = host_network_snapshot()
     daemon = EphemeralDaemon("vfs@test", "vfs", tmp_path / "docker", RUNTIME_ROOT / f"it-{os.urandom(4).hex()}",
@@ -232,7 +233,7 @@ def test_a_storage_daemon_leaves_the_host_firewall_alone(tmp_path):
 
 
 def test_ctrl_c_keeps_what_finished_leaves_nothing_and_resume_completes_the_rounds(tmp_path):
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-net-int-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-net-int-"))
     out = tmp_path / "r"
     args = ("--paths", "bridge", "--workloads", "throughput", "--seconds", "1", "--workdir", str(workdir), "--quiet")
     try:

@@ -67,7 +67,7 @@ def storprof(*args, workdir: Path) -> list[str]:
 
 
 def test_killed_sweep_resumes_to_the_full_set_of_cells():
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-resume-")) / "r"
     try:
         proc = subprocess.Popen(storprof("--out", str(out), workdir=workdir), stdout=subprocess.PIPE,

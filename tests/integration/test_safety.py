@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from storprof.containers import LABEL, PIDS_LIMIT
-from storprof.daemon import RUNTIME_ROOT, EphemeralDaemon
+from storprof.daemon import EphemeralDaemon
 from storprof.image import one_file_tar
+from storprof.layout import RUNTIME_ROOT
 from tests.conftest import sigint_default, storprof_leftovers
 
 pytestmark = [
@@ -36,7 +37,7 @@ def storprof(*args: str) -> list[str]:
 
 @pytest.fixture
 def dirs():
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
     yield workdir, out
     subprocess.run(storprof("clean", "--workdir", str(workdir)), capture_output=True, timeout=300)
@@ -161,7 +162,7 @@ def test_two_sweeps_at_once_share_nothing_and_both_finish(dirs):
 
 @pytest.fixture
 def user_daemon():
-    root = Path(tempfile.mkdtemp(prefix="storprof-userd-", dir="/var/tmp"))
+    root = Path(tempfile.mkdtemp(prefix="storprof-userd-"))
     daemon = EphemeralDaemon("user@ext4", "overlay2", root / "docker", RUNTIME_ROOT / f"userd-{os.getpid()}",
                              root / "dockerd.log")
     daemon.start()

@@ -35,7 +35,7 @@ SPECS = ("overlay2@ext4", "vfs@ext4")
 @pytest.fixture(scope="module")
 def bench():
     """One sweep of the benchmark alone on overlay2 and vfs; yields (runs, run id, workdir)."""
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
     plan = SweepPlan(specs=[DriverSpec("overlay2", "ext4"), DriverSpec("vfs", "ext4")], jobs=[],
                      placements=("union",), repeat=1, workdir=workdir, snapbench=SHAPE)

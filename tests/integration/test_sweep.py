@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from storprof import results, summary, tables
-from storprof.daemon import RUNTIME_ROOT
 from storprof.drivers import DriverSpec
 from storprof.fiojob import load_job
+from storprof.layout import RUNTIME_ROOT
 from storprof.placements import DEFAULT_PLACEMENTS as PLACEMENTS
 from storprof.plan import SweepPlan
 from storprof.results import ResultSet
@@ -39,7 +39,7 @@ def tiny_jobs(names=JOBS):
 
 @pytest.fixture
 def workdir():
-    wd = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    wd = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     yield wd
     shutil.rmtree(wd, ignore_errors=True)
 

@@ -44,7 +44,7 @@ def swept():
     if CAN_SWITCH:
         specs.insert(1, DriverSpec.parse(SWITCHED, "ext4"))
     before = overlay_params()
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
     plan = SweepPlan(specs=specs, jobs=[], placements=("host", "union"), repeat=2, workdir=workdir,
                      union_ops=OPS, page_cache=CACHE)

@@ -37,7 +37,7 @@ LOOKUP_FILES = 5000
 def sweep(request):
     """One small sweep per driver with every union workload; yields (driver, runs, records, lines)."""
     driver = request.param
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-", dir="/var/tmp"))
+    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
     jobs = [load_job(n).with_overrides(size="32m", runtime=1, ramp_time=0)
             for n in ("lower-randread-4k", "meta-create", "meta-delete")]

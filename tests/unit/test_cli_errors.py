@@ -1,6 +1,7 @@
 """Bad input ends in one line on stderr and a non-zero exit, before any daemon starts."""
 
 import os
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -62,10 +63,17 @@ def test_bad_runtime():
     assert code == 2 and "runtime" in msg
 
 
-def test_workdir_on_tmpfs_is_refused():
-    code, msg = run(["sweep", "--drivers", "vfs", "--workdir", "/dev/shm/storprof-test"])
-    assert "tmpfs" in msg
-    os.rmdir("/dev/shm/storprof-test") if os.path.isdir("/dev/shm/storprof-test") else None
+def test_workdir_on_tmpfs_is_refused(tmp_path):
+    """A tmpfs root alone can write (so only its filesystem is wrong): mounted here for the test."""
+    point = tmp_path / "mem"
+    point.mkdir(mode=0o700)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(point)], check=True)
+    try:
+        code, msg = run(["sweep", "--drivers", "vfs", "--workdir", str(point / "storprof-test")])
+        assert code == 2 and "is on tmpfs" in msg and "lives in memory" in msg, msg
+        assert not (point / "storprof-test").exists()
+    finally:
+        subprocess.run(["umount", str(point)], check=True)
 
 
 def test_output_directory_that_cannot_be_written(tmp_path):
@@ -208,7 +216,9 @@ def test_bad_option_values_are_one_line_before_anything_starts(tmp_path, args, f
 
 @pytest.mark.parametrize("workdir, fragment", [
     ("/proc/storprof-x", "is on proc"), ("/sys/storprof-x", "is on sysfs"),
-    ("/etc/passwd/x", "/etc/passwd is not a directory"), ("/dev/shm/storprof-x", "is on tmpfs"),
+    ("/etc/passwd/x", "/etc/passwd is not a directory"),
+    ("/dev/shm/storprof-x", "/dev/shm is writable by others (mode 1777)"),
+    ("/var/tmp/storprof", "/var/tmp is writable by others (mode 1777)"),
 ])
 def test_a_work_directory_storprof_cannot_use_is_one_line_and_nothing_is_made(tmp_path, workdir, fragment):
     code, msg = run(["sweep", "--drivers", "vfs", "--workdir", workdir, "--out", str(tmp_path / "out")])

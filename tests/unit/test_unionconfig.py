@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from storprof import state, unionconfig
+from storprof import ownership, state, unionconfig
 from storprof.drivers import DriverSpec
 from storprof.errors import UserError
+from storprof.layout import RunLayout
 from storprof.records import ProbeRecord, RunContext
 
 
@@ -35,19 +36,20 @@ def test_only_listed_parameters_on_kernel_overlay_drivers(text):
         DriverSpec.parse(text, "ext4")
 
 
-def test_switches_are_set_then_put_back_and_clean_finds_them(params):
+def test_switches_are_set_then_put_back_and_clean_finds_them(params, tmp_path):
     switch = unionconfig.OverlayParams(("metacopy", "redirect_dir"), root=params)
     switch.read_before()
-    record = {"kind": "overlay", "run_id": "r1", **switch.record()}
+    record = {"kind": "overlay", "run_id": "a1b2c3d4e5", **switch.record()}
     switch.apply()
     assert unionconfig.overlay_params(params)["redirect_dir"] == "Y"
-    assert state.leftovers([record]) == ["overlay parameter metacopy=Y (was N)",
-                                         "overlay parameter redirect_dir=Y (was N)"]
-    # a kill -9 later, clean puts them back from the ownership record
-    assert state.remove([record]) == []
+    # a kill -9 later, clean derives the same parameters from the ownership record
+    owned = ownership.derive(record, RunLayout(tmp_path, "a1b2c3d4e5"), overlay_root=params)
+    assert owned is not None
+    assert owned.leftover() == ["overlay parameter metacopy=Y (was N)", "overlay parameter redirect_dir=Y (was N)"]
+    assert state.remove([owned]) == []
     assert unionconfig.overlay_params(params)["redirect_dir"] == "N"
     assert unionconfig.overlay_params(params)["metacopy"] == "N"
-    assert state.leftovers([record]) == []
+    assert owned.leftover() == []
 
 
 def test_a_value_someone_changed_since_is_left_alone(params):
@@ -56,7 +58,7 @@ def test_a_value_someone_changed_since_is_left_alone(params):
     switch.apply()
     (params / "redirect_dir").write_text("N\n")     # someone else's change back, then theirs again
     (params / "redirect_dir").write_text("follow\n")
-    assert unionconfig.put_back(switch.record()) == []
+    assert unionconfig.put_back(switch.record(), params) == []
     assert (params / "redirect_dir").read_text().strip() == "follow"
 
 
@@ -68,8 +70,8 @@ def test_a_missing_parameter_is_refused_before_anything_changes(tmp_path):
 
 def test_put_back_ignores_parameters_a_record_may_not_name(params):
     (params / "redirect_max").write_text("256\n")
-    record = {"root": str(params), "before": {"redirect_max": "1"}, "set": {"redirect_max": "256"}}
-    assert unionconfig.put_back(record) == []
+    record = {"before": {"redirect_max": "1"}, "set": {"redirect_max": "256"}}
+    assert unionconfig.put_back(record, params) == []
     assert (params / "redirect_max").read_text().strip() == "256"
 
 
