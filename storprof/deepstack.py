@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from .copyup import PROBE
 from .errors import StorprofError, UserError
@@ -139,10 +139,11 @@ def _architecture() -> str:
 
 
 def write_stack_archive(path: Path, depth: int, base: RootfsPlan, target: bytes, labels: dict[str, str],
-                        tag: str) -> None:
-    """A `docker save` archive of one image of `depth` layers, the target in the bottom one."""
+                        tag: str, file: BinaryIO | None = None) -> None:
+    """A `docker save` archive of one image of `depth` layers, the target in the bottom one (into
+    `file`, the descriptor `path` was made with, when given)."""
     diff_ids, layer_paths = [], []
-    with tarfile.open(path, mode="w") as archive:
+    with tarfile.open(path if file is None else None, mode="w", fileobj=file) as archive:
         for i in range(1, depth + 1):
             data = layer_tar(i, base if i == 1 else None, target if i == 1 else None)
             digest = hashlib.sha256(data).hexdigest()
@@ -168,9 +169,9 @@ def build_stack_image(client, depth: int, base: RootfsPlan, target: bytes, label
                       tag: str, scratch: Path | None) -> str:
     """Load the image of `depth` layers into the daemon; returns its tag."""
     fd, name = tempfile.mkstemp(prefix="storprof-stack-", suffix=".tar", dir=scratch)
-    os.close(fd)
     try:
-        write_stack_archive(Path(name), depth, base, target, labels, tag)
+        with os.fdopen(fd, "wb") as file:
+            write_stack_archive(Path(name), depth, base, target, labels, tag, file)
         load_archive(client, Path(name), f"the {depth}-layer image")
     finally:
         os.unlink(name)

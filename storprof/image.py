@@ -17,6 +17,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import docker.errors
 
@@ -80,10 +81,11 @@ def plan_rootfs(tools: tuple[str, ...] = TOOLS, dirs: tuple[str, ...] = BENCH_DI
     return RootfsPlan(tuple(sorted((host, inside) for inside, host in files.items())), dirs, made)
 
 
-def write_rootfs_tar(plan: RootfsPlan, path: Path) -> Path:
+def write_rootfs_tar(plan: RootfsPlan, path: Path, file: BinaryIO | None = None) -> Path:
     """An uncompressed tar of the root filesystem, written to disk and streamed to the daemon from
-    there: built in memory it doubled the sweep's peak memory (docs/findings.md)."""
-    with tarfile.open(path, mode="w") as tar:
+    there: built in memory it doubled the sweep's peak memory (docs/findings.md). `file`, when
+    given, is the descriptor `path` was made with (mkstemp), written without opening the name again."""
+    with tarfile.open(path if file is None else None, mode="w", fileobj=file) as tar:
         made_dirs: set[str] = set()
 
         def add_dir(d: str) -> None:
@@ -159,9 +161,9 @@ class BenchImage:
         changes += ['CMD ["/bin/sleep", "infinity"]', "WORKDIR /"]
         repo, tag = ref.split(":")
         fd, name = tempfile.mkstemp(prefix="storprof-rootfs-", suffix=".tar", dir=scratch)
-        os.close(fd)
         try:
-            write_rootfs_tar(plan, Path(name))
+            with os.fdopen(fd, "wb") as file:
+                write_rootfs_tar(plan, Path(name), file)
             self.client.api.import_image_from_file(name, repository=repo, tag=tag, changes=changes)
         finally:
             os.unlink(name)

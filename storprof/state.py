@@ -18,6 +18,7 @@ report; cleaning goes on with the rest.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -227,7 +228,7 @@ def clean(workdir: Path, progress: Callable[[str], None] = lambda line: None) ->
             progress(f"{run_id}: still running (pid {sf.owner.get('pid')}); not touched")
             continue
         owned, refused = _derive_all(sf.records, sf.layout)
-        problems = refused + remove(owned, lambda line: progress(f"{run_id}: {line}"))
+        problems = refused + remove(owned, functools.partial(_say, progress, run_id))
         left = [what for thing in owned for what in thing.leftover()]
         report.problems += [f"{run_id}: {p}" for p in problems + left]
         if not (left or problems or sf.problems):     # a record with unreadable lines is kept to look at
@@ -240,6 +241,10 @@ def clean(workdir: Path, progress: Callable[[str], None] = lambda line: None) ->
         except OSError:
             pass
     return report
+
+
+def _say(progress: Callable[[str], None], run_id: str, line: str) -> None:
+    progress(f"{run_id}: {line}")
 
 
 def _derive_all(records: list[dict], layout: RunLayout) -> tuple[list[Owned], list[str]]:

@@ -224,3 +224,11 @@ def test_a_work_directory_storprof_cannot_use_is_one_line_and_nothing_is_made(tm
     code, msg = run(["sweep", "--drivers", "vfs", "--workdir", workdir, "--out", str(tmp_path / "out")])
     assert code == 2 and fragment in msg, msg
     assert not os.path.exists(workdir) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("address", ["ssh://-oProxyCommand=touch /tmp/x@host", "ssh://me@-oProxyCommand=x",
+                                     "tcp://-h:1"])
+def test_a_daemon_address_whose_part_begins_with_a_dash_is_refused(tmp_path, address):
+    code, msg = run(["sweep", "--docker-host", address, "--out", str(tmp_path / "out")])
+    assert code == 2 and "--docker-host takes" in msg and "\n" not in msg.strip()
+    assert not (tmp_path / "out").exists()
