@@ -125,12 +125,9 @@ for _info in _SNAPSHOTTERS:
 # erofs-utils with the tar mode (`mkfs.erofs --tar`) containerd's erofs differ feeds layers through.
 MKFS_EROFS_TAR_SINCE = (1, 8)
 
-# Packages for tools proc.PACKAGES does not know.
-_EXTRA_PACKAGES = {"zfs": "zfsutils-linux", "mkfs.erofs": "erofs-utils"}
-
 
 def _package(tool: str) -> str:
-    return proc.PACKAGES.get(tool) or _EXTRA_PACKAGES.get(tool, tool)
+    return proc.PACKAGES.get(tool, tool)
 
 
 # --------------------------------------------------------------------------- storage options
@@ -408,7 +405,7 @@ def _engine_reasons(spec: DriverSpec, info: DriverInfo, facts: HostFacts) -> lis
         version = facts.dockerd_version
     elif spec.engine == NEWEST:
         return ["no Docker engine here has the containerd image store (Docker 24 or later): "
-                "storprof engines fetch gets one from Debian's packages"]
+                "storprof setup fetches one from Debian's packages"]
     else:
         engine = next((e for e in facts.engines if e.name == spec.engine), None)
         if engine is None:

@@ -9,30 +9,7 @@ import subprocess
 from dataclasses import dataclass
 
 from .errors import MissingTool, StorprofError
-
-# Which Debian/Ubuntu package provides each external tool storprof runs.
-PACKAGES = {
-    "fio": "fio",
-    "dockerd": "docker.io",
-    "mkfs.xfs": "xfsprogs",
-    "mkfs.btrfs": "btrfs-progs",
-    "mkfs.ext4": "e2fsprogs",
-    "losetup": "mount",
-    "mount": "mount",
-    "umount": "mount",
-    "fuse-overlayfs": "fuse-overlayfs",
-    "bwrap": "bubblewrap",
-    "timeout": "coreutils",
-    # storprof net: its namespaces, and the servers and clients it runs in them
-    "ip": "iproute2",
-    "ss": "iproute2",
-    "iptables": "iptables",
-    "nsenter": "util-linux",
-    "iperf3": "iperf3",
-    "sockperf": "sockperf",
-    "wrk": "wrk",
-    "nginx": "nginx-light",
-}
+from .tools import PACKAGES  # the one map of tools to their packages (tools.py)
 
 
 class CommandFailed(StorprofError):

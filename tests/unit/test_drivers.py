@@ -140,7 +140,7 @@ def test_bad_engines_and_snapshotters_are_one_clear_line(text, message):
 def test_why_a_snapshotter_cannot_run():
     facts = replace(FAKE, engines=(SYSTEM_20,), filesystems=FAKE.filesystems | {"erofs"})
     assert "containerd image store" in reasons(DriverSpec("c8d-overlayfs", "ext4", "newest"), facts)[0]
-    assert "storprof engines fetch" in reasons(DriverSpec("c8d-overlayfs", "ext4", "newest"), facts)[0]
+    assert "storprof setup fetches one" in reasons(DriverSpec("c8d-overlayfs", "ext4", "newest"), facts)[0]
     assert "has no containerd image store" in reasons(DriverSpec("c8d-native", "ext4", SYSTEM), facts)[0]
     with_28 = replace(facts, engines=(SYSTEM_20, FETCHED_28))
     assert reasons(DriverSpec("c8d-overlayfs", "ext4", "28.5.2"), with_28) == []
