@@ -20,10 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import proc
+from . import proc, safepath
 from .errors import MissingTool, StorprofError, UserError
 
-ENGINE_CACHE = Path("/var/cache/storprof/engines")
+# storprof's cache; STORPROF_CACHE puts it elsewhere (a test's own empty directory, a fleet host's disk).
+DEFAULT_CACHE = Path("/var/cache/storprof")
+CACHE_ENV = "STORPROF_CACHE"
 SYSTEM = "system"
 FETCH_SUITE = "unstable"
 FETCH_MIRROR = "http://deb.debian.org/debian"
@@ -92,9 +94,21 @@ def _containerd_version(binary: str) -> str:
     return ".".join(map(str, v)) if v else ""
 
 
-def cached_engines(cache: Path = ENGINE_CACHE) -> list[Engine]:
+def cache_dir() -> Path:
+    """Where fetched engines live: `engines/` in storprof's cache (STORPROF_CACHE, else
+    /var/cache/storprof). Their dockerd runs as root, so like every path root uses the cache must
+    be below directories root (or you) own and nobody else can write; else a one-line UserError."""
+    raw = os.environ.get(CACHE_ENV, "")
+    if raw and not os.path.isabs(raw):
+        raise UserError(f"{CACHE_ENV}={raw!r}: give an absolute path")
+    root = Path(raw) if raw else DEFAULT_CACHE
+    return safepath.require_safe(root / "engines", f"the engine cache ({CACHE_ENV})" if raw else "the engine cache")
+
+
+def cached_engines(cache: Path | None = None) -> list[Engine]:
     """The engines `storprof engines fetch` unpacked, newest first; a directory that is not
     root's alone (writable by others) is not trusted to run as root, and is left out."""
+    cache = cache_dir() if cache is None else cache
     out: list[Engine] = []
     if not cache.is_dir():
         return out
@@ -122,7 +136,7 @@ def _trusted(path: Path) -> bool:
     return True
 
 
-def all_engines(cache: Path = ENGINE_CACHE) -> list[Engine]:
+def all_engines(cache: Path | None = None) -> list[Engine]:
     system = system_engine()
     return ([system] if system else []) + cached_engines(cache)
 
@@ -143,17 +157,29 @@ def newest_with_containerd_store(engines: list[Engine]) -> Engine | None:
     return max(capable, key=lambda e: e.version) if capable else None
 
 
+def as_json(engines: list[Engine], cache: Path) -> dict:
+    """`storprof engines --format json`: the facts a script decides on (is there an engine with the
+    containerd image store?), instead of the table's prose."""
+    newest = newest_with_containerd_store(engines)
+    return {"cache": str(cache), "containerd_store": newest.name if newest else None,
+            "engines": [{"name": e.name, "dockerd": e.dockerd, "version": e.version_text,
+                         "containerd_version": e.containerd_version or None,
+                         "image_stores": ["graphdrivers"] + (["containerd"] if e.containerd_store else []),
+                         "source": e.source} for e in engines]}
+
+
 # --------------------------------------------------------------------------- fetching
 
-def fetch(cache: Path = ENGINE_CACHE, suite: str = FETCH_SUITE,
+def fetch(cache: Path | None = None, suite: str = FETCH_SUITE,
           say: Callable[[str], None] = lambda line: None) -> tuple[Engine, bool]:
     """Download docker.io and containerd of `suite` and unpack them into the cache; returns the
     engine and whether it was new. Never touches the system's packages or apt state."""
+    cache = cache_dir() if cache is None else cache
     if os.geteuid() != 0:
-        raise StorprofError("storprof engines fetch writes to /var/cache/storprof: run it as root")
+        raise StorprofError(f"storprof engines fetch writes to {cache}: run it as root")
     for tool in ("apt-get", "dpkg-deb"):
         proc.require(tool)
-    cache.mkdir(mode=0o755, parents=True, exist_ok=True)
+    safepath.make_private_dir(cache, "the engine cache", mode=0o755)
     with tempfile.TemporaryDirectory(prefix="storprof-fetch-", dir=cache) as tmp:
         work = Path(tmp)
         debs = _download(work, suite, say)
