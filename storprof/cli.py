@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import functools
+import json
 import os
 import re
 import shlex
@@ -29,7 +30,7 @@ from .layers import QUICK_PLAN, LayerPlan
 from .layout import new_run_id
 from .mounts import host_fs_type
 from .placements import AA, PLACEMENTS
-from .plan import PROBES, QUICK, THOROUGH, JobSettings, SweepPlan, load_jobs, probe_plans
+from .plan import PROBES, QUICK, THOROUGH, JobSettings, SweepPlan, load_jobs, probe_plans, quick_sweep_time
 from .proc import require
 from .progress import SweepProgress
 from .records import DriverRecord, NetRecord
@@ -121,14 +122,43 @@ def drivers_cmd(workdir: Path):
     click.echo(tables.format_driver_status(rows))
 
 
+@main.command("setup")
+@click.option("--check", is_flag=True, help="Install nothing: say what is missing and what each missing part costs "
+              "(exit 1 when something is).")
+@click.option("--tests", is_flag=True, help="Also what the test suite needs (chromium).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="--check's output.")
+@one_line_errors
+def setup_cmd(check: bool, tests: bool, fmt: str):
+    """Install the Debian packages storprof needs and fetch a Docker engine with the containerd image
+    store into storprof's cache (STORPROF_CACHE, default /var/cache/storprof); safe to run again."""
+    from . import setup
+    host_fs = host_fs_type(DEFAULT_WORKDIR)
+    if not check:
+        setup.run(click.echo, tests, host_fs)
+        return
+    found = setup.check(tests, host_fs)
+    if fmt == "json":
+        click.echo(json.dumps(found.to_json(), indent=2))
+    for line in found.lines() if fmt == "text" else []:
+        pad = " " * (len(line) - len(line.lstrip()) + 2)
+        click.echo(textwrap.fill(line, width=tables.COMPACT_WIDTH, subsequent_indent=pad))
+    sys.exit(1 if found.missing else 0)
+
+
 @main.group("engines", invoke_without_command=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="json: the facts a script decides on (is there an engine with the containerd image store?).")
 @click.pass_context
 @one_line_errors
-def engines_cmd(ctx):
+def engines_cmd(ctx, fmt: str):
     """List the Docker engines this host can run: the system's dockerd and fetched ones."""
     if ctx.invoked_subcommand is not None:
         return
-    from .engines import CONTAINERD_STORE_SINCE
+    from .engines import CONTAINERD_STORE_SINCE, as_json, cache_dir
+    if fmt == "json":
+        click.echo(json.dumps(as_json(all_engines(), cache_dir()), indent=2))
+        return
     rows = [[e.name, e.version_text, e.containerd_version or "-",
              "graphdrivers" + (", containerd image store" if e.containerd_store else ""), e.source]
             for e in all_engines()]
@@ -138,7 +168,7 @@ def engines_cmd(ctx):
                                disable_numparse=True))
     if not any(r[3].endswith("store") for r in rows):
         click.echo(f"\nNo engine with the containerd image store (Docker {CONTAINERD_STORE_SINCE[0]} or later): "
-                   "storprof engines fetch gets one from Debian's packages.")
+                   "storprof setup (or storprof engines fetch) gets one from Debian's packages.")
 
 
 @engines_cmd.command("fetch")
@@ -147,7 +177,7 @@ def engines_cmd(ctx):
 @one_line_errors
 def engines_fetch(suite: str):
     """Download a newer Docker and containerd from Debian's packages into storprof's cache
-    (/var/cache/storprof/engines); the system's packages are not touched."""
+    (STORPROF_CACHE/engines, default /var/cache/storprof/engines); the system's packages are not touched."""
     from .engines import fetch
     engine, new = fetch(suite=suite, say=lambda line: click.echo(line, err=True))
     click.echo(f"{'fetched' if new else 'already had'} Docker {engine.version_text} with containerd "
@@ -168,9 +198,9 @@ def engines_fetch(suite: str):
 @click.option("--runtime", type=float, help="Seconds each fio run measures; overrides the job files.")
 @click.option("--ramp-time", type=float, help="Seconds fio runs before measuring.")
 @click.option("--repeat", type=click.IntRange(1, 100), help="Runs of each (driver, placement, job) [3].")
-@click.option("--quick", is_flag=True, help="The README's sweep, an 8-minute budget: 64m files, 0.5 s runs, "
-              "3 repeats then extra rounds towards ±5%, random read, random write and fsync jobs, the union probes, "
-              "placements host,union,bind,host-aa.")
+@click.option("--quick", is_flag=True, help=f"The README's sweep, {quick_sweep_time()} on the development machine: "
+              "64m files, 0.5 s runs, 3 repeats of every cell then extra rounds towards ±5% while --budget 8 allows, "
+              "random read, random write and fsync jobs, the union probes, placements host,union,bind,host-aa.")
 @click.option("--copyup-sizes", help="MiB of the lower-layer files the copyup probe writes into [64,512; quick 64].")
 @click.option("--stack-depths", help="Layers of the deep-stack images ('max' = 120, the deepest Docker chains) "
               "[1,16,64,max; quick 1,32].")
@@ -194,8 +224,8 @@ def engines_fetch(suite: str):
               "none = no pinning, or a list such as 0-3.")
 @click.option("--storage-opt", "storage_opts", multiple=True, metavar="DRIVER.KEY=VALUE",
               help="Passed to the ephemeral dockerd of that driver as --storage-opt (repeatable).")
-@click.option("--precision", type=str, help="Aim every ratio's 95%% interval at ±this (e.g. 5%% or 0.05): after "
-              "--repeat rounds, extra rounds go to the cells furthest from it [5%%; off without --budget or "
+@click.option("--precision", type=str, help="Aim every ratio's 95% interval at ±this (e.g. 5% or 0.05): after "
+              "--repeat rounds, extra rounds go to the cells furthest from it [5%; off without --budget or "
               "--precision].")
 @click.option("--budget", type=click.FloatRange(0.5, 10080), help="Minutes the sweep may take: shared out among "
               "the specs, each spends what is left of its share on extra rounds [--quick: 8].")
@@ -438,10 +468,11 @@ def _print_answer(result_set: ResultSet) -> None:
     over = summarize(runs, precision) if not runs.empty else runs
     ops, _ = layer_tables(result_set.layers)
     wrap = functools.partial(textwrap.fill, width=tables.COMPACT_WIDTH, subsequent_indent="  ")
-    not_run = [f"{s.driver_spec} ({'' if s.status == 'skipped' else s.status + ': '}{s.reason})"
-               for s in status if s.status != "ok"]
+    not_run = tables.not_measured_lines(status)
     if not_run:
-        click.echo(wrap("Not measured: " + "; ".join(not_run)))
+        click.echo("Not measured:")
+    for line in not_run:
+        click.echo(textwrap.fill(line, width=tables.COMPACT_WIDTH, initial_indent="  ", subsequent_indent="    "))
     if over.empty:
         return
     click.echo("")

@@ -262,6 +262,28 @@ def driver_rows(status: list[DriverRecord]) -> list[list[str]]:
     return [[s.driver_spec, s.status, s.reason] for s in status]
 
 
+def some_names(names: list[str], shown: int = 2) -> str:
+    """'a', 'a and b', 'a, b and c', or past three 'a, b and 5 more'."""
+    if len(names) > shown + 1:
+        return f"{', '.join(names[:shown])} and {len(names) - shown} more"
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def by_reason(pairs: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(name, reason) pairs as one (reason, names) entry per reason, in the order reasons first appear."""
+    grouped: dict[str, list[str]] = {}
+    for name, reason in pairs:
+        grouped.setdefault(reason, []).append(name)
+    return list(grouped.items())
+
+
+def not_measured_lines(status: list[DriverRecord]) -> list[str]:
+    """The specs a sweep did not measure, one line per reason: 'a, b and 5 more: why'."""
+    pairs = [(s.driver_spec, s.reason if s.status == "skipped" else f"{s.status}: {s.reason}")
+             for s in status if s.status != "ok"]
+    return [f"{some_names(names)}: {reason}" for reason, names in by_reason(pairs)]
+
+
 def format_driver_status(status: list[DriverRecord], fmt: str = "simple") -> str:
     return tabulate(driver_rows(status), headers=DRIVER_HEADERS, tablefmt=fmt, disable_numparse=True)
 
