@@ -1,7 +1,9 @@
-"""Shared test helpers: where real fio output lives, and what 'nothing left behind' means."""
+"""Shared test helpers: where real fio output lives, what 'nothing left behind' means, and strict
+mode (what set-up should have provided fails a test instead of skipping it)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -52,3 +54,58 @@ def sigint_default() -> None:
     commands with SIGINT ignored, and an ignored signal stays ignored across exec (POSIX), so a test
     run from such a script would otherwise send SIGINT into nothing."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# --------------------------------------------------------------------------- strict mode
+
+def strict() -> bool:
+    """Under CI (CI=true, which CI sets) or STORPROF_STRICT=1, a precondition `storprof setup`
+    provides (the engine, a tool, a driver whose kernel part `storprof drivers` finds) fails the
+    test when missing: a set-up that provided less than it should cannot pass as a green run."""
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("STORPROF_STRICT", "") == "1"
+
+
+def require_or_skip(condition: bool, reason: str, provided_by_setup: bool = True) -> None:
+    """In a test or fixture: go on when `condition` holds; else skip, or under strict mode fail
+    when set-up should have provided it. A fact of the machine (no device-mapper, not root) passes
+    provided_by_setup=False and stays a skip."""
+    if condition:
+        return
+    if provided_by_setup and strict():
+        pytest.fail(f"{reason}: storprof setup provides this (strict mode: CI or STORPROF_STRICT=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+def setup_provides(condition: bool, reason: str) -> pytest.MarkDecorator:
+    """The marker form of require_or_skip, for pytestmark and decorators (checked as each test starts)."""
+    return pytest.mark.setup_provides(condition, reason)
+
+
+def spec_runs(spec: str) -> pytest.MarkDecorator:
+    """The test needs driver spec `spec` to run here: skipped for what set-up cannot change (the
+    kernel has no btrfs), failed under strict mode for what it provides (a tool, the engine)."""
+    return pytest.mark.spec_runs(spec)
+
+
+@functools.cache
+def _spec_blockers(spec: str) -> tuple[list[str], list[str]]:
+    from storprof.setup import blockers
+    return blockers(spec)
+
+
+def require_spec(spec: str) -> None:
+    now, after_setup = _spec_blockers(spec)
+    require_or_skip(not now, f"{spec} cannot run here: {'; '.join(now)}", provided_by_setup=not after_setup)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "setup_provides(condition, reason): a precondition storprof setup provides")
+    config.addinivalue_line("markers", "spec_runs(spec): the test needs this driver spec to run here")
+
+
+def pytest_runtest_setup(item):
+    """Before the test's fixtures (after skipif marks: a test that needs root still skips without it)."""
+    for mark in item.iter_markers("setup_provides"):
+        require_or_skip(*mark.args)
+    for mark in item.iter_markers("spec_runs"):
+        require_spec(*mark.args)

@@ -19,12 +19,12 @@ from storprof.placements import DEFAULT_PLACEMENTS as PLACEMENTS
 from storprof.plan import SweepPlan
 from storprof.results import ResultSet
 from storprof.sweep import Sweep
-from tests.conftest import storprof_leftovers
+from tests.conftest import setup_provides, storprof_leftovers
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="starting the stand-in user daemon needs root"),
-    pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed"),
+    setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed"),
 ]
 
 

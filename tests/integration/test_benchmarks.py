@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import setup_provides
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="the benchmarks run fio and daemons as root"),
-    pytest.mark.skipif(shutil.which("fio") is None, reason="fio is not installed"),
+    setup_provides(shutil.which("fio") is not None, "fio is not installed"),
 ]
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -39,7 +41,7 @@ def test_sandbox_benchmark_smoke():
 SMOKED = {"sandbox.py": test_sandbox_benchmark_smoke}
 
 
-@pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed")
+@setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed")
 def test_fidelity_benchmark_smoke():
     out = smoke("fidelity.py", timeout=1200)
     for figure in ("control host-aa/host", "container cost bind/host", "repeatability CV",
@@ -51,7 +53,7 @@ def test_fidelity_benchmark_smoke():
 SMOKED["fidelity.py"] = test_fidelity_benchmark_smoke
 
 
-@pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed")
+@setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed")
 def test_repeats_benchmark_smoke():
     out = smoke("repeats.py", timeout=600)
     assert "bind ÷ host 95% half-width" in out and "narrowest" in out

@@ -18,12 +18,12 @@ import pytest
 
 from storprof.compare import compare
 from storprof.results import ResultSet
-from tests.conftest import storprof_leftovers
+from tests.conftest import setup_provides, storprof_leftovers
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="ephemeral daemons need root"),
-    pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed"),
+    setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed"),
 ]
 
 ARGS = ["--drivers", "overlay2", "--jobs", "randread-4k", "--placements", "host,bind", "--size", "32m",

@@ -26,13 +26,13 @@ from storprof.plan import SweepPlan
 from storprof.results import ResultSet
 from storprof.session import attached_spec
 from storprof.sweep import Sweep
-from tests.conftest import storprof_leftovers
+from tests.conftest import setup_provides, storprof_leftovers
 
 ENGINE = newest_with_containerd_store(all_engines())
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="ephemeral daemons need root"),
-    pytest.mark.skipif(ENGINE is None, reason="no engine with the containerd image store: storprof engines fetch"),
+    setup_provides(ENGINE is not None, "no engine with the containerd image store"),
 ]
 
 TINY = LayerPlan(samples=2, layer_sizes_mib=(0, 8), depths=(1, 2), bulk=3, large_images_mib=(48, 96))

@@ -25,13 +25,13 @@ from storprof.fioresult import parse_fio_output
 from storprof.plan import SweepPlan
 from storprof.scheduler import run_units
 from storprof.sweep import Sweep
-from tests.conftest import storprof_leftovers
+from tests.conftest import setup_provides, spec_runs, storprof_leftovers
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for the loop-backed btrfs"),
-    pytest.mark.skipif(shutil.which("mkfs.btrfs") is None or shutil.which("dockerd") is None,
-                       reason="btrfs-progs or dockerd is not installed"),
+    setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed"),
+    spec_runs("btrfs@btrfs"),
 ]
 
 SIZE = "128m"

@@ -21,12 +21,13 @@ import pytest
 
 from storprof.fiojob import FioJob, check_with_fio
 from storprof.placements import HostTarget
+from tests.conftest import setup_provides
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="runs fio as root, as storprof does"),
-    pytest.mark.skipif(shutil.which("bwrap") is None or shutil.which("fio") is None,
-                       reason="bubblewrap or fio is not installed"),
+    setup_provides(shutil.which("bwrap") is not None and shutil.which("fio") is not None,
+                   "bubblewrap or fio is not installed"),
 ]
 
 
@@ -138,7 +139,7 @@ def test_a_host_fio_run_that_overstays_is_killed(place):
     assert str(jobs) not in left and "storprof/in/job.fio" not in left, left
 
 
-@pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed")
+@setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed")
 def test_a_container_fio_run_that_overstays_is_killed():
     from storprof import results
     from storprof.drivers import DriverSpec
@@ -166,7 +167,7 @@ def test_a_container_fio_run_that_overstays_is_killed():
         shutil.rmtree(out, ignore_errors=True)
 
 
-@pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed")
+@setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed")
 def test_allow_option_lets_an_option_through_and_is_recorded(tmp_path):
     import json
     import sys

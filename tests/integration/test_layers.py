@@ -17,12 +17,12 @@ from storprof.plan import SweepPlan
 from storprof.results import ResultSet
 from storprof.scheduler import run_units
 from storprof.sweep import Sweep
-from tests.conftest import storprof_leftovers
+from tests.conftest import setup_provides, storprof_leftovers
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="ephemeral daemons need root"),
-    pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed"),
+    setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed"),
 ]
 
 TINY = LayerPlan(samples=3, layer_sizes_mib=(0, 8, 16), depths=(1, 2, 3), bulk=4, large_images_mib=(48, 96))

@@ -23,12 +23,12 @@ from storprof.maxdepth import MaxDepthPlan, depth_rows
 from storprof.plan import SweepPlan
 from storprof.results import ResultSet
 from storprof.sweep import Sweep
-from tests.conftest import storprof_leftovers
+from tests.conftest import require_or_skip, setup_provides, storprof_leftovers
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="ephemeral daemons need root"),
-    pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed"),
+    setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed"),
 ]
 
 C8D = newest_with_containerd_store(all_engines())
@@ -44,8 +44,7 @@ CASES = {
 def search(request):
     """One sweep with only the max-depth search; yields (driver, probe records, runs, run id, workdir)."""
     spec, plan = CASES[request.param]
-    if spec is None:
-        pytest.skip("no engine with the containerd image store: storprof engines fetch")
+    require_or_skip(spec is not None, "no engine with the containerd image store")
     workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
     config = SweepPlan(specs=[spec], jobs=[], placements=("union",), repeat=1, workdir=workdir, max_depth=plan)

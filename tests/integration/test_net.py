@@ -26,13 +26,13 @@ from storprof.netplan import PATHS, WORKLOADS
 from storprof.netsummary import CONTROL, PROXY_VS_DNAT, net_rows
 from storprof.records import NetRecord
 from storprof.results import ResultSet
-from tests.conftest import sigint_default, storprof_leftovers
+from tests.conftest import setup_provides, sigint_default, storprof_leftovers
 
 TOOLS = ("dockerd", "iperf3", "sockperf", "wrk", "nginx", "bwrap", "ip", "iptables", "nsenter", "ss")
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces and dockerd need root"),
-    pytest.mark.skipif(any(shutil.which(t) is None for t in TOOLS), reason=f"needs {', '.join(TOOLS)}"),
+    setup_provides(all(shutil.which(t) for t in TOOLS), f"needs {', '.join(TOOLS)}"),
 ]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from storprof.htmlreport import write_report
+from tests.conftest import setup_provides
 
 pytestmark = [pytest.mark.integration]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -40,7 +41,7 @@ def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
                            *args], capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/setup installs it)")
+@setup_provides(CHROMIUM is not None, "chromium is not installed (storprof setup --tests installs it)")
 def test_the_answer_and_heat_map_are_in_the_first_screen_and_every_chart_decodes(tmp_path):
     _, page = write_report(SWEEP, tmp_path)
     probe = tmp_path / "probe.html"

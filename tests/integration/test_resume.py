@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import sigint_default, storprof_leftovers
+from tests.conftest import setup_provides, sigint_default, storprof_leftovers
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="ephemeral daemons need root"),
-    pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed"),
+    setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed"),
 ]
 
 ARGS = ["--drivers", "vfs", "--jobs", "randread-4k,meta-create,copyup", "--placements", "host,union,volume",

@@ -19,12 +19,12 @@ from storprof.containers import LABEL, PIDS_LIMIT
 from storprof.daemon import EphemeralDaemon
 from storprof.image import one_file_tar
 from storprof.layout import RUNTIME_ROOT
-from tests.conftest import sigint_default, storprof_leftovers
+from tests.conftest import setup_provides, sigint_default, storprof_leftovers
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="ephemeral daemons need root"),
-    pytest.mark.skipif(shutil.which("dockerd") is None, reason="dockerd is not installed"),
+    setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed"),
 ]
 
 TINY = ["--jobs", "randread-4k,copyup", "--placements", "host,union,volume", "--size", "16m", "--runtime", "1",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from storprof import containers, sandbox
+from tests.conftest import setup_provides
 
 PACKAGE = Path(containers.__file__).parent
 
@@ -64,8 +65,8 @@ def test_no_module_makes_a_container_past_the_policy():
     assert offenders == []
 
 
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None or shutil.which("fio") is None,
-                                 reason="bubblewrap or fio is not installed")
+needs_bwrap = setup_provides(shutil.which("bwrap") is not None and shutil.which("fio") is not None,
+                             "bubblewrap or fio is not installed")
 
 
 @needs_bwrap

@@ -18,6 +18,7 @@ from storprof.fiojob import (
     validate,
 )
 from storprof.placements import fio_argv
+from tests.conftest import setup_provides
 
 DATA_JOBS = ["fsync-write-4k", "lower-randread-4k", "lower-seqread-1m", "randread-4k", "randrw-4k-70-30",
              "randwrite-4k", "seqread-1m", "seqwrite-1m"]
@@ -349,7 +350,7 @@ def test_message_example_from_the_spec(tmp_path):
 
 # --- fio's own parser ------------------------------------------------------------------------------
 
-needs_fio = pytest.mark.skipif(shutil.which("fio") is None, reason="fio is not installed")
+needs_fio = setup_provides(shutil.which("fio") is not None, "fio is not installed")
 
 
 @needs_fio

@@ -14,7 +14,7 @@ import pytest
 
 from storprof import nettools
 from storprof.nettools import ToolOutputError
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, setup_provides
 
 RAW = FIXTURES / "net-tools"
 
@@ -305,7 +305,7 @@ def test_nginx_conf_says_what_it_should():
                                                 for p in re.findall(r"/[^\s;]*", conf))
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+@setup_provides(shutil.which("nginx") is not None, "nginx is not installed")
 def test_nginx_accepts_the_configuration(tmp_path):
     (tmp_path / "www").mkdir()
     (tmp_path / "scratch").mkdir()

@@ -15,6 +15,7 @@ from storprof.records import (
     record_from_json,
 )
 from storprof.results import ResultSet, ResultsStore
+from tests.conftest import require_or_skip
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 CONTEXT = RunContext(run_id="r1", driver_spec="vfs@ext4", driver="vfs", fs="ext4", docker_version="20.10.24",
@@ -140,9 +141,19 @@ def test_the_schema_file_is_the_model():
         "regenerate it: python -m storprof.records > storprof/schema/results.schema.json"
 
 
+def _jsonschema():
+    """jsonschema, a test extra .ci/setup installs (pip install '.[test]')."""
+    try:
+        import jsonschema
+    except ImportError:
+        jsonschema = None
+    require_or_skip(jsonschema is not None, "jsonschema is not installed (pip install '.[test]')")
+    return jsonschema
+
+
 @pytest.mark.parametrize("fixture", ["results-quick", "results-union"])
 def test_every_fixture_line_validates_against_the_schema(fixture):
-    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema = _jsonschema()
     validator = jsonschema.Draft202012Validator(json_schema())
     for line in (FIXTURES / fixture / "results.jsonl").read_text().splitlines():
         data = json.loads(line)
@@ -152,6 +163,6 @@ def test_every_fixture_line_validates_against_the_schema(fixture):
 
 
 def test_the_schema_refuses_a_line_that_breaks_the_model():
-    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema = _jsonschema()
     bad = {**fio("a").to_json(), "repeat": "first"}
     assert list(jsonschema.Draft202012Validator(json_schema()).iter_errors(bad))
