@@ -67,3 +67,27 @@ def test_only_engines_from_24_have_the_containerd_store():
     assert not Engine(SYSTEM, "d", (20, 10, 24)).containerd_store
     assert Engine("24.0.7", "d", (24, 0, 7)).containerd_store
     assert engines.newest_with_containerd_store([Engine(SYSTEM, "d", (20, 10, 24))]) is None
+
+
+def test_the_cache_is_storprof_s_own_unless_storprof_cache_moves_it(monkeypatch, tmp_path):
+    monkeypatch.delenv(engines.CACHE_ENV, raising=False)
+    assert engines.cache_dir() == engines.DEFAULT_CACHE / "engines"
+    monkeypatch.setenv(engines.CACHE_ENV, "relative/cache")
+    with pytest.raises(UserError, match="absolute path"):
+        engines.cache_dir()
+    monkeypatch.setenv(engines.CACHE_ENV, "/tmp")                        # mode 1777: anyone could plant a dockerd
+    with pytest.raises(UserError, match="writable by others"):
+        engines.cache_dir()
+    if os.geteuid() == 0:                                               # tmp_path is below root's 0700 dir
+        monkeypatch.setenv(engines.CACHE_ENV, str(tmp_path))
+        assert engines.cache_dir() == tmp_path / "engines" and cached_engines() == []
+
+
+def test_engines_as_json_say_which_has_the_containerd_store():
+    have = [Engine(SYSTEM, "/usr/sbin/dockerd", (20, 10, 24), containerd_version="1.6.20"),
+            Engine("28.5.2", "/c/28.5.2/root/usr/sbin/dockerd", (28, 5, 2), containerd_version="2.1.9")]
+    data = engines.as_json(have, engines.DEFAULT_CACHE / "engines")
+    assert data["containerd_store"] == "28.5.2"
+    assert [e["image_stores"] for e in data["engines"]] == [["graphdrivers"], ["graphdrivers", "containerd"]]
+    assert json.loads(json.dumps(data)) == data
+    assert engines.as_json(have[:1], engines.DEFAULT_CACHE)["containerd_store"] is None

@@ -1,6 +1,11 @@
 from collections import Counter
+from pathlib import Path
 
+from click.testing import CliRunner
+
+from storprof.cli import main
 from storprof.fiocells import Cell, plan_order
+from storprof.plan import QUICK_SWEEP_SECONDS, quick_sweep_time
 
 PLACEMENTS = ("host", "union", "volume", "bind")
 
@@ -70,3 +75,23 @@ def test_room_for_every_file_the_plan_makes():
     # file count, for every repeat and its calibration run
     meta = (plan.repeat + 1) * MAX_FILES * 4096
     assert plan.backing_size_bytes() == 4 * (3 * 2**30 + meta) + 2 * 2**30 + (2 << 30)
+
+
+# --- the quick sweep's time: one number, written in plan.py, said the same everywhere -----------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_quick_sweep_time_is_said_the_same_in_the_readme_the_sample_and_help():
+    said = quick_sweep_time()
+    for doc in ("README.md", "docs/sample.md"):
+        assert said in (ROOT / doc).read_text(), f"{doc} must say {said!r} (storprof/plan.py QUICK_SWEEP_SECONDS)"
+    shown = CliRunner().invoke(main, ["sweep", "--help"], terminal_width=200).output
+    assert said in " ".join(shown.split())
+
+
+def test_the_quick_sweep_time_is_a_measured_number_not_the_placeholder():
+    assert QUICK_SWEEP_SECONDS is not None, (
+        "set QUICK_SWEEP_SECONDS in storprof/plan.py to the 'Total wall time' of the latest clean-clone "
+        "`storprof sweep --quick`, then put quick_sweep_time()'s words in README.md and docs/sample.md")
+    assert 60 <= QUICK_SWEEP_SECONDS <= 3600
