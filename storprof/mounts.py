@@ -69,8 +69,10 @@ def fs_type_from_mountinfo(text: str, path: str | os.PathLike) -> str:
 
 
 def _existing(path: Path) -> Path:
+    """The deepest part of `path` that exists and this user can see (a non-root user cannot stat
+    below root's 0700 /var/lib/storprof: the filesystem is that of the part above)."""
     path = Path(os.path.abspath(path))
-    while not path.exists() and path != path.parent:
+    while not os.path.exists(path) and path != path.parent:
         path = path.parent
     return path.resolve()
 

@@ -1,3 +1,4 @@
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -204,6 +205,24 @@ def test_host_fs_type_real():
     assert host_fs_type(Path("/dev/shm")) == "tmpfs"
     # a path that does not exist resolves through its nearest existing ancestor
     assert host_fs_type(Path("/dev/shm/does/not/exist")) == "tmpfs"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches to nobody in a child")
+def test_host_fs_type_for_a_user_who_cannot_search_root_s_directory(tmp_path):
+    """`storprof drivers` and `setup --check` as nobody: the default work directory is below root's
+    0700 /var/lib/storprof, which nobody cannot stat into; the filesystem is that of the part above."""
+    hidden = tmp_path / "private"
+    hidden.mkdir(mode=0o700)
+    expected = host_fs_type(tmp_path)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            os._exit(0 if host_fs_type(hidden / "work") == expected else 1)
+        except BaseException:
+            os._exit(2)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
 
 
 # --------------------------------------------------------------------------- docker version
