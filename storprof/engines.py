@@ -96,13 +96,15 @@ def _containerd_version(binary: str) -> str:
 
 def cache_dir() -> Path:
     """Where fetched engines live: `engines/` in storprof's cache (STORPROF_CACHE, else
-    /var/cache/storprof). Their dockerd runs as root, so like every path root uses the cache must
-    be below directories root (or you) own and nobody else can write; else a one-line UserError."""
+    /var/cache/storprof). Their dockerd runs as root, so the cache must be below directories root
+    owns and nobody else can write (not even sudo's caller, whom a --workdir may belong to);
+    else a one-line UserError."""
     raw = os.environ.get(CACHE_ENV, "")
     if raw and not os.path.isabs(raw):
         raise UserError(f"{CACHE_ENV}={raw!r}: give an absolute path")
     root = Path(raw) if raw else DEFAULT_CACHE
-    return safepath.require_safe(root / "engines", f"the engine cache ({CACHE_ENV})" if raw else "the engine cache")
+    return safepath.require_safe(root / "engines", f"the engine cache ({CACHE_ENV})" if raw else "the engine cache",
+                                 trusted=frozenset({0}))
 
 
 def cached_engines(cache: Path | None = None) -> list[Engine]:

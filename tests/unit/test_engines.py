@@ -81,6 +81,13 @@ def test_the_cache_is_storprof_s_own_unless_storprof_cache_moves_it(monkeypatch,
     if os.geteuid() == 0:                                               # tmp_path is below root's 0700 dir
         monkeypatch.setenv(engines.CACHE_ENV, str(tmp_path))
         assert engines.cache_dir() == tmp_path / "engines" and cached_engines() == []
+        callers = tmp_path / "caller-s"                                 # sudo's caller may own a --workdir,
+        callers.mkdir()                                                 # not the cache of a dockerd run as root
+        os.chown(callers, 65534, 65534)
+        monkeypatch.setenv("SUDO_UID", "65534")
+        monkeypatch.setenv(engines.CACHE_ENV, str(callers))
+        with pytest.raises(UserError, match="owned by uid 65534"):
+            engines.cache_dir()
 
 
 def test_engines_as_json_say_which_has_the_containerd_store():
