@@ -218,7 +218,7 @@ def test_bad_option_values_are_one_line_before_anything_starts(tmp_path, args, f
     ("/proc/storprof-x", "is on proc"), ("/sys/storprof-x", "is on sysfs"),
     ("/etc/passwd/x", "/etc/passwd is not a directory"),
     ("/dev/shm/storprof-x", "/dev/shm is writable by others (mode 1777)"),
-    ("/var/tmp/storprof", "/var/tmp is writable by others (mode 1777)"),
+    ("/var/tmp/storprof-x", "/var/tmp is writable by others (mode 1777)"),
 ])
 def test_a_work_directory_storprof_cannot_use_is_one_line_and_nothing_is_made(tmp_path, workdir, fragment):
     code, msg = run(["sweep", "--drivers", "vfs", "--workdir", workdir, "--out", str(tmp_path / "out")])
