@@ -230,7 +230,7 @@ def _cost_rows(runs, sweep: Sweep, spec: DriverSpec, wall: float) -> list[list]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/storprof-bench"))
+    ap.add_argument("--workdir", type=Path, default=backing.BENCH_WORKDIR)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--runtime", type=float, default=3.0)
     ap.add_argument("--ramp-time", type=float, default=1.0)

@@ -96,7 +96,7 @@ def measure(workdir: Path, budget: float, trials: int, size: str, runtimes: tupl
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", type=Path, default=Path("/var/tmp/storprof-bench"))
+    ap.add_argument("--workdir", type=Path, default=backing.BENCH_WORKDIR)
     ap.add_argument("--budget", type=float, default=8.0, help="seconds of fio time per placement and trial")
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--size", default="256m")

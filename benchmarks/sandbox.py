@@ -19,6 +19,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from storprof import safepath
+from storprof.backing import BENCH_WORKDIR
 from storprof.cpu import fio_cpus
 from storprof.errors import StorprofError
 from storprof.fiojob import load_job, precondition_job
@@ -71,7 +73,7 @@ def verdict(interval, target: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", type=Path, default=Path("/var/tmp"))
+    ap.add_argument("--workdir", type=Path, default=BENCH_WORKDIR)
     ap.add_argument("--repeats", type=int, default=8)
     ap.add_argument("--runtime", type=float, default=2.0)
     ap.add_argument("--size", default="256m")
@@ -83,8 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         print("sandbox: run as root (fio runs with direct I/O like storprof's host placement)", file=sys.stderr)
         return 2
     started = time.monotonic()
-    directory = Path(tempfile.mkdtemp(prefix="storprof-bench-sandbox-", dir=args.workdir))
-    scratch = Path(tempfile.mkdtemp(prefix="storprof-bench-jobs-"))
+    try:
+        workdir = safepath.make_private_dir(args.workdir, "benchmark work directory")
+    except StorprofError as e:
+        print(f"sandbox: {e}", file=sys.stderr)
+        return 2
+    directory = Path(tempfile.mkdtemp(prefix="storprof-bench-sandbox-", dir=workdir))
+    scratch = Path(tempfile.mkdtemp(prefix="storprof-bench-jobs-", dir=workdir))
     rows = []
     try:
         cpus = fio_cpus("auto")

@@ -66,6 +66,9 @@ def make_workdir(path: Path, on_disk: bool = True) -> tuple[Path, bool]:
     return safepath.make_private_dir(path, "work directory"), True
 
 
+BENCH_WORKDIR = Path("/var/lib/storprof/bench")   # root's own, beside the default work directory
+
+
 @contextlib.contextmanager
 def bench_workdir(path: Path) -> Iterator[Path]:
     """A benchmark's work directory: made if missing, checked, and removed again if left empty."""
