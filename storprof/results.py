@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from . import __version__
+from . import __version__, safepath
 from .errors import UserError
 from .records import MEASUREMENTS, SCHEMA_VERSION, DriverRecord, LayerRecord, Record, record_from_json
 
@@ -92,12 +92,13 @@ class ResultsStore:
     """An output directory: results.jsonl (appended, fsynced per line), meta.json, raw/."""
 
     def __init__(self, out_dir: Path, meta: dict, resume: bool = False):
-        self.dir = Path(out_dir)
+        # Root writes every result below it: each component must be root's (or the invoking
+        # user's) and writable by nobody else, checked before anything starts (safepath).
+        self.dir = safepath.make_private_dir(out_dir, "results directory", mode=0o755)
         if resume:
             self._reopen(meta)
             return
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "raw").mkdir(exist_ok=True)
             marker = self.dir / ".write-test"
             marker.write_text("")

@@ -68,8 +68,17 @@ def test_not_a_results_directory(tmp_path):
 def test_unwritable_output_directory(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(UserError, match="cannot write the output directory"):
+    with pytest.raises(UserError, match="results directory .*file is not a directory"):
         ResultsStore(blocker / "sub", {})
+
+
+def test_output_directory_below_one_others_can_write(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    with pytest.raises(UserError, match="writable by others"):
+        ResultsStore(shared / "out", {})
+    assert not (shared / "out").exists()
 
 
 def test_resume_cuts_a_half_written_line_and_keeps_meta(tmp_path):
