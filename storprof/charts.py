@@ -264,6 +264,6 @@ def net_chart(rows: list[dict]) -> Chart | None:
         spec = WORKLOADS[workload]
         worse = "<1 slower" if spec.higher_is_better else ">1 slower"
         ax.set_title(f"{workload}: {spec.metric.replace('_', ' ')} over the baseline ({worse}; red/blue = a real "
-                     "difference, grey = within noise)", fontsize="small")
+                     "difference, grey = none shown)", fontsize="small")
     fig.tight_layout()
     return ("network paths against the host", _png(fig))

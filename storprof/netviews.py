@@ -57,7 +57,9 @@ def verdict_text(row: NetRow) -> str:
         return "no measurable difference"
     if row.n < 2 or row.interval is None:
         return "too few runs"
-    return f"within noise ({row.interval.low:.2f}–{row.interval.high:.2f})"
+    # The interval includes 1.00 but reaches past the precision target: more rounds could tell
+    # (the storage half's word; "within noise" would claim what the interval does not show).
+    return f"not yet known ({row.interval.low:.2f}–{row.interval.high:.2f})"
 
 
 def table_rows(rows: list[NetRow]) -> list[list[str]]:

@@ -172,6 +172,22 @@ def test_the_verdict_comes_first_and_the_table_holds_every_measured_row():
     assert {d["path"] for d in netviews.records(rows)} >= set(PATHS) - {HOST}
 
 
+def test_an_interval_wider_than_the_target_is_not_yet_known_never_within_noise():
+    """Both halves classify alike (stats.classify): an interval that includes 1.00 but reaches past
+    the ±5% target cannot tell anything apart, so it is 'not yet known', as the storage half says."""
+    rows = [r for r in net_rows(ResultSet.load(FIXTURES / "results-net-thorough").of(NetRecord))
+            if r.interval is not None and r.n >= 2]
+    wide = [r for r in rows if r.interval.low <= 1 <= r.interval.high
+            and (r.interval.low < 0.95 or r.interval.high > 1.05)]
+    narrow = [r for r in rows if 0.95 <= r.interval.low and r.interval.high <= 1.05]
+    assert wide, "the thorough run has intervals wider than the target"
+    for r in wide:
+        assert netviews.verdict_text(r).startswith("not yet known ("), netviews.verdict_text(r)
+    for r in narrow:
+        assert netviews.verdict_text(r) == "no measurable difference"
+    assert not any("noise" in netviews.verdict_text(r) for r in rows)
+
+
 def test_compare_reads_net_runs_and_refuses_other_durations(tmp_path):
     a = ResultSet.load(RUN)
     result = compare(a, a)
