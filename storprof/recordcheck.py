@@ -82,7 +82,7 @@ def _field_rules(cls: type[Record]) -> tuple[tuple[str, Any, bool], ...]:
     hints = typing.get_type_hints(cls, vars(records))
     context = typing.get_type_hints(RunContext, vars(records))
     rules = []
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(cls):            # type: ignore[arg-type]
         if f.name == "context":
             rules += [(name, context[name], name in ("run_id", "driver_spec", "driver", "fs"))
                       for name in CONTEXT_FIELDS]
@@ -91,7 +91,7 @@ def _field_rules(cls: type[Record]) -> tuple[tuple[str, Any, bool], ...]:
             continue                  # kept in metrics: checked below
         hint = hints[f.name]
         if f.name in VALUE_TYPES and typing.get_origin(hint) is dict:
-            hint = dict[str, VALUE_TYPES[f.name]]
+            hint = dict[str, VALUE_TYPES[f.name]]   # type: ignore[valid-type,name-defined]
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         rules.append((f.name, hint, required))
     return tuple(rules)
@@ -108,7 +108,7 @@ def check_version(data: dict[str, Any], where: str) -> None:
 
 def check_record(cls: type[Record], data: dict[str, Any], where: str) -> None:
     """One UserError naming the first field of `data` that a `cls` record cannot hold."""
-    for name, hint, required in _field_rules(cls):
+    for name, hint, required in _field_rules(cls):   # type: ignore[arg-type]
         if name not in data:
             if required:
                 raise UserError(f"{where}: a {cls.kind} line without its {name!r} field")

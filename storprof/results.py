@@ -24,8 +24,7 @@ import pandas as pd
 from . import __version__, safepath
 from .errors import UserError
 from .recordcheck import check_record, check_version
-from .records import (MEASUREMENTS, RECORD_TYPES, SCHEMA_VERSION, DriverRecord, LayerRecord, Record,
-                      record_from_json)
+from .records import MEASUREMENTS, RECORD_TYPES, SCHEMA_VERSION, DriverRecord, LayerRecord, Record
 from .resultsfile import MAX_RESULTS_BYTES, read_lines, read_meta
 from .text import printable
 
@@ -185,7 +184,8 @@ class ResultSet:
         path = results_dir / RESULTS_FILE
         if not results_dir.is_dir():
             raise UserError(f"{results_dir} is not a storprof results directory (not a directory)")
-        records, unknown = [], set()
+        records: list[Record] = []
+        unknown: set[str] = set()
         try:
             for number, data in read_lines(path):
                 where = f"{path}:{number}"
@@ -197,7 +197,7 @@ class ResultSet:
                     unknown.add(printable(kind[:40]))
                     continue
                 check_record(RECORD_TYPES[kind], data, where)
-                records.append(record_from_json(data))
+                records.append(RECORD_TYPES[kind].from_json(data))
         except FileNotFoundError:
             raise UserError(f"{results_dir} is not a storprof results directory (no {RESULTS_FILE})") from None
         try:

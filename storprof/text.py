@@ -18,3 +18,8 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 def printable(text: object) -> str:
     """`text` as a string without terminal control characters."""
     return CONTROL.sub("", str(text))
+
+
+def one_line(text: object) -> str:
+    """`text` printable and on one line (an error message that quotes a results file)."""
+    return " ".join(printable(text).split("\n")).replace("\t", " ")
