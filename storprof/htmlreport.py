@@ -179,9 +179,9 @@ def _write(results_dir: Path, out_dir: Path, title: str, parts: list[Section]) -
     safepath.real_subdir(out_dir / CHART_DIR, "the report's chart directory")
     md = [f"# {_md(title)}", "", f"Results: {_md(str(results_dir))}", "",
           *[f"- [{s.title}](#{s.anchor})" for s in parts], ""]
-    contents = " · ".join(f"<a href='#{s.anchor}'>{html.escape(s.title)}</a>" for s in parts)
-    body = [f"<h1>{html.escape(title)}</h1>",
-            f"<p class='note'>Results: <code>{html.escape(str(results_dir))}</code></p>",
+    contents = " · ".join(f"<a href='#{s.anchor}'>{_html(s.title)}</a>" for s in parts)
+    body = [f"<h1>{_html(title)}</h1>",
+            f"<p class='note'>Results: <code>{_html(str(results_dir))}</code></p>",
             f"<nav><b>Contents</b>: {contents}</nav>"]
     for i, s in enumerate(parts):
         section_md, section_html = _render(s, out_dir)
@@ -194,34 +194,35 @@ def _write(results_dir: Path, out_dir: Path, title: str, parts: list[Section]) -
         body += section_html
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     safepath.replace(md_path, "\n".join(md) + "\n")
-    safepath.replace(html_path, _PAGE.format(title=html.escape(title), body="\n".join(body)))
+    safepath.replace(html_path, _PAGE.format(title=_html(title), body="\n".join(body)))
     return md_path, html_path
 
 
 def _render(s: Section, out_dir: Path) -> tuple[list[str], list[str]]:
     """A section as Markdown and HTML: its list, charts, paragraphs, then tables (long ones collapsed)."""
     md = [f"## {s.title}", ""]
-    body = [f"<section id='{s.anchor}'><h2>{html.escape(s.title)}</h2>"]
+    body = [f"<section id='{s.anchor}'><h2>{_html(s.title)}</h2>"]
     if s.items:
         md += [f"- **{_md(what)}** {_md(text)}" for what, text in s.items] + [""]
-        body.append("<ul class='answer'>" + "".join(f"<li><b>{html.escape(what)}</b> {html.escape(text)}</li>"
+        body.append("<ul class='answer'>" + "".join(f"<li><b>{_html(what)}</b> {_html(text)}</li>"
                                                     for what, text in s.items) + "</ul>")
     for caption, png in s.charts:
         name = f"{re.sub(r'[^a-z0-9]+', '-', caption.lower()).strip('-')}.png"
         safepath.replace(out_dir / CHART_DIR / name, png)
         md += [f"![{_md(caption)}]({CHART_DIR}/{name})", ""]
-        body.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,"
-                    f"{base64.b64encode(png).decode()}'><figcaption>{html.escape(caption)}</figcaption></figure>")
+        body.append(f"<figure><img alt='{_html(caption)}' src='data:image/png;base64,"
+                    f"{base64.b64encode(png).decode()}'><figcaption>{_html(caption)}</figcaption></figure>")
     for paragraph in s.text:
         md += [_md(paragraph), ""]
-        body.append(f"<p>{html.escape(paragraph)}</p>")
+        body.append(f"<p>{_html(paragraph)}</p>")
     for t in s.tables:
         md += [tabulate([[_md(c) for c in row] for row in t.rows], headers=[_md(h) for h in t.headers],
                         tablefmt="github", disable_numparse=True), ""]
         md += [_md(t.note), ""] if t.note else []
         # a wide table scrolls in its own box, not the page
-        table = f"<div class='wide'>{tabulate(t.rows, headers=t.headers, tablefmt='html', disable_numparse=True)}</div>"
-        note = f"<p class='note'>{html.escape(t.note)}</p>" if t.note else ""
+        cells = [[printable(c) for c in row] for row in t.rows]
+        table = f"<div class='wide'>{tabulate(cells, headers=t.headers, tablefmt='html', disable_numparse=True)}</div>"
+        note = f"<p class='note'>{_html(t.note)}</p>" if t.note else ""
         if len(t.rows) > COLLAPSE_ROWS:
             body.append(f"<details><summary>The table: {len(t.rows)} rows</summary>{table}{note}</details>")
         else:
@@ -234,6 +235,11 @@ def _md(text: object) -> str:
     """Text from the results as Markdown shows it, not as HTML it could carry (a reason holding
     <script> or <img onerror=...>); control characters dropped, a '|' kept inside its table cell."""
     return html.escape(printable(text), quote=False).replace("|", "\\|")
+
+
+def _html(text: object) -> str:
+    """Text from the results as HTML text: escaped, control characters dropped."""
+    return html.escape(printable(text))
 
 
 _PAGE = """<!DOCTYPE html>

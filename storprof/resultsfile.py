@@ -4,8 +4,8 @@
 killed run may have left. So the files are opened without following a symlink, must be regular
 files (a FIFO would hang the read, a device never end), and are capped in size; results.jsonl is
 read a bounded line at a time, so one huge line costs at most MAX_LINE_BYTES. The JSON is parsed
-strictly: no NaN or Infinity, no number that overflows to infinity or has more digits than any
-measurement, no nesting deeper than MAX_DEPTH, no object with more than MAX_KEYS keys. Whatever is
+strictly: no NaN or Infinity, no number beyond MAX_NUMBER (1e308 would overflow a sum to
+infinity), no nesting deeper than MAX_DEPTH, no object with more than MAX_KEYS keys. Whatever is
 wrong is one UserError naming the file and line.
 """
 
@@ -28,7 +28,7 @@ MAX_META_BYTES = 1 << 20           # meta.json
 MAX_DEPTH = 16                     # nesting of arrays and objects in one line (storprof writes 3)
 MAX_KEYS = 1000                    # keys of one object (a fio line's metrics have about 20)
 MAX_VALUES = 20000                 # values in one line, all levels together
-MAX_INT_DIGITS = 20                # a 64-bit count has at most 20 digits
+MAX_NUMBER = 1e18                  # no measurement comes near (1 EB, 30 years in ns); 1e308 would overflow sums
 
 
 class _Refused(ValueError):
@@ -41,14 +41,14 @@ def _no_constant(name: str) -> Any:
 
 def _finite_float(text: str) -> float:
     value = float(text)
-    if not math.isfinite(value):
-        raise _Refused(f"{text[:30]} is out of range")
+    if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+        raise _Refused(f"the number {text[:30]} is out of range (storprof reads up to {MAX_NUMBER:g})")
     return value
 
 
 def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise _Refused(f"a whole number of {len(text)} digits is out of range")
+    if len(text.lstrip("-")) > 19 or abs(int(text)) > MAX_NUMBER:
+        raise _Refused(f"the number {text[:30]} is out of range (storprof reads up to {MAX_NUMBER:g})")
     return int(text)
 
 
