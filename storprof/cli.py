@@ -666,13 +666,22 @@ def clean(workdir: Path):
         click.echo(f"nothing to clean in {workdir}{running}")
 
 
+def _load_to_read(results_dir: Path) -> ResultSet:
+    """A results directory for table, report and compare: read as input (results.py), and holding
+    at least one record."""
+    result_set = ResultSet.load(results_dir)
+    if not result_set.records:
+        raise UserError(f"{results_dir} holds no finished measurement (its {results.RESULTS_FILE} has no records)")
+    return result_set
+
+
 @main.command()
 @click.argument("results_dir", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True)
 @one_line_errors
 def table(results_dir: Path, fmt: str):
     """Print the overhead table of a results directory again."""
-    _print_tables(ResultSet.load(results_dir), fmt, write=False)
+    _print_tables(_load_to_read(results_dir), fmt, write=False)
 
 
 @main.command("report")
@@ -684,7 +693,7 @@ def table(results_dir: Path, fmt: str):
 def report_cmd(results_dir: Path, out: Path | None, fmt: str):
     """Write report.md and a self-contained report.html (tables, charts, flags, the machine)."""
     from .htmlreport import write_report
-    result_set = ResultSet.load(results_dir)
+    result_set = _load_to_read(results_dir)
     md, page = write_report(result_set, out)
     _print_tables(result_set, fmt, write=False)
     _say(f"\nReport: {page}  (and {md})")
@@ -699,7 +708,7 @@ def report_cmd(results_dir: Path, out: Path | None, fmt: str):
 def compare_cmd(a_dir: Path, b_dir: Path, fmt: str, show_all: bool):
     """Did B get faster or slower than A, and is it real? (Welch's t-test on the logs, FDR 5%)"""
     from .compare import compare, summary_line
-    result = compare(ResultSet.load(a_dir), ResultSet.load(b_dir))
+    result = compare(_load_to_read(a_dir), _load_to_read(b_dir))
     table = result.table
     shown = table if show_all else table[~table["verdict"].isin(["not significant"])]
     for line in result.differences:
