@@ -357,7 +357,7 @@ def test_the_results_store_does_not_truncate_through_a_planted_write_test(tmp_pa
     (out / "results.jsonl").symlink_to(keep)
     (out / "meta.json").symlink_to(keep)
     from storprof.errors import UserError
-    with pytest.raises(UserError, match="symlink|exists"):
+    with pytest.raises(UserError, match=r"symlink|exists"):
         ResultsStore(out, {})
     os.unlink(out / f".write-test.{os.getpid()}")
     store = ResultsStore(out, {})

@@ -23,7 +23,8 @@ def test_every_line_a_real_sweep_wrote_passes_the_checks(fixture):
 
 
 def _first(kind: str) -> dict:
-    for line in (FIXTURES / ("results-union" if kind == "probe" else "results-quick") / "results.jsonl").read_text().splitlines():
+    fixture = FIXTURES / ("results-union" if kind == "probe" else "results-quick")
+    for line in (fixture / "results.jsonl").read_text().splitlines():
         data = json.loads(line)
         if data["kind"] == kind:
             return data
@@ -51,7 +52,7 @@ def test_a_missing_field_and_a_probe_without_seconds_are_refused():
         check_record(RECORD_TYPES["fio"], data, "f:1")
     probe = _first("probe")
     probe["metrics"] = {"seconds": "1"}
-    with pytest.raises(UserError, match="metrics.seconds"):
+    with pytest.raises(UserError, match=r"metrics\.seconds"):
         check_record(RECORD_TYPES["probe"], probe, "f:1")
     with pytest.raises(UserError, match="schema_version is a string"):
         check_version({"schema_version": "x"}, "f:1")
