@@ -23,7 +23,7 @@ from .cpu import fio_cpus
 from .daemon import DOCKER_HOST, AttachedDaemon
 from .deepstack import parse_depths
 from .engines import all_engines
-from .errors import StorprofError, UserError
+from .errors import StorprofError, UserError, first_line
 from .fiojob import builtin_job_names
 from .fiooptions import ALLOWED, MAX_SECONDS, refusable_by_flag
 from .layers import QUICK_PLAN, LayerPlan
@@ -666,6 +666,20 @@ def clean(workdir: Path):
         click.echo(f"nothing to clean in {workdir}{running}")
 
 
+def _views_of_input(fn):
+    """For table, report and compare: every field is checked by type when read (recordcheck.py),
+    but what a workload keeps in `params` is its own; a value there that no sweep writes (a depth
+    that is a list, a missing key) is still one line, exit 2, saying so, not a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError, ArithmeticError) as e:
+            raise UserError(f"the results hold a value no storprof sweep writes, so they cannot be shown "
+                            f"({type(e).__name__}: {one_line(first_line(e))[:200]})") from None
+    return wrapper
+
+
 def _load_to_read(results_dir: Path) -> ResultSet:
     """A results directory for table, report and compare: read as input (results.py), and holding
     at least one record."""
@@ -679,6 +693,7 @@ def _load_to_read(results_dir: Path) -> ResultSet:
 @click.argument("results_dir", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True)
 @one_line_errors
+@_views_of_input
 def table(results_dir: Path, fmt: str):
     """Print the overhead table of a results directory again."""
     _print_tables(_load_to_read(results_dir), fmt, write=False)
@@ -690,6 +705,7 @@ def table(results_dir: Path, fmt: str):
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True,
               help="Style of the table printed on the terminal.")
 @one_line_errors
+@_views_of_input
 def report_cmd(results_dir: Path, out: Path | None, fmt: str):
     """Write report.md and a self-contained report.html (tables, charts, flags, the machine)."""
     from .htmlreport import write_report
@@ -705,6 +721,7 @@ def report_cmd(results_dir: Path, out: Path | None, fmt: str):
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="Also list the rows that are not significant.")
 @one_line_errors
+@_views_of_input
 def compare_cmd(a_dir: Path, b_dir: Path, fmt: str, show_all: bool):
     """Did B get faster or slower than A, and is it real? (Welch's t-test on the logs, FDR 5%)"""
     from .compare import compare, summary_line

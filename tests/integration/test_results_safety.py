@@ -366,3 +366,17 @@ def test_the_results_store_does_not_truncate_through_a_planted_write_test(tmp_pa
     with pytest.raises(OSError):
         store.append(DriverRecord(run_id="r", driver_spec="vfs", driver="vfs", fs="ext4", status="ok"))
     assert keep.read_text() == "keep\n"
+
+
+@pytest.mark.parametrize("params", [{}, {"depth": ["x"]}, {"depth": "deep"}])
+def test_a_probe_whose_params_no_sweep_writes_is_one_line(tmp_path, params):
+    """params are each workload's own (not typed by records.py): still one line, not a traceback."""
+    d = tmp_path / "results"
+    shutil.copytree(FIXTURES / "results-max-depth", d)
+    lines = lines_of(d)
+    for line in lines:
+        if line["kind"] == "probe":
+            line["params"] = {**line["params"], **params} if params else {}
+    write_lines(d, lines)
+    for argv in (["table", str(d)], ["compare", str(FIXTURES / "results-max-depth"), str(d)]):
+        one_line_refusal(storprof(*argv))
