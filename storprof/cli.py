@@ -23,7 +23,7 @@ from .cpu import fio_cpus
 from .daemon import DOCKER_HOST, AttachedDaemon
 from .deepstack import parse_depths
 from .engines import all_engines
-from .errors import StorprofError, UserError
+from .errors import StorprofError, UserError, first_line
 from .fiojob import builtin_job_names
 from .fiooptions import ALLOWED, MAX_SECONDS, refusable_by_flag
 from .layers import QUICK_PLAN, LayerPlan
@@ -37,6 +37,7 @@ from .records import DriverRecord, NetRecord
 from .results import ResultSet
 from .summary import DEFAULT_PRECISION, layer_tables, noise_floor, summarize
 from .sweep import Sweep
+from .text import one_line, printable
 
 # Root's own places: work and state below /var/lib/storprof, runtime below /run/storprof (layout.py).
 DEFAULT_WORKDIR = Path("/var/lib/storprof/work")
@@ -65,9 +66,14 @@ def one_line_errors(fn):
         try:
             return fn(*args, **kwargs)
         except StorprofError as e:
-            click.echo(f"storprof: {e}", err=True)
+            click.echo(f"storprof: {one_line(str(e))}", err=True)
             sys.exit(e.exit_code)
     return wrapper
+
+
+def _say(text: str = "", err: bool = False) -> None:
+    """Print what the views made of a results directory: its strings are input (text.py)."""
+    click.echo(printable(text), err=err)
 
 
 def _split(value: str | None) -> list[str]:
@@ -103,7 +109,7 @@ class OneLineErrors(click.Group):
 def main():
     """What does a Docker storage driver cost your I/O, compared with the bare host?"""
     # A skipped half-written line and the like: one line on stderr, not Python's two-line form.
-    warnings.formatwarning = lambda message, *args, **kwargs: f"storprof: warning: {message}\n"
+    warnings.formatwarning = lambda message, *args, **kwargs: f"storprof: warning: {one_line(str(message))}\n"
 
 
 @main.command("drivers")
@@ -470,25 +476,25 @@ def _print_answer(result_set: ResultSet) -> None:
     wrap = functools.partial(textwrap.fill, width=tables.COMPACT_WIDTH, subsequent_indent="  ")
     not_run = tables.not_measured_lines(status)
     if not_run:
-        click.echo("Not measured:")
+        _say("Not measured:")
     for line in not_run:
-        click.echo(textwrap.fill(line, width=tables.COMPACT_WIDTH, initial_indent="  ", subsequent_indent="    "))
+        _say(textwrap.fill(line, width=tables.COMPACT_WIDTH, initial_indent="  ", subsequent_indent="    "))
     if over.empty:
         return
-    click.echo("")
+    _say("")
     for s in spec_summaries(over, ops, precision):
-        click.echo(wrap(f"{s.spec} (Docker {s.docker}): {s.sentence}"))
-    click.echo("")
-    click.echo(tables.compact_table(over, ops))
-    click.echo(wrap(tables.COMPACT_NOTE))
+        _say(wrap(f"{s.spec} (Docker {s.docker}): {s.sentence}"))
+    _say("")
+    _say(tables.compact_table(over, ops))
+    _say(wrap(tables.COMPACT_NOTE))
     used = {c for f in over["flags"] for c in f if c in "†§"}
     for note in tables.flag_notes(used):
-        click.echo(wrap(note))
-    click.echo("")
+        _say(wrap(note))
+    _say("")
     for line in rankings(over, ops):
-        click.echo(wrap(line))
-    click.echo(wrap(tables.answers_line(over, precision).split("\n")[0]))
-    click.echo(wrap(tables.noise_floor_line(noise_floor(runs, over))))
+        _say(wrap(line))
+    _say(wrap(tables.answers_line(over, precision).split("\n")[0]))
+    _say(wrap(tables.noise_floor_line(noise_floor(runs, over))))
 
 
 def _print_tables(result_set: ResultSet, fmt: str, write: bool = True) -> None:
@@ -504,24 +510,24 @@ def _print_tables(result_set: ResultSet, fmt: str, write: bool = True) -> None:
     if write:
         _write_tables(result_set)
     if fmt in ("csv", "json"):
-        click.echo(tables.machine_readable(over, ops, slopes, status, fmt))
+        _say(tables.machine_readable(over, ops, slopes, status, fmt))
         return
     fmt = "pipe" if fmt == "markdown" else fmt
     if not runs.empty:
-        click.echo(tables.format_table(over, fmt))
-        click.echo(tables.table_notes(over))
-        click.echo("")
-        click.echo(tables.answers_line(over, precision))
-        click.echo(tables.noise_floor_line(noise_floor(runs, over)))
+        _say(tables.format_table(over, fmt))
+        _say(tables.table_notes(over))
+        _say("")
+        _say(tables.answers_line(over, precision))
+        _say(tables.noise_floor_line(noise_floor(runs, over)))
     if not ops.empty:
-        click.echo("")
-        click.echo(tables.format_layers(ops, slopes, fmt))
+        _say("")
+        _say(tables.format_layers(ops, slopes, fmt))
     own = tables.format_own_views(runs, fmt) if not runs.empty else ""
     if own:
-        click.echo("")
-        click.echo(own.rstrip("\n"))
-    click.echo("")
-    click.echo(tables.format_driver_status(status, fmt))
+        _say("")
+        _say(own.rstrip("\n"))
+    _say("")
+    _say(tables.format_driver_status(status, fmt))
 
 
 def _write_tables(result_set: ResultSet) -> None:
@@ -625,17 +631,17 @@ def _print_net(result_set: ResultSet, fmt: str, write: bool = True) -> None:
     if not rows:
         return
     if write:
-        (result_set.dir / "net.md").write_text(netviews.markdown(rows))
+        safepath.replace(result_set.dir / "net.md", netviews.markdown(rows))
     wrap = functools.partial(textwrap.fill, width=tables.COMPACT_WIDTH, subsequent_indent="  ")
     if fmt in ("csv", "json"):
-        click.echo(netviews.machine_readable(rows, fmt))
+        _say(netviews.machine_readable(rows, fmt))
         return
-    click.echo("")
+    _say("")
     for line in netviews.verdict_lines(rows):
-        click.echo(wrap(line))
-    click.echo("")
-    click.echo(netviews.format_table(rows, "pipe" if fmt == "markdown" else fmt))
-    click.echo(wrap(netviews.NOTE))
+        _say(wrap(line))
+    _say("")
+    _say(netviews.format_table(rows, "pipe" if fmt == "markdown" else fmt))
+    _say(wrap(netviews.NOTE))
 
 
 @main.command()
@@ -660,13 +666,37 @@ def clean(workdir: Path):
         click.echo(f"nothing to clean in {workdir}{running}")
 
 
+def _views_of_input(fn):
+    """For table, report and compare: every field is checked by type when read (recordcheck.py),
+    but what a workload keeps in `params` is its own; a value there that no sweep writes (a depth
+    that is a list, a missing key) is still one line, exit 2, saying so, not a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError, ArithmeticError) as e:
+            raise UserError(f"the results hold a value no storprof sweep writes, so they cannot be shown "
+                            f"({type(e).__name__}: {one_line(first_line(e))[:200]})") from None
+    return wrapper
+
+
+def _load_to_read(results_dir: Path) -> ResultSet:
+    """A results directory for table, report and compare: read as input (results.py), and holding
+    at least one record."""
+    result_set = ResultSet.load(results_dir)
+    if not result_set.records:
+        raise UserError(f"{results_dir} holds no finished measurement (its {results.RESULTS_FILE} has no records)")
+    return result_set
+
+
 @main.command()
 @click.argument("results_dir", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True)
 @one_line_errors
+@_views_of_input
 def table(results_dir: Path, fmt: str):
     """Print the overhead table of a results directory again."""
-    _print_tables(ResultSet.load(results_dir), fmt, write=False)
+    _print_tables(_load_to_read(results_dir), fmt, write=False)
 
 
 @main.command("report")
@@ -675,13 +705,14 @@ def table(results_dir: Path, fmt: str):
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True,
               help="Style of the table printed on the terminal.")
 @one_line_errors
+@_views_of_input
 def report_cmd(results_dir: Path, out: Path | None, fmt: str):
     """Write report.md and a self-contained report.html (tables, charts, flags, the machine)."""
     from .htmlreport import write_report
-    result_set = ResultSet.load(results_dir)
+    result_set = _load_to_read(results_dir)
     md, page = write_report(result_set, out)
     _print_tables(result_set, fmt, write=False)
-    click.echo(f"\nReport: {page}  (and {md})")
+    _say(f"\nReport: {page}  (and {md})")
 
 
 @main.command("compare")
@@ -690,18 +721,19 @@ def report_cmd(results_dir: Path, out: Path | None, fmt: str):
 @click.option("--format", "fmt", type=click.Choice(TABLE_FORMATS), default="simple", show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="Also list the rows that are not significant.")
 @one_line_errors
+@_views_of_input
 def compare_cmd(a_dir: Path, b_dir: Path, fmt: str, show_all: bool):
     """Did B get faster or slower than A, and is it real? (Welch's t-test on the logs, FDR 5%)"""
     from .compare import compare, summary_line
-    result = compare(ResultSet.load(a_dir), ResultSet.load(b_dir))
+    result = compare(_load_to_read(a_dir), _load_to_read(b_dir))
     table = result.table
     shown = table if show_all else table[~table["verdict"].isin(["not significant"])]
     for line in result.differences:
-        click.echo(f"A and B differ in {line}", err=True)
+        _say(f"A and B differ in {line}", err=True)
     for line in result.left_out:
-        click.echo(f"left out, not comparable: {line}", err=True)
-    click.echo(tables.format_comparison(shown, fmt))
-    click.echo(summary_line(table) + ("" if show_all else " (--all lists the rest)"))
+        _say(f"left out, not comparable: {line}", err=True)
+    _say(tables.format_comparison(shown, fmt))
+    _say(summary_line(table) + ("" if show_all else " (--all lists the rest)"))
 
 
 if __name__ == "__main__":

@@ -193,8 +193,8 @@ class EphemeralDaemon(Daemon):
         if not self._started:
             self.data_root_path.mkdir()
         self._started = True
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - dockerd writes to it until stop()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)     # in the checked results directory
+        self._log = os.fdopen(safepath.open_append(self.log_path, 0o644), "ab")
         self.process = subprocess.Popen(self.argv(dockerd), stdin=subprocess.DEVNULL,
                                         stdout=self._log, stderr=subprocess.STDOUT,
                                         start_new_session=True, env=self.engine.env() if self.engine else None)

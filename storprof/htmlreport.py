@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,13 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from . import charts
+from . import charts, safepath
 from . import tables as tbl
 from .errors import UserError
 from .records import NetRecord
 from .results import ResultSet
 from .summary import DEFAULT_PRECISION, layer_tables, noise_floor, summarize
+from .text import printable
 from .verdicts import rankings, spec_summaries
 
 CHART_DIR = "report-charts"
@@ -151,6 +153,7 @@ def write_report(results: ResultSet | Path, out_dir: Path | None = None) -> tupl
     if not isinstance(results, ResultSet):
         results = ResultSet.load(results)            # refuses a non-results directory first
     out_dir = Path(out_dir or results.dir)
+    _check_out_dir(out_dir, results.dir)
     parts = sections(results)
     title = f"storprof report: {results.meta.get('hostname', '')} {results.meta.get('started', '')}".strip()
     try:
@@ -159,13 +162,26 @@ def write_report(results: ResultSet | Path, out_dir: Path | None = None) -> tupl
         raise UserError(f"cannot write the report into {out_dir}: {e.strerror or e}") from None
 
 
+def _check_out_dir(out_dir: Path, results_dir: Path) -> None:
+    """The report goes only where another user cannot steer it: a directory root (or you) own
+    and nobody else can write, every component of its path so (safepath.py). A results directory
+    another user owns is read, but the report must then go elsewhere (--out)."""
+    if os.path.lexists(out_dir) and not out_dir.is_dir():
+        raise UserError(f"cannot write the report into {out_dir}: it is not a directory")
+    problem = safepath.unsafe_reason(out_dir)
+    if problem:
+        hint = " (give --out a directory of yours)" if out_dir == results_dir else ""
+        raise UserError(f"will not write the report into {out_dir}: {problem}{hint}")
+
+
 def _write(results_dir: Path, out_dir: Path, title: str, parts: list[Section]) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / CHART_DIR).mkdir(exist_ok=True)
-    md = [f"# {title}", "", f"Results: `{results_dir}`", "", *[f"- [{s.title}](#{s.anchor})" for s in parts], ""]
-    contents = " · ".join(f"<a href='#{s.anchor}'>{html.escape(s.title)}</a>" for s in parts)
-    body = [f"<h1>{html.escape(title)}</h1>",
-            f"<p class='note'>Results: <code>{html.escape(str(results_dir))}</code></p>",
+    safepath.make_private_dir(out_dir, "report directory", mode=0o755)
+    safepath.real_subdir(out_dir / CHART_DIR, "the report's chart directory")
+    md = [f"# {_md(title)}", "", f"Results: {_md(str(results_dir))}", "",
+          *[f"- [{s.title}](#{s.anchor})" for s in parts], ""]
+    contents = " · ".join(f"<a href='#{s.anchor}'>{_html(s.title)}</a>" for s in parts)
+    body = [f"<h1>{_html(title)}</h1>",
+            f"<p class='note'>Results: <code>{_html(str(results_dir))}</code></p>",
             f"<nav><b>Contents</b>: {contents}</nav>"]
     for i, s in enumerate(parts):
         section_md, section_html = _render(s, out_dir)
@@ -177,40 +193,53 @@ def _write(results_dir: Path, out_dir: Path, title: str, parts: list[Section]) -
             section_html = [*section_html, "</div>"]
         body += section_html
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    md_path.write_text("\n".join(md) + "\n")
-    html_path.write_text(_PAGE.format(title=html.escape(title), body="\n".join(body)))
+    safepath.replace(md_path, "\n".join(md) + "\n")
+    safepath.replace(html_path, _PAGE.format(title=_html(title), body="\n".join(body)))
     return md_path, html_path
 
 
 def _render(s: Section, out_dir: Path) -> tuple[list[str], list[str]]:
     """A section as Markdown and HTML: its list, charts, paragraphs, then tables (long ones collapsed)."""
     md = [f"## {s.title}", ""]
-    body = [f"<section id='{s.anchor}'><h2>{html.escape(s.title)}</h2>"]
+    body = [f"<section id='{s.anchor}'><h2>{_html(s.title)}</h2>"]
     if s.items:
-        md += [f"- **{what}** {text}" for what, text in s.items] + [""]
-        body.append("<ul class='answer'>" + "".join(f"<li><b>{html.escape(what)}</b> {html.escape(text)}</li>"
+        md += [f"- **{_md(what)}** {_md(text)}" for what, text in s.items] + [""]
+        body.append("<ul class='answer'>" + "".join(f"<li><b>{_html(what)}</b> {_html(text)}</li>"
                                                     for what, text in s.items) + "</ul>")
     for caption, png in s.charts:
         name = f"{re.sub(r'[^a-z0-9]+', '-', caption.lower()).strip('-')}.png"
-        (out_dir / CHART_DIR / name).write_bytes(png)
-        md += [f"![{caption}]({CHART_DIR}/{name})", ""]
-        body.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,"
-                    f"{base64.b64encode(png).decode()}'><figcaption>{html.escape(caption)}</figcaption></figure>")
+        safepath.replace(out_dir / CHART_DIR / name, png)
+        md += [f"![{_md(caption)}]({CHART_DIR}/{name})", ""]
+        body.append(f"<figure><img alt='{_html(caption)}' src='data:image/png;base64,"
+                    f"{base64.b64encode(png).decode()}'><figcaption>{_html(caption)}</figcaption></figure>")
     for paragraph in s.text:
-        md += [paragraph, ""]
-        body.append(f"<p>{html.escape(paragraph)}</p>")
+        md += [_md(paragraph), ""]
+        body.append(f"<p>{_html(paragraph)}</p>")
     for t in s.tables:
-        md += [tabulate(t.rows, headers=t.headers, tablefmt="github", disable_numparse=True), ""]
-        md += [t.note, ""] if t.note else []
+        md += [tabulate([[_md(c) for c in row] for row in t.rows], headers=[_md(h) for h in t.headers],
+                        tablefmt="github", disable_numparse=True), ""]
+        md += [_md(t.note), ""] if t.note else []
         # a wide table scrolls in its own box, not the page
-        table = f"<div class='wide'>{tabulate(t.rows, headers=t.headers, tablefmt='html', disable_numparse=True)}</div>"
-        note = f"<p class='note'>{html.escape(t.note)}</p>" if t.note else ""
+        cells = [[printable(c) for c in row] for row in t.rows]
+        table = f"<div class='wide'>{tabulate(cells, headers=t.headers, tablefmt='html', disable_numparse=True)}</div>"
+        note = f"<p class='note'>{_html(t.note)}</p>" if t.note else ""
         if len(t.rows) > COLLAPSE_ROWS:
             body.append(f"<details><summary>The table: {len(t.rows)} rows</summary>{table}{note}</details>")
         else:
             body.append(table + note)
     body.append("</section>")
     return md, body
+
+
+def _md(text: object) -> str:
+    """Text from the results as Markdown shows it, not as HTML it could carry (a reason holding
+    <script> or <img onerror=...>); control characters dropped, a '|' kept inside its table cell."""
+    return html.escape(printable(text), quote=False).replace("|", "\\|")
+
+
+def _html(text: object) -> str:
+    """Text from the results as HTML text: escaped, control characters dropped."""
+    return html.escape(printable(text))
 
 
 _PAGE = """<!DOCTYPE html>

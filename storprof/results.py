@@ -23,7 +23,10 @@ import pandas as pd
 
 from . import __version__, safepath
 from .errors import UserError
-from .records import MEASUREMENTS, SCHEMA_VERSION, DriverRecord, LayerRecord, Record, record_from_json
+from .recordcheck import check_record, check_version
+from .records import MEASUREMENTS, RECORD_TYPES, SCHEMA_VERSION, DriverRecord, LayerRecord, Record
+from .resultsfile import MAX_RESULTS_BYTES, read_lines, read_meta
+from .text import printable
 
 RESULTS_FILE = "results.jsonl"
 META_FILE = "meta.json"
@@ -89,7 +92,12 @@ def tool_versions() -> dict:
 
 
 class ResultsStore:
-    """An output directory: results.jsonl (appended, fsynced per line), meta.json, raw/."""
+    """An output directory: results.jsonl (appended, fsynced per line), meta.json, raw/.
+
+    The directory must pass safepath's check (root or you own every component, nobody else can
+    write it), so only trusted users can put names in it; and even so nothing is written through
+    a name found there: meta.json is replaced (a new file renamed over it), results.jsonl is
+    appended to with O_NOFOLLOW and must be a regular file, raw/ must be a real directory."""
 
     def __init__(self, out_dir: Path, meta: dict, resume: bool = False):
         # Root writes every result below it: each component must be root's (or the invoking
@@ -99,52 +107,65 @@ class ResultsStore:
             self._reopen(meta)
             return
         try:
-            (self.dir / "raw").mkdir(exist_ok=True)
-            marker = self.dir / ".write-test"
-            marker.write_text("")
+            safepath.real_subdir(self.dir / "raw", "results directory")
+            marker = self.dir / f".write-test.{os.getpid()}"
+            safepath.write_new(marker, "")
             marker.unlink()
         except OSError as e:
-            raise UserError(f"cannot write the output directory {self.dir}: {e.strerror}") from None
+            raise UserError(f"cannot write the output directory {self.dir}: "
+                            f"{safepath.open_error(e.filename or self.dir, e)}") from None
         self.path = self.dir / RESULTS_FILE
         full_meta = {"schema_version": SCHEMA_VERSION,
                      "started": datetime.now(UTC).isoformat(timespec="seconds"),
                      **machine_metadata(), **meta}
-        (self.dir / META_FILE).write_text(json.dumps(full_meta, indent=2, sort_keys=True) + "\n")
+        safepath.replace(self.dir / META_FILE, json.dumps(full_meta, indent=2, sort_keys=True) + "\n")
 
     def _reopen(self, meta: dict) -> None:
         """Resume: keep meta.json (adding this run to its `resumed` list) and cut a half-written
         last line, so the next append starts on a line of its own."""
+        safepath.require_safe(self.dir, "results directory")
         self.path = self.dir / RESULTS_FILE
         meta_path = self.dir / META_FILE
-        if not self.path.is_file() or not meta_path.is_file():
-            raise UserError(f"{self.dir} is not a storprof results directory (no {RESULTS_FILE} and {META_FILE})")
-        data = self.path.read_bytes()
+        try:
+            data = safepath.read_regular(self.path, MAX_RESULTS_BYTES)
+            old = read_meta(meta_path)
+        except FileNotFoundError:
+            raise UserError(f"{self.dir} is not a storprof results directory (no {RESULTS_FILE} and {META_FILE})") \
+                from None
+        except OSError as e:
+            raise UserError(f"cannot resume in {self.dir}: {safepath.open_error(self.path, e)}") from None
         complete = data[:data.rfind(b"\n") + 1]
         if complete != data:
             warnings.warn(f"{self.path}: cut a half-written last line ({len(data) - len(complete)} bytes)",
                           stacklevel=2)
-            with open(self.path, "r+b") as f:
-                f.truncate(len(complete))
-        old = json.loads(meta_path.read_text())
+            fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.ftruncate(fd, len(complete))
+            finally:
+                os.close(fd)
         old.setdefault("resumed", []).append({
             "time": datetime.now(UTC).isoformat(timespec="seconds"), **meta})
-        meta_path.write_text(json.dumps(old, indent=2, sort_keys=True) + "\n")
-        (self.dir / "raw").mkdir(exist_ok=True)
+        safepath.replace(meta_path, json.dumps(old, indent=2, sort_keys=True) + "\n")
+        safepath.real_subdir(self.dir / "raw", "results directory")
 
     def save_raw(self, rel_path: str, text: str) -> str:
         """Keep fio's own output; returns the path relative to the results directory."""
         path = self.dir / "raw" / rel_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        directory = self.dir / "raw"
+        for part in Path(rel_path).parent.parts:
+            directory = safepath.real_subdir(directory / part, "results directory")
+        safepath.replace(path, text)
         return str(path.relative_to(self.dir))
 
     def append(self, record: Record) -> None:
         """One record, as one line, on disk before this returns."""
         line = {**record.to_json(), "time": datetime.now(UTC).isoformat(timespec="seconds")}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(line, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        fd = safepath.open_append(self.path, 0o644)
+        try:
+            os.write(fd, (json.dumps(line, sort_keys=True) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @dataclass
@@ -157,23 +178,36 @@ class ResultSet:
 
     @classmethod
     def load(cls, results_dir: Path | str) -> ResultSet:
-        """Every complete line of results.jsonl; a half-written last line is skipped with a warning,
-        a newer schema refused, an unknown kind kept out."""
+        """Every complete line of results.jsonl, each field checked (recordcheck.py); a half-written
+        last line is skipped with a warning, a newer schema refused, kinds this version does not
+        know kept out (one warning). Files are read as resultsfile.py says: no symlink, capped."""
         results_dir = Path(results_dir)
         path = results_dir / RESULTS_FILE
-        if not path.is_file():
-            raise UserError(f"{results_dir} is not a storprof results directory (no {RESULTS_FILE})")
-        meta_path = results_dir / META_FILE
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        records = []
-        for number, data in _lines(path):
-            version = data.get("schema_version", 0)
-            if version > SCHEMA_VERSION:
-                raise UserError(f"{path}:{number}: schema_version {version} is newer than this storprof "
-                                f"understands ({SCHEMA_VERSION}); upgrade storprof")
-            record = record_from_json(data)
-            if record is not None:
-                records.append(record)
+        if not results_dir.is_dir():
+            raise UserError(f"{results_dir} is not a storprof results directory (not a directory)")
+        records: list[Record] = []
+        unknown: set[str] = set()
+        try:
+            for number, data in read_lines(path):
+                where = f"{path}:{number}"
+                check_version(data, where)
+                kind = data.get("kind")
+                if not isinstance(kind, str):
+                    raise UserError(f"{where}: a line without a 'kind' string")
+                if kind not in RECORD_TYPES:
+                    unknown.add(printable(kind[:40]))
+                    continue
+                check_record(RECORD_TYPES[kind], data, where)
+                records.append(RECORD_TYPES[kind].from_json(data))
+        except FileNotFoundError:
+            raise UserError(f"{results_dir} is not a storprof results directory (no {RESULTS_FILE})") from None
+        try:
+            meta = read_meta(results_dir / META_FILE)
+        except FileNotFoundError:         # lines written by hand or by a tool: no machine facts
+            meta = {}
+        if unknown:
+            warnings.warn(f"{path}: skipped lines of kinds this storprof does not know ({', '.join(sorted(unknown))})",
+                          stacklevel=2)
         return cls(results_dir, meta, records)
 
     def of(self, kind: type[R]) -> list[R]:
@@ -210,17 +244,3 @@ class ResultSet:
 
 R = TypeVar("R", bound=Record)
 
-
-def _lines(path: Path):
-    """(line number, JSON object) of each line; a cut last line warns, a bad line elsewhere refuses."""
-    lines = path.read_text().splitlines()
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            yield i, json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines):
-                warnings.warn(f"{path}:{i}: skipped a truncated last line", stacklevel=2)
-                continue
-            raise UserError(f"{path}:{i}: not a JSON line") from None

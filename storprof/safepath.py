@@ -14,6 +14,7 @@ and read with O_NOFOLLOW from a regular file whose size is capped.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -172,9 +173,10 @@ def open_append(path: Path | str, mode: int = 0o600) -> int:
     return fd
 
 
-def read_regular(path: Path | str, max_bytes: int) -> bytes:
-    """The bytes of a regular file, not through a symlink, refusing one over `max_bytes`
-    (OSError with a message; FileNotFoundError when it is absent)."""
+def open_regular(path: Path | str, max_bytes: int) -> int:
+    """A read-only descriptor of a regular file, not through a symlink (OSError ELOOP), never
+    blocking on a FIFO or a device (opened O_NONBLOCK, then refused as not regular), refusing one
+    over `max_bytes` (OSError with a message; FileNotFoundError when it is absent)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
@@ -182,6 +184,17 @@ def read_regular(path: Path | str, max_bytes: int) -> bytes:
             raise OSError(f"{path} is not a regular file")
         if st.st_size > max_bytes:
             raise OSError(f"{path} is {st.st_size} bytes, more than the {max_bytes} storprof reads")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: Path | str, max_bytes: int) -> bytes:
+    """The bytes of a regular file, not through a symlink, refusing one over `max_bytes`
+    (OSError with a message; FileNotFoundError when it is absent)."""
+    fd = open_regular(path, max_bytes)
+    try:
         chunks, total = [], 0
         while True:
             chunk = os.read(fd, 1 << 20)
@@ -194,6 +207,35 @@ def read_regular(path: Path | str, max_bytes: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def open_error(path: Path | str, exc: OSError) -> str:
+    """What went wrong opening `path`, on one line: a symlink is named as one."""
+    if exc.errno == errno.ELOOP:
+        return f"{path} is a symlink; storprof does not follow symlinks here"
+    if exc.errno is not None and exc.strerror:
+        return f"{path}: {exc.strerror}"
+    return str(exc)
+
+
+def real_subdir(path: Path | str, what: str, mode: int = 0o755) -> Path:
+    """A directory below a checked one, made new if missing; an existing name must be a real
+    directory root or you own (not a symlink, not another user's), not writable by others."""
+    path = Path(path)
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise UserError(f"cannot make {what} {path}: {exc.strerror or exc}") from None
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise UserError(f"{what} {path} is not a directory (a symlink or a file is there); storprof "
+                        "writes only into directories it made")
+    problem = _problem(str(path), st, trusted_uids(), True)
+    if problem:
+        raise UserError(f"{what} {problem}")
+    return path
 
 
 def _write_all(fd: int, payload: bytes) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from . import safepath
 from .placements import AA, PLACEMENTS
 from .records import DriverRecord
 from .stats import REAL, SAME, UNKNOWN
@@ -294,12 +295,12 @@ def write_tables(over: pd.DataFrame, status: list[DriverRecord], out_dir: Path,
     out_dir = Path(out_dir)
     csv_path = out_dir / "overhead.csv"
     md_path = out_dir / "overhead.md"
-    over.to_csv(csv_path, index=False)
+    safepath.replace(csv_path, over.to_csv(index=False))
     md = ["# storprof overhead", "", format_table(over, "github"), "", table_notes(over), "",
           *([own, ""] if (own := format_own_views(runs, "github") if runs is not None and not runs.empty else "")
             else []),
           "## Drivers", "", format_driver_status(status, "github"), ""]
-    md_path.write_text("\n".join(md))
+    safepath.replace(md_path, "\n".join(md))
     return [csv_path, md_path]
 
 
@@ -341,9 +342,9 @@ def format_layers(ops: pd.DataFrame, slopes: pd.DataFrame, fmt: str = "simple") 
 def write_layer_tables(ops: pd.DataFrame, slopes: pd.DataFrame, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     paths = [out_dir / "layers.csv", out_dir / "layers-growth.csv", out_dir / "layers.md"]
-    ops.to_csv(paths[0], index=False)
-    slopes.to_csv(paths[1], index=False)
-    paths[2].write_text("# storprof layer timing\n\n" + format_layers(ops, slopes, "github") + "\n")
+    safepath.replace(paths[0], ops.to_csv(index=False))
+    safepath.replace(paths[1], slopes.to_csv(index=False))
+    safepath.replace(paths[2], "# storprof layer timing\n\n" + format_layers(ops, slopes, "github") + "\n")
     return paths
 
 
