@@ -29,7 +29,8 @@ Section = tuple[str, tuple[Option, ...]]  # (section name, options in file order
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # A section header as fio reads it after cutting the comment: '[' name ']' and nothing else.
 _SECTION = re.compile(r"\[(.*)\]")
-MAX_LINE = 1000       # fio reads a longer line in pieces, each piece a line of its own
+MAX_LINE = 1000       # storprof's own bound on every line, comments included
+FGETS_CHARS = 8191    # fio 3.33 reads lines with fgets(OPT_LEN_MAX = 8192): longer ones come in pieces
 
 ALLOWED_ENGINES = fiooptions.ENGINES
 METADATA_ENGINES = fiooptions.METADATA_ENGINES
@@ -97,8 +98,9 @@ class FioJob:
                 raise UserError(f"{self.source}: cannot use {key} {value!r} for fio "
                                 "(fio reads ':' as a list separator and ';' or '#' as a comment)")
         job = self._with_global(target + [("group_reporting", "1")])
-        lines = [f"; {self.description}"] if self.description else []
-        lines += [f"; storprof: {d}" for d in self.directives]
+        # No text of the user's comments: the description stays metadata (FioJob.description),
+        # and a directive is written back only in storprof's own words.
+        lines = [f"; storprof: {d}" for d in _own_directives(self.directives)]
         for name, options in job.sections:
             if lines:
                 lines.append("")
@@ -255,6 +257,20 @@ def parse_job(text: str, source: Path | str) -> FioJob:
     return parsed.job()
 
 
+def line_problem(raw: str) -> str | None:
+    """Why fio might read this line (without its newline, and a final CR) differently from
+    storprof, or None. Checked on every line, comments too: a comment fio splits is job lines."""
+    if len(raw) > MAX_LINE:
+        return (f"line of {len(raw)} characters; fio reads a line over {FGETS_CHARS} in pieces and parses "
+                f"the rest as lines of their own, so storprof refuses lines over {MAX_LINE} (comments too)")
+    bad = next((c for c in raw if not (c == "\t" or " " <= c <= "~")), None)
+    if bad is not None:
+        kind = "non-ASCII character" if ord(bad) > 127 else "control character"
+        return (f"{kind} {bad!r} in the job file (comments too); fio reads such bytes differently "
+                "from storprof (it strips or skips them), so only printable ASCII and tabs are allowed")
+    return None
+
+
 class _JobText:
     """What parse_job has read so far."""
 
@@ -266,12 +282,13 @@ class _JobText:
         self.directives: list[str] = []
 
     def read_line(self, number: int, raw: str) -> None:
+        """One line, comments included: fio 3.33 reads every line with an 8 KiB fgets and splits a
+        longer one, so a line is checked whole before anything decides it is a comment."""
         where = f"{self.source}:{number}"
+        problem = line_problem(raw)
+        if problem:
+            raise UserError(f"{where}: {problem}")
         stripped = raw.strip(" \t")
-        bad = next((c for c in raw if (ord(c) < 32 and c != "\t") or ord(c) == 127), None)
-        if bad is not None:
-            raise UserError(f"{where}: control character {bad!r} in the job file; fio would read it "
-                            "differently from storprof")
         directive = _DIRECTIVE.fullmatch(stripped)
         if directive:
             self.directives.append(_directive(directive.group(1).strip(), where))
@@ -279,9 +296,6 @@ class _JobText:
             if not self.description and not self.sections:
                 self.description = stripped.lstrip(";#").strip()
         else:
-            if len(raw) > MAX_LINE:
-                raise UserError(f"{where}: line of {len(raw)} characters; fio reads lines over "
-                                f"{MAX_LINE} in pieces, so storprof refuses them")
             # fio cuts a line at the first ';' or '#', wherever it is: a value never contains them.
             line = re.split(r"[;#]", stripped, maxsplit=1)[0].strip(" \t")
             if line:
@@ -333,6 +347,17 @@ def _directive(text: str, where: str) -> str:
         known = ", ".join(f"{k} ({v})" for k, v in DIRECTIVES.items())
         raise UserError(f"{where}: unknown storprof directive {text!r}; known: {known}")
     return text
+
+
+def _own_directives(directives: tuple[str, ...]) -> list[str]:
+    """The directives as storprof spells them: the known ones, and placements it knows by name."""
+    own = [d for d in directives if d in DIRECTIVES]
+    for d in directives:
+        if d.startswith("placements="):
+            names = [p for p in d.split("=", 1)[1].split(",") if p in PLACEMENTS]
+            if names:
+                own.append("placements=" + ",".join(names))
+    return own
 
 
 def _section_name(text: str, where: str) -> str:
