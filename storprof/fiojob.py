@@ -14,6 +14,7 @@ from pathlib import Path
 from . import fiooptions
 from .errors import UserError
 from .fiooptions import canonical, size_bytes, time_seconds
+from .limits import Limits
 from .placements import PLACEMENTS
 from .sandbox import INPUT_DIR, run_sandboxed
 
@@ -169,6 +170,16 @@ class FioJob:
             each = size_bytes(self.section_option(i, "filesize") or "0") or 0
             total += files * max(each, 4096)
         return total
+
+    def limits(self) -> Limits:
+        """What one run of this job may take (limits.py): memory for its largest I/O buffers
+        (bs x iodepth of one process), processes for its numjobs, and files of its own size."""
+        buffers, processes = 0, 0
+        for i in self.job_indexes():
+            blocks = fiooptions.numbers(self.section_option(i, "bs") or "4k", "bytes") or [4096.0]
+            buffers = max(buffers, int(max(blocks)) * int(self.section_option(i, "iodepth") or 1))
+            processes += self.numjobs(i)
+        return Limits.for_job(buffers, processes, self.bytes_needed())
 
     def time_limit(self, cap: float) -> float:
         """Seconds after which a run of this job is killed: for a time-based job its expected
@@ -505,7 +516,7 @@ def check_with_fio(job: FioJob) -> None:
         job_path.write_text(job.render(directory=str(work),
                                       filename=None if job.own_files else f"{job.name or 'job'}.storprof"))
         done = run_sandboxed("fio", ["--parse-only", f"{INPUT_DIR}/job.fio"], writable=[work],
-                             inputs={"job.fio": job_path}, timeout=60, check=False)
+                             inputs={"job.fio": job_path}, timeout=60, check=False, limits=job.limits())
     if done.returncode != 0:
         raise UserError(f"{job.source}: fio rejects the job: {fio_complaint(done.stderr, done.stdout)}")
 
