@@ -5,10 +5,11 @@ and the run's label so removal finds exactly what this run made. The memory cap 
 host fio runs under where systemd gives it one (limits.shared_memory_cap): three quarters of the
 host's RAM, page cache included, so that a container's data file is cached as the host's is and
 the placements are compared alike. One container serves every job of its placement, so its file
-size cap is the largest file any job may make (limits.CEILING); host fio gets its job's own. Nothing storprof runs in a container needs a
-capability: fio, sleep, mkdir, rm and timeout work in directories the container's root user
-owns, files are put in by the daemon (put_archive, commit), and the union probes work from the
-host through /proc/<pid>/root.
+size cap is the largest file any job may make (limits.CEILING); host fio gets its job's own.
+
+Nothing storprof runs in a container needs a capability: fio, sleep, mkdir, rm and timeout work
+in directories the container's root user owns, files are put in by the daemon (put_archive,
+commit), and the union probes work from the host through /proc/<pid>/root.
 """
 
 from __future__ import annotations

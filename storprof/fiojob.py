@@ -14,6 +14,7 @@ from pathlib import Path
 from . import fiooptions
 from .errors import UserError
 from .fiooptions import canonical, size_bytes, time_seconds
+from .joblines import line_problem
 from .limits import Limits
 from .placements import PLACEMENTS
 from .sandbox import INPUT_DIR, run_sandboxed
@@ -30,8 +31,6 @@ Section = tuple[str, tuple[Option, ...]]  # (section name, options in file order
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # A section header as fio reads it after cutting the comment: '[' name ']' and nothing else.
 _SECTION = re.compile(r"\[(.*)\]")
-MAX_LINE = 1000       # storprof's own bound on every line, comments included
-FGETS_CHARS = 8191    # fio 3.33 reads lines with fgets(OPT_LEN_MAX = 8192): longer ones come in pieces
 
 ALLOWED_ENGINES = fiooptions.ENGINES
 METADATA_ENGINES = fiooptions.METADATA_ENGINES
@@ -266,20 +265,6 @@ def parse_job(text: str, source: Path | str) -> FioJob:
     for number, raw in enumerate(text.split("\n"), start=1):
         parsed.read_line(number, raw[:-1] if raw.endswith("\r") else raw)
     return parsed.job()
-
-
-def line_problem(raw: str) -> str | None:
-    """Why fio might read this line (without its newline, and a final CR) differently from
-    storprof, or None. Checked on every line, comments too: a comment fio splits is job lines."""
-    if len(raw) > MAX_LINE:
-        return (f"line of {len(raw)} characters; fio reads a line over {FGETS_CHARS} in pieces and parses "
-                f"the rest as lines of their own, so storprof refuses lines over {MAX_LINE} (comments too)")
-    bad = next((c for c in raw if not (c == "\t" or " " <= c <= "~")), None)
-    if bad is not None:
-        kind = "non-ASCII character" if ord(bad) > 127 else "control character"
-        return (f"{kind} {bad!r} in the job file (comments too); fio reads such bytes differently "
-                "from storprof (it strips or skips them), so only printable ASCII and tabs are allowed")
-    return None
 
 
 class _JobText:

@@ -22,11 +22,12 @@ import contextlib
 import itertools
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from . import fiooptions
+from .proc import require
 
 FIO_OVERHEAD = 1 << 30        # fio's own address space: its shared memory pools, threads, libraries
 FILE_MARGIN = 64 << 20        # beyond the job's own files: rounding, a layout's last block
@@ -79,14 +80,12 @@ def shared_memory_cap() -> int:
 
 def prlimit_argv(limits: Limits) -> list[str]:
     """prlimit, as a prefix of the command it limits (soft and hard limit alike)."""
-    from .proc import require     # here: proc imports tools, kept free of this module
     return [require("prlimit"), f"--as={limits.memory}", f"--fsize={limits.file_size}",
             f"--nproc={limits.processes}", "--"]
 
 
 def systemd_argv(limits: Limits) -> list[str]:
     """A transient scope under systemd with a cap on its tasks and their memory."""
-    from .proc import require
     return [require("systemd-run"), "--scope", "--quiet", "--collect", "-p", f"TasksMax={limits.processes}",
             "-p", f"MemoryMax={shared_memory_cap()}", "--"]
 

@@ -50,7 +50,7 @@ def test_prlimit_sets_address_space_file_size_and_processes():
 
 def test_under_systemd_a_scope_caps_tasks_and_memory(monkeypatch):
     monkeypatch.setattr(limits, "systemd_runs", lambda: True)
-    monkeypatch.setattr("storprof.proc.require", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(limits, "require", lambda name: f"/usr/bin/{name}")
     with limits.confined(Limits(memory=1 << 30, processes=40, file_size=1 << 20)) as (prefix, cgroup):
         assert cgroup is None
         assert prefix[:4] == ["/usr/bin/systemd-run", "--scope", "--quiet", "--collect"]
