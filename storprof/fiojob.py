@@ -464,8 +464,10 @@ def load_job(name_or_path: str, jobs_dir: Path = JOBS_DIR, allowed_extra: tuple[
         if path.stat().st_size > fiooptions.MAX_JOB_FILE_BYTES:
             raise UserError(f"{path}: the job file is {path.stat().st_size} bytes; storprof reads job files of "
                             f"at most {fiooptions.MAX_JOB_FILE_BYTES} bytes")
-        text = path.read_bytes().decode("utf-8")      # no newline translation: fio splits on \n only
-    except (OSError, UnicodeDecodeError) as exc:
+        # No newline translation (fio splits on \n only); a byte that is not UTF-8 is kept as a
+        # surrogate, so that the line check names its line like any other non-ASCII character.
+        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    except OSError as exc:
         raise UserError(f"cannot read job file {path}: {exc}") from None
     job = parse_job(text, path)
     validate(job, allowed_extra)

@@ -21,6 +21,9 @@ def line_problem(raw: str) -> str | None:
                 f"the rest as lines of their own, so storprof refuses lines over {MAX_LINE} (comments too)")
     bad = next((c for c in raw if not (c == "\t" or " " <= c <= "~")), None)
     if bad is not None:
+        if 0xDC80 <= ord(bad) <= 0xDCFF:                 # load_job's surrogateescape of a raw byte
+            return (f"byte that is not UTF-8 (0x{ord(bad) - 0xDC00:02x}) in the job file (comments too); "
+                    "only printable ASCII and tabs are allowed")
         kind = "non-ASCII character" if ord(bad) > 127 else "control character"
         return (f"{kind} {bad!r} in the job file (comments too); fio reads such bytes differently "
                 "from storprof (it strips or skips them), so only printable ASCII and tabs are allowed")

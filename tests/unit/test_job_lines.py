@@ -72,18 +72,10 @@ def test_a_comment_of_exactly_the_limit_is_fine(tmp_path):
     ("; a line separator \u2028[hidden]".encode(), "non-ASCII character '\\u2028'"),
     ("; caf\u00e9".encode(), "non-ASCII character"),
     ("\ufeff[global]".encode(), "non-ASCII character '\\ufeff'"),
-    (b"# \x85 next line", None),                     # not UTF-8 at all: fio would see a raw byte
+    (b"# \x85 next line", "byte that is not UTF-8 (0x85)"),     # fio would see a raw byte
 ])
 def test_control_and_non_ascii_characters_are_refused_in_comments(tmp_path, comment, what):
-    data = JOB + comment + b"\n"
-    if what is None:
-        path = tmp_path / "job.fio"
-        path.write_bytes(data)
-        with pytest.raises(UserError, match="cannot read job file") as err:
-            load_job(str(path))
-        assert "\n" not in str(err.value)
-    else:
-        assert what in refused(tmp_path, data, 6)
+    assert what in refused(tmp_path, JOB + comment + b"\n", 6)
 
 
 def test_a_crlf_file_still_reads(tmp_path):
