@@ -126,6 +126,7 @@ def _make_pids_cgroup(processes: int) -> Path | None:
     parent = pids_cgroup_parent()
     if parent is None:
         return None
+    _remove_stale(parent)
     cgroup = parent / f"storprof-{os.getpid()}-{next(_CGROUP_NAMES)}"
     try:
         cgroup.mkdir(mode=0o755)          # exclusive: a name already there is not ours
@@ -137,6 +138,16 @@ def _make_pids_cgroup(processes: int) -> Path | None:
         _remove_cgroup(cgroup)
         return None
     return cgroup
+
+
+def _remove_stale(parent: Path) -> None:
+    """Empty cgroups of storprof processes that are gone (killed before they could remove
+    theirs); rmdir fails on a cgroup that still holds a process, so nothing live is touched."""
+    for cgroup in parent.glob("storprof-*-*"):
+        pid = cgroup.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(OSError):
+                cgroup.rmdir()
 
 
 def _remove_cgroup(cgroup: Path) -> None:

@@ -72,3 +72,15 @@ def test_without_systemd_a_pids_cgroup_is_made_and_removed(monkeypatch):
 def test_the_shared_memory_cap_is_three_quarters_of_ram_and_at_least_2_gib():
     assert limits.shared_memory_cap() == max(limits.total_memory() * 3 // 4, 2 << 30)
     assert limits.total_memory() > 0
+
+
+def test_an_empty_cgroup_of_a_storprof_that_is_gone_is_removed_by_the_next_run(monkeypatch):
+    monkeypatch.setattr(limits, "systemd_runs", lambda: False)
+    parent = limits.pids_cgroup_parent()
+    if parent is None:
+        pytest.skip("no cgroup v1 pids hierarchy this process may write")
+    gone = 4194305          # above pid_max's ceiling: no process has it
+    stale = parent / f"storprof-{gone}-0"
+    stale.mkdir()
+    with limits.confined(Limits(memory=1 << 30, processes=40, file_size=1 << 20)):
+        assert not stale.exists()
