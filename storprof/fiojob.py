@@ -15,7 +15,7 @@ from . import fiooptions
 from .errors import UserError
 from .fiooptions import canonical, size_bytes, time_seconds
 from .joblines import line_problem
-from .limits import Limits
+from .limits import CEILING, Limits
 from .placements import PLACEMENTS
 from .sandbox import INPUT_DIR, run_sandboxed
 
@@ -172,13 +172,19 @@ class FioJob:
 
     def limits(self) -> Limits:
         """What one run of this job may take (limits.py): memory for its largest I/O buffers
-        (bs x iodepth of one process), processes for its numjobs, and files of its own size."""
-        buffers, processes = 0, 0
+        (bs x iodepth of one process), processes for its numjobs, and files of its own size: the
+        largest size or filesize (plus offset) of any section, since they share the data file.
+        A file_append job grows its file by every run, so only the ceiling bounds it."""
+        buffers, processes, largest = 0, 0, self.bytes_needed()
         for i in self.job_indexes():
             blocks = fiooptions.numbers(self.section_option(i, "bs") or "4k", "bytes") or [4096.0]
             buffers = max(buffers, int(max(blocks)) * int(self.section_option(i, "iodepth") or 1))
             processes += self.numjobs(i)
-        return Limits.for_job(buffers, processes, self.bytes_needed())
+            sizes = [size_bytes(self.section_option(i, k) or "0") or 0 for k in ("size", "filesize", "offset")]
+            largest = max(largest, max(sizes[:2]) + sizes[2])
+            if _flag(self.section_option(i, "file_append") or "0"):
+                largest = CEILING.file_size
+        return Limits.for_job(buffers, processes, largest)
 
     def time_limit(self, cap: float) -> float:
         """Seconds after which a run of this job is killed: for a time-based job its expected

@@ -62,18 +62,20 @@ def test_a_job_that_allocates_more_memory_than_its_limit_fails(host):
     assert wide.returncode == 0, wide.stdout[:500] + wide.stderr      # it was the limit, not fio
 
 
-def test_a_file_larger_than_the_jobs_limit_is_cut_off(host):
-    # size says 8 MiB, filesize makes the file 256 MiB: more than the job's file limit.
+def test_a_file_larger_than_the_file_limit_is_cut_off(host):
+    # The limit of an 8 MiB job (what size= says); filesize makes the file 256 MiB.
     text = f"[j]\nrw=write\nbs=1m\nsize=8m\nfilesize=256m\ndirectory={host.fio_dir}\nfilename=big.dat\n"
     past_the_allowlist(text, Path(host.fio_dir))
-    own = parse_job(text, "j.fio").limits()
-    assert own.file_size < 256 << 20
-    under = host.run_fio(text, "big", 60, limits=own)
+    small = Limits.for_job(4 << 20, 1, 8 << 20)
+    under = host.run_fio(text, "big", 60, limits=small)
     big = Path(host.fio_dir) / "big.dat"
-    assert under.returncode != 0 and big.stat().st_size <= own.file_size
+    assert under.returncode != 0 and big.stat().st_size <= small.file_size < 256 << 20
     big.unlink()
     wide = host.run_fio(text, "big", 60, limits=WIDE)
     assert wide.returncode == 0 and big.stat().st_size == 256 << 20
+    big.unlink()
+    own = host.run_fio(text, "big", 60, limits=parse_job(text, "j.fio").limits())   # its own: room for it
+    assert own.returncode == 0 and big.stat().st_size == 256 << 20
 
 
 def test_a_job_that_forks_more_than_its_process_limit_does_not_run(host):

@@ -18,6 +18,16 @@ def test_a_jobs_limits_follow_its_buffers_processes_and_files():
                                   file_size=(272 << 20) + FILE_MARGIN)
 
 
+def test_the_file_limit_covers_the_largest_section_and_filesize():
+    job = parse_job("[global]\nsize=1g\n[a]\nrw=read\n[b]\nrw=read\nsize=2g\n[c]\nfilesize=3g\noffset=1m\n", "j.fio")
+    assert job.limits().file_size == (3 << 30) + (1 << 20) + FILE_MARGIN
+
+
+def test_a_file_append_job_is_bounded_by_the_ceiling_only():
+    job = parse_job("[j]\nrw=write\nsize=1g\nfile_append=1\n", "j.fio")
+    assert job.limits().file_size == CEILING.file_size
+
+
 def test_a_metadata_jobs_file_limit_covers_all_its_files():
     job = load_job("meta-create").with_files(3000)
     assert job.limits().file_size == job.bytes_needed() + FILE_MARGIN >= 3000 * 4096
