@@ -1,24 +1,37 @@
 """The one policy every container storprof makes runs under.
 
-No network, no new privileges, no capabilities at all, a cap on processes, and the run's label
-so removal finds exactly what this run made. Nothing storprof runs in a container needs a
-capability: fio, sleep, mkdir, rm and timeout work in directories the container's root user
-owns, files are put in by the daemon (put_archive, commit), and the union probes work from the
-host through /proc/<pid>/root.
+No network, no new privileges, no capabilities at all, caps on processes, memory and file size,
+and the run's label so removal finds exactly what this run made. The memory cap is the same total
+host fio runs under where systemd gives it one (limits.shared_memory_cap): three quarters of the
+host's RAM, page cache included, so that a container's data file is cached as the host's is and
+the placements are compared alike. One container serves every job of its placement, so its file
+size cap is the largest file any job may make (limits.CEILING); host fio gets its job's own.
+
+Nothing storprof runs in a container needs a capability: fio, sleep, mkdir, rm and timeout work
+in directories the container's root user owns, files are put in by the daemon (put_archive,
+commit), and the union probes work from the host through /proc/<pid>/root.
 """
 
 from __future__ import annotations
+
+from .limits import CEILING, shared_memory_cap
 
 LABEL = "storprof"
 IDLE_COMMAND = ["/bin/sleep", "infinity"]
 # fio's processes (numjobs is bounded by fiooptions.MAX_TOTAL_JOBS) and a few helpers.
 PIDS_LIMIT = 512
 
+MEMORY_LIMIT = shared_memory_cap()
+FILE_SIZE_LIMIT = CEILING.file_size
+
 POLICY = {
     "network_mode": "none",
     "security_opt": ["no-new-privileges"],
     "cap_drop": ["ALL"],
     "pids_limit": PIDS_LIMIT,
+    "mem_limit": MEMORY_LIMIT,
+    "memswap_limit": MEMORY_LIMIT,          # the same: no swap on top
+    "ulimits": [{"name": "fsize", "soft": FILE_SIZE_LIMIT, "hard": FILE_SIZE_LIMIT}],
 }
 
 

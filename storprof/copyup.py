@@ -113,8 +113,9 @@ class CopyUp:
             host = session.target("host")
             self._host_dir = Path(host.fio_dir)
             for size in self.plan.sizes_mib:
-                text = precondition_job(f"{size}m").render(directory=host.fio_dir, filename=file_name(size))
-                fio_run = host.run_fio(text, f"copyup-{size}m", 3600)
+                pre = precondition_job(f"{size}m")
+                fio_run = host.run_fio(pre.render(directory=host.fio_dir, filename=file_name(size)),
+                                       f"copyup-{size}m", 3600, limits=pre.limits())
                 parse_fio_output(fio_run.stdout, fio_run.stderr)
 
     def run(self, unit: Unit, session: Session, sink: Sink) -> str:

@@ -190,9 +190,11 @@ class FioCells:
         path = target.fresh_dir(directory)
         if (job.option("ioengine") or "") in LAYOUT_FIRST:
             layout = job.with_files(int(job.option("nrfiles") or 1), create_only=True)
-            done = target.run_fio(layout.render(directory=path), f"{job.name}-layout", self.fio_timeout)
+            done = target.run_fio(layout.render(directory=path), f"{job.name}-layout", self.fio_timeout,
+                                  limits=layout.limits())
             parse_fio_output(done.stdout, done.stderr)
-        return target.run_fio(job.render(directory=path), job.name, job.time_limit(self.fio_timeout))
+        return target.run_fio(job.render(directory=path), job.name, job.time_limit(self.fio_timeout),
+                              limits=job.limits())
 
     def precondition(self, spec: str) -> None:
         """Bring every placement's data file to the same state before anything is measured.
@@ -207,8 +209,9 @@ class FioCells:
             files = {data_file_name(j): j.option("size") for j in self.jobs.values()
                      if j.option("size") and not j.own_files and not (j.lower_layer and in_image)}
             for filename, size in sorted(files.items()):
-                text = precondition_job(size or "").render(directory=target.fio_dir, filename=filename)
-                fio_run = target.run_fio(text, "precondition", self.fio_timeout)
+                pre = precondition_job(size or "")
+                fio_run = target.run_fio(pre.render(directory=target.fio_dir, filename=filename), "precondition",
+                                         self.fio_timeout, limits=pre.limits())
                 try:
                     parse_fio_output(fio_run.stdout, fio_run.stderr)
                 except FioError as e:
@@ -225,7 +228,7 @@ class FioCells:
             else:
                 directory = target.lower_dir if job.lower_layer else target.fio_dir
                 text = job.render(directory=directory, filename=data_file_name(job))
-                fio_run = target.run_fio(text, job.name, job.time_limit(self.fio_timeout))
+                fio_run = target.run_fio(text, job.name, job.time_limit(self.fio_timeout), limits=job.limits())
         copied_up = None
         if job.lower_layer and target.lower_dir != target.fio_dir:
             copied_up = f"{target.lower_dir}/{data_file_name(job)}" in (target.modified_paths() or set())

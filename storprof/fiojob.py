@@ -14,6 +14,8 @@ from pathlib import Path
 from . import fiooptions
 from .errors import UserError
 from .fiooptions import canonical, size_bytes, time_seconds
+from .joblines import line_problem
+from .limits import CEILING, Limits
 from .placements import PLACEMENTS
 from .sandbox import INPUT_DIR, run_sandboxed
 
@@ -29,7 +31,6 @@ Section = tuple[str, tuple[Option, ...]]  # (section name, options in file order
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # A section header as fio reads it after cutting the comment: '[' name ']' and nothing else.
 _SECTION = re.compile(r"\[(.*)\]")
-MAX_LINE = 1000       # fio reads a longer line in pieces, each piece a line of its own
 
 ALLOWED_ENGINES = fiooptions.ENGINES
 METADATA_ENGINES = fiooptions.METADATA_ENGINES
@@ -97,8 +98,9 @@ class FioJob:
                 raise UserError(f"{self.source}: cannot use {key} {value!r} for fio "
                                 "(fio reads ':' as a list separator and ';' or '#' as a comment)")
         job = self._with_global(target + [("group_reporting", "1")])
-        lines = [f"; {self.description}"] if self.description else []
-        lines += [f"; storprof: {d}" for d in self.directives]
+        # No text of the user's comments: the description stays metadata (FioJob.description),
+        # and a directive is written back only in storprof's own words.
+        lines = [f"; storprof: {d}" for d in _own_directives(self.directives)]
         for name, options in job.sections:
             if lines:
                 lines.append("")
@@ -167,6 +169,22 @@ class FioJob:
             each = size_bytes(self.section_option(i, "filesize") or "0") or 0
             total += files * max(each, 4096)
         return total
+
+    def limits(self) -> Limits:
+        """What one run of this job may take (limits.py): memory for its largest I/O buffers
+        (bs x iodepth of one process), processes for its numjobs, and files of its own size: the
+        largest size or filesize (plus offset) of any section, since they share the data file.
+        A file_append job grows its file by every run, so only the ceiling bounds it."""
+        buffers, processes, largest = 0, 0, self.bytes_needed()
+        for i in self.job_indexes():
+            blocks = fiooptions.numbers(self.section_option(i, "bs") or "4k", "bytes") or [4096.0]
+            buffers = max(buffers, int(max(blocks)) * int(self.section_option(i, "iodepth") or 1))
+            processes += self.numjobs(i)
+            sizes = [size_bytes(self.section_option(i, k) or "0") or 0 for k in ("size", "filesize", "offset")]
+            largest = max(largest, max(sizes[:2]) + sizes[2])
+            if _flag(self.section_option(i, "file_append") or "0"):
+                largest = CEILING.file_size
+        return Limits.for_job(buffers, processes, largest)
 
     def time_limit(self, cap: float) -> float:
         """Seconds after which a run of this job is killed: for a time-based job its expected
@@ -266,12 +284,13 @@ class _JobText:
         self.directives: list[str] = []
 
     def read_line(self, number: int, raw: str) -> None:
+        """One line, comments included: fio 3.33 reads every line with an 8 KiB fgets and splits a
+        longer one, so a line is checked whole before anything decides it is a comment."""
         where = f"{self.source}:{number}"
+        problem = line_problem(raw)
+        if problem:
+            raise UserError(f"{where}: {problem}")
         stripped = raw.strip(" \t")
-        bad = next((c for c in raw if (ord(c) < 32 and c != "\t") or ord(c) == 127), None)
-        if bad is not None:
-            raise UserError(f"{where}: control character {bad!r} in the job file; fio would read it "
-                            "differently from storprof")
         directive = _DIRECTIVE.fullmatch(stripped)
         if directive:
             self.directives.append(_directive(directive.group(1).strip(), where))
@@ -279,9 +298,6 @@ class _JobText:
             if not self.description and not self.sections:
                 self.description = stripped.lstrip(";#").strip()
         else:
-            if len(raw) > MAX_LINE:
-                raise UserError(f"{where}: line of {len(raw)} characters; fio reads lines over "
-                                f"{MAX_LINE} in pieces, so storprof refuses them")
             # fio cuts a line at the first ';' or '#', wherever it is: a value never contains them.
             line = re.split(r"[;#]", stripped, maxsplit=1)[0].strip(" \t")
             if line:
@@ -333,6 +349,17 @@ def _directive(text: str, where: str) -> str:
         known = ", ".join(f"{k} ({v})" for k, v in DIRECTIVES.items())
         raise UserError(f"{where}: unknown storprof directive {text!r}; known: {known}")
     return text
+
+
+def _own_directives(directives: tuple[str, ...]) -> list[str]:
+    """The directives as storprof spells them: the known ones, and placements it knows by name."""
+    own = [d for d in directives if d in DIRECTIVES]
+    for d in directives:
+        if d.startswith("placements="):
+            names = [p for p in d.split("=", 1)[1].split(",") if p in PLACEMENTS]
+            if names:
+                own.append("placements=" + ",".join(names))
+    return own
 
 
 def _section_name(text: str, where: str) -> str:
@@ -443,8 +470,10 @@ def load_job(name_or_path: str, jobs_dir: Path = JOBS_DIR, allowed_extra: tuple[
         if path.stat().st_size > fiooptions.MAX_JOB_FILE_BYTES:
             raise UserError(f"{path}: the job file is {path.stat().st_size} bytes; storprof reads job files of "
                             f"at most {fiooptions.MAX_JOB_FILE_BYTES} bytes")
-        text = path.read_bytes().decode("utf-8")      # no newline translation: fio splits on \n only
-    except (OSError, UnicodeDecodeError) as exc:
+        # No newline translation (fio splits on \n only); a byte that is not UTF-8 is kept as a
+        # surrogate, so that the line check names its line like any other non-ASCII character.
+        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    except OSError as exc:
         raise UserError(f"cannot read job file {path}: {exc}") from None
     job = parse_job(text, path)
     validate(job, allowed_extra)
@@ -480,7 +509,7 @@ def check_with_fio(job: FioJob) -> None:
         job_path.write_text(job.render(directory=str(work),
                                       filename=None if job.own_files else f"{job.name or 'job'}.storprof"))
         done = run_sandboxed("fio", ["--parse-only", f"{INPUT_DIR}/job.fio"], writable=[work],
-                             inputs={"job.fio": job_path}, timeout=60, check=False)
+                             inputs={"job.fio": job_path}, timeout=60, check=False, limits=job.limits())
     if done.returncode != 0:
         raise UserError(f"{job.source}: fio rejects the job: {fio_complaint(done.stderr, done.stdout)}")
 

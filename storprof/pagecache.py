@@ -142,8 +142,9 @@ class PageCache:
         if "host" in self.sides and session.host_dir is not None:
             host = session.target("host")
             self._host_file = Path(host.fio_dir) / FILE
-            text = precondition_job(f"{self.plan.file_mib}m").render(directory=host.fio_dir, filename=FILE)
-            fio_run = host.run_fio(text, "pagecache", 3600)
+            pre = precondition_job(f"{self.plan.file_mib}m")
+            fio_run = host.run_fio(pre.render(directory=host.fio_dir, filename=FILE), "pagecache", 3600,
+                                   limits=pre.limits())
             parse_fio_output(fio_run.stdout, fio_run.stderr)
 
     def run(self, unit: Unit, session: Session, sink: Sink) -> str:

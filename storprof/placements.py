@@ -18,6 +18,7 @@ import requests.exceptions
 from . import containers
 from .errors import DaemonError, StorprofError, first_line
 from .image import one_file_tar
+from .limits import CEILING, Limits
 from .proc import CommandTimeout
 from .sandbox import INPUT_DIR, run_sandboxed
 
@@ -61,7 +62,9 @@ class Target:
     # Where lower-layer jobs find their data file: a lower image layer on union, else fio_dir.
     lower_dir: str
 
-    def run_fio(self, job_text: str, job_key: str, timeout: float) -> FioRun:
+    def run_fio(self, job_text: str, job_key: str, timeout: float, limits: Limits = CEILING) -> FioRun:
+        """Run the job text; `limits` (FioJob.limits()) bound what fio may take where storprof
+        applies them per run (the host; a container has its own, containers.POLICY)."""
         raise NotImplementedError
 
     def fresh_dir(self, name: str) -> str:
@@ -95,14 +98,15 @@ class HostTarget(Target):
         path.mkdir()      # the placement is new for this run, so the name is too
         return str(path)
 
-    def run_fio(self, job_text: str, job_key: str, timeout: float) -> FioRun:
-        """fio in the sandbox (sandbox.py): it sees this placement's directory and the job file."""
+    def run_fio(self, job_text: str, job_key: str, timeout: float, limits: Limits = CEILING) -> FioRun:
+        """fio in the sandbox (sandbox.py), under `limits`: it sees this placement's directory and
+        the job file."""
         path = self.jobs_dir / f"{self.placement}-{job_key}.fio"
         path.write_text(job_text)
         start = time.monotonic()
         try:
             done = run_sandboxed("fio", fio_argv(f"{INPUT_DIR}/job.fio")[1:], writable=[self.directory],
-                                 inputs={"job.fio": path}, timeout=timeout, check=False)
+                                 inputs={"job.fio": path}, timeout=timeout, check=False, limits=limits)
         except CommandTimeout as e:
             return FioRun("", str(e), -1, time.monotonic() - start)
         return FioRun(done.stdout, done.stderr, done.returncode, time.monotonic() - start)
@@ -148,7 +152,7 @@ class ContainerTarget(Target):
         self.container.put_archive(CONTAINER_JOBS_DIR, one_file_tar(f"{job_key}.fio", job_text.encode()))
         return f"{CONTAINER_JOBS_DIR}/{job_key}.fio"
 
-    def run_fio(self, job_text: str, job_key: str, timeout: float) -> FioRun:
+    def run_fio(self, job_text: str, job_key: str, timeout: float, limits: Limits = CEILING) -> FioRun:
         """fio through docker exec, under coreutils' timeout in the container: a run that
         overstays is killed there (the exec call alone would wait for ever)."""
         path = self._put_job(job_text, job_key)

@@ -47,13 +47,16 @@ class Completed:
 
 
 def run(argv: list[str], *, timeout: float | None = 600, check: bool = True,
-        input: str | None = None, env: dict | None = None, cwd: str | os.PathLike | None = None) -> Completed:
-    """Run argv in its own process group; on timeout or Ctrl-C kill the whole group."""
+        input: str | None = None, env: dict | None = None, cwd: str | os.PathLike | None = None,
+        join_cgroup: str | os.PathLike | None = None) -> Completed:
+    """Run argv in its own process group; on timeout or Ctrl-C kill the whole group.
+    `join_cgroup` is a cgroup.procs file the child enters before it execs (limits.confined)."""
     argv = [str(a) for a in argv]
     argv[0] = require(argv[0]) if os.sep not in argv[0] else argv[0]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=env, cwd=cwd)
+                            start_new_session=True, env=env, cwd=cwd,
+                            preexec_fn=None if join_cgroup is None else _joiner(str(join_cgroup)))
     try:
         out, err = proc.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -66,6 +69,18 @@ def run(argv: list[str], *, timeout: float | None = 600, check: bool = True,
     if check and proc.returncode != 0:
         raise CommandFailed(argv, proc.returncode, out, err)
     return result
+
+
+def _joiner(procs_file: str):
+    """What the child runs before exec: move itself into the cgroup, so that everything it
+    starts is counted there from the first fork on (a failure aborts the start)."""
+    def join() -> None:
+        fd = os.open(procs_file, os.O_WRONLY | os.O_NOFOLLOW)
+        try:
+            os.write(fd, str(os.getpid()).encode())
+        finally:
+            os.close(fd)
+    return join
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

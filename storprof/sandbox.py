@@ -6,7 +6,8 @@ that slipped through cannot reach outside. bubblewrap (Debian's `bubblewrap`, th
 uses) builds the program a root from nothing: an empty tmpfs into which only the program's binary
 and the libraries it links are bound read-only, the test directory read-write and the job file
 read-only. It runs in new user, PID, IPC, UTS, cgroup and network namespaces, with every
-capability dropped, an empty environment (fio expands `${VAR}`), and dies with storprof.
+capability dropped, an empty environment (fio expands `${VAR}`), and dies with storprof;
+and under limits on its memory, processes and file sizes (limits.py).
 
 An unprivileged user owning the test directory was the other choice: it stops writes elsewhere
 but not reads of world-readable files (fio reads a quoted pattern value as a file, already while
@@ -20,6 +21,7 @@ import functools
 import os
 from pathlib import Path
 
+from .limits import CEILING, Limits, confined
 from .proc import Completed, require, run
 
 # Where a read-only input (the job file) appears inside the sandbox.
@@ -69,11 +71,14 @@ def bwrap_argv(program: str, args: list[str], writable: list[Path], inputs: dict
 
 
 def run_sandboxed(program: str, args: list[str], *, writable: list[Path], inputs: dict[str, Path] | None = None,
-                  cwd: Path | None = None, timeout: float | None = 600, check: bool = True) -> Completed:
-    """Run `program` in the sandbox; the same contract as proc.run (its timeout kills the whole
-    sandbox: bubblewrap's child dies with it, and with it every process in its PID namespace)."""
+                  cwd: Path | None = None, timeout: float | None = 600, check: bool = True,
+                  limits: Limits = CEILING) -> Completed:
+    """Run `program` in the sandbox under `limits` (limits.py; without them, the most any job
+    may ask for); the same contract as proc.run (its timeout kills the whole sandbox:
+    bubblewrap's child dies with it, and with it every process in its PID namespace)."""
     writable = [Path(os.path.abspath(w)) for w in writable]
     if not writable and cwd is None:
         raise ValueError("a sandboxed program needs a directory to work in")
     argv = bwrap_argv(program, args, writable, inputs or {}, Path(cwd or writable[0]))
-    return run(argv, timeout=timeout, check=check)
+    with confined(limits) as (prefix, cgroup):
+        return run(prefix + argv, timeout=timeout, check=check, join_cgroup=cgroup)

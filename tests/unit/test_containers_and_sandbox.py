@@ -40,6 +40,9 @@ def test_every_container_gets_the_policy_and_the_label():
         assert kw["security_opt"] == ["no-new-privileges"]
         assert kw["cap_drop"] == ["ALL"]
         assert kw["pids_limit"] == containers.PIDS_LIMIT
+        assert kw["mem_limit"] == kw["memswap_limit"] == containers.MEMORY_LIMIT >= 2 << 30
+        assert kw["ulimits"] == [{"name": "fsize", "soft": containers.FILE_SIZE_LIMIT,
+                                  "hard": containers.FILE_SIZE_LIMIT}]
         assert kw["labels"] == {"storprof": "r1"}
         assert "cap_add" not in kw and "privileged" not in kw
     assert client.containers.calls[0][2]["detach"] is True
@@ -47,7 +50,9 @@ def test_every_container_gets_the_policy_and_the_label():
 
 
 @pytest.mark.parametrize("loosen", [{"privileged": True}, {"cap_add": ["SYS_ADMIN"]}, {"network_mode": "host"},
-                                    {"security_opt": []}, {"pid_mode": "host"}, {"devices": ["/dev/sda"]}])
+                                    {"security_opt": []}, {"pid_mode": "host"}, {"devices": ["/dev/sda"]},
+                                    {"mem_limit": None}, {"pids_limit": -1}, {"ulimits": []},
+                                    {"memswap_limit": -1}])
 def test_the_policy_cannot_be_loosened(loosen):
     with pytest.raises(ValueError, match="loosen"):
         containers.run(FakeClient(), "img", labels={}, **loosen)
