@@ -6,12 +6,13 @@ may describe the I/O pattern but never the target, and it may not run commands o
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import fiooptions
+from . import fiooptions, safepath
 from .errors import UserError
 from .fiooptions import canonical, size_bytes, time_seconds
 from .joblines import line_problem
@@ -461,7 +462,12 @@ def load_job(name_or_path: str, jobs_dir: Path = JOBS_DIR, allowed_extra: tuple[
     text_arg = str(name_or_path)
     looks_like_path = text_arg.endswith(".fio") or "/" in text_arg
     path = Path(text_arg) if looks_like_path else Path(jobs_dir) / f"{text_arg}.fio"
+    planted = safepath.planted_link(path) if looks_like_path else None
+    if planted:
+        raise UserError(f"job file {text_arg}: {planted}")
     if not path.is_file():
+        if looks_like_path and (path.exists() or path.is_symlink()):
+            raise UserError(f"job file {text_arg} is not a regular file")
         if looks_like_path:
             raise UserError(f"job file {text_arg} does not exist")
         names = ", ".join(builtin_job_names(jobs_dir)) or "none found"
@@ -472,9 +478,11 @@ def load_job(name_or_path: str, jobs_dir: Path = JOBS_DIR, allowed_extra: tuple[
                             f"at most {fiooptions.MAX_JOB_FILE_BYTES} bytes")
         # No newline translation (fio splits on \n only); a byte that is not UTF-8 is kept as a
         # surrogate, so that the line check names its line like any other non-ASCII character.
-        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+        # The name as resolved now, read without following a symlink put there since.
+        data = safepath.read_regular(os.path.realpath(path), fiooptions.MAX_JOB_FILE_BYTES)
+        text = data.decode("utf-8", errors="surrogateescape")
     except OSError as exc:
-        raise UserError(f"cannot read job file {path}: {exc}") from None
+        raise UserError(f"cannot read job file {path}: {safepath.open_error(path, exc)}") from None
     job = parse_job(text, path)
     validate(job, allowed_extra)
     return job

@@ -238,6 +238,23 @@ def real_subdir(path: Path | str, what: str, mode: int = 0o755) -> Path:
     return path
 
 
+def planted_link(path: Path | str) -> str | None:
+    """The first symlink along `path` that no trusted user made (another user's redirect of a
+    file root reads, e.g. a job file pointing at /etc/shadow), or None. Each prefix is looked at
+    with lstat, so the components before it resolve as the kernel would resolve them."""
+    trusted = trusted_uids()
+    current = Path("/")
+    for part in Path(os.path.abspath(path)).parts[1:]:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode) and st.st_uid not in trusted:
+            return f"{current} is a symlink that uid {st.st_uid} made; storprof follows only root's or yours"
+    return None
+
+
 def _write_all(fd: int, payload: bytes) -> None:
     view = memoryview(payload)
     while view:

@@ -1,5 +1,6 @@
 """fio job files: parsing, rendering, overrides and the refusal of hostile options."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -432,3 +433,26 @@ def test_placements_directive_narrows_a_job_and_refuses_unknown_placements():
     assert parse_job("[j]\nrw=read\n", "j.fio").placements is None
     with pytest.raises(UserError, match="unknown placement attic"):
         validate(parse_job("; storprof: placements=host,attic\n[j]\nrw=read\n", "j.fio"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making another user's symlink needs root")
+def test_a_job_file_symlink_another_user_made_is_not_followed(tmp_path):
+    """A user hands root a job file that points at a root-only file: refused in one line, and not a
+    character of the target reaches the message (the line check would otherwise quote it)."""
+    secret = tmp_path / "secret"
+    secret.write_text("root-only: $6$hunter2*\n")
+    secret.chmod(0o600)
+    link = tmp_path / "job.fio"
+    link.symlink_to(secret)
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(UserError) as raised:
+        load_job(str(link))
+    message = str(raised.value)
+    assert "symlink that uid 65534 made" in message and "hunter2" not in message and "\n" not in message
+    fifo = tmp_path / "fifo.fio"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="is not a regular file"):
+        load_job(str(fifo))
+    own = tmp_path / "mine.fio"
+    own.symlink_to(Path(__file__).parents[2] / "storprof" / "jobs" / "randread-4k.fio")
+    assert load_job(str(own)).name == "mine"          # root's own symlink is followed
