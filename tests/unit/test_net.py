@@ -179,7 +179,7 @@ def test_an_interval_wider_than_the_target_is_not_yet_known_never_within_noise()
             if r.interval is not None and r.n >= 2]
     wide = [r for r in rows if r.interval.low <= 1 <= r.interval.high
             and (r.interval.low < 0.95 or r.interval.high > 1.05)]
-    narrow = [r for r in rows if 0.95 <= r.interval.low and r.interval.high <= 1.05]
+    narrow = [r for r in rows if 0.95 <= r.interval.low <= r.interval.high <= 1.05]
     assert wide, "the thorough run has intervals wider than the target"
     for r in wide:
         assert netviews.verdict_text(r).startswith("not yet known ("), netviews.verdict_text(r)

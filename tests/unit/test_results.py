@@ -68,7 +68,7 @@ def test_not_a_results_directory(tmp_path):
 def test_unwritable_output_directory(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(UserError, match="results directory .*file is not a directory"):
+    with pytest.raises(UserError, match=r"results directory .*file is not a directory"):
         ResultsStore(blocker / "sub", {})
 
 
