@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -109,3 +110,21 @@ def pytest_runtest_setup(item):
         require_or_skip(*mark.args)
     for mark in item.iter_markers("spec_runs"):
         require_spec(*mark.args)
+
+
+NOBODY = 65534     # the attacker of the attack tests (tests/integration/test_state.py and others)
+
+
+@pytest.fixture
+def attack_dirs():
+    """A directory every user can reach (as /home is), holding one the user `nobody` owns, and a
+    root-only (0700) canary directory; each test plants and checks its own files in them."""
+    base = Path(tempfile.mkdtemp(prefix="storprof-attack-", dir="/var/lib"))
+    os.chmod(base, 0o755)
+    evil = base / "nobody"
+    evil.mkdir()
+    os.chown(evil, NOBODY, NOBODY)
+    canary = base / "canary"
+    canary.mkdir(mode=0o700)
+    yield base, evil, canary
+    shutil.rmtree(base, ignore_errors=True)

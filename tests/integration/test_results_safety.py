@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,12 +19,11 @@ import pytest
 from click.testing import CliRunner
 
 from storprof import cli
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, NOBODY
 
 pytestmark = pytest.mark.integration
 
 QUICK = FIXTURES / "results-quick"
-NOBODY = 65534
 # One 50 MB line: refused after reading at most MAX_LINE_BYTES of it.
 BIG_LINE_BYTES = 50 << 20
 # What a storprof that reads the big line whole would need beyond its baseline (about 150 MB).
@@ -253,21 +251,14 @@ def as_nobody(*argv: str, data: bytes | None = None) -> subprocess.CompletedProc
 
 
 @pytest.fixture
-def shared():
-    """A directory every user can reach holding one `nobody` owns, and a root-only canary
-    directory with a secret (a JSON file, as a root-only results directory's meta.json is)."""
-    base = Path(tempfile.mkdtemp(prefix="storprof-attack-", dir="/var/lib"))
-    os.chmod(base, 0o755)
-    evil = base / "nobody"
-    evil.mkdir()
-    os.chown(evil, NOBODY, NOBODY)
-    canary = base / "canary"
-    canary.mkdir(mode=0o700)
+def shared(attack_dirs):
+    """attack_dirs with a secret in the canary (a JSON file, as a root-only results directory's
+    meta.json is), a page and a chart directory."""
+    base, evil, canary = attack_dirs
     (canary / "secret.json").write_text('{"password": "root-secret-7f3a"}\n')
     (canary / "report.html").write_text("root's page\n")
     (canary / "charts").mkdir(mode=0o700)
-    yield base, evil, canary
-    shutil.rmtree(base, ignore_errors=True)
+    return base, evil, canary
 
 
 def canary_intact(canary: Path) -> None:

@@ -17,10 +17,10 @@ import pytest
 
 from storprof.layout import RunLayout
 from storprof.ownership import FORMAT
+from tests.conftest import NOBODY
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(os.geteuid() != 0, reason="root against a local user")]
 
-NOBODY = 65534
 DEAD = "dead00beef"
 
 
@@ -41,19 +41,11 @@ def one_line_refusal(done: subprocess.CompletedProcess, fragment: str) -> None:
 
 
 @pytest.fixture
-def shared():
-    """A directory every user can reach (as /home is), holding one the user `nobody` owns, and a
-    root-only canary directory with a file in it."""
-    base = Path(tempfile.mkdtemp(prefix="storprof-attack-", dir="/var/lib"))
-    os.chmod(base, 0o755)
-    evil = base / "nobody"
-    evil.mkdir()
-    os.chown(evil, NOBODY, NOBODY)
-    canary = base / "canary"
-    canary.mkdir(mode=0o700)
+def shared(attack_dirs):
+    """attack_dirs with a file in the canary."""
+    base, evil, canary = attack_dirs
     (canary / "secret").write_text("root's\n")
-    yield base, evil, canary
-    shutil.rmtree(base, ignore_errors=True)
+    return base, evil, canary
 
 
 def canary_intact(canary: Path) -> None:
