@@ -250,7 +250,7 @@ def test_a_device_or_directory_is_not_a_job_file(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         load_job("/dev/zero.fio")
     (tmp_path / "d.fio").mkdir()
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(UserError, match="is not a regular file"):
         load_job(str(tmp_path / "d.fio"))
 
 
