@@ -179,26 +179,5 @@ def test_fio_reads_a_long_comment_as_a_hidden_job_and_load_job_refuses_it(host):
     assert str(err.value).startswith(f"{path}:1: line of 8199 characters") and "\n" not in str(err.value)
 
 
-@setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed")
-def test_a_storprof_container_carries_the_limits_as_docker_holds_them():
-    from storprof import containers, results
-    from storprof.drivers import DriverSpec
-    from storprof.plan import SweepPlan
-    from storprof.sweep import Sweep
-    workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
-    out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
-    try:
-        config = SweepPlan(specs=[DriverSpec("overlay2", "ext4")], jobs=[load_job("randread-4k")],
-                           placements=("host", "union"), repeat=1, workdir=workdir)
-        sweep = Sweep(config, results.ResultsStore(out, {"test": True}), lambda line: None)
-        with sweep.ephemeral_session(0, config.specs[0]) as session:
-            union = session.target("union")
-            union.container.reload()
-            host_config = union.container.attrs["HostConfig"]
-            assert host_config["Memory"] == host_config["MemorySwap"] == containers.MEMORY_LIMIT
-            assert host_config["PidsLimit"] == containers.PIDS_LIMIT
-            assert {"Name": "fsize", "Soft": containers.FILE_SIZE_LIMIT,
-                    "Hard": containers.FILE_SIZE_LIMIT} in (host_config["Ulimits"] or [])
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        shutil.rmtree(out, ignore_errors=True)
+# A storprof container's limits as Docker holds them: tests/integration/test_job_sandbox.py, in the
+# container test there (one daemon for both checks).

@@ -140,8 +140,8 @@ def test_a_host_fio_run_that_overstays_is_killed(place):
 
 
 @setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed")
-def test_a_container_fio_run_that_overstays_is_killed():
-    from storprof import results
+def test_a_container_carries_the_limits_and_a_fio_run_that_overstays_is_killed():
+    from storprof import containers, results
     from storprof.drivers import DriverSpec
     from storprof.fiojob import load_job
     from storprof.plan import SweepPlan
@@ -154,6 +154,12 @@ def test_a_container_fio_run_that_overstays_is_killed():
         sweep = Sweep(config, results.ResultsStore(out, {"test": True}), lambda line: None)
         with sweep.ephemeral_session(0, config.specs[0]) as session:
             union = session.target("union")
+            union.container.reload()
+            host_config = union.container.attrs["HostConfig"]
+            assert host_config["Memory"] == host_config["MemorySwap"] == containers.MEMORY_LIMIT
+            assert host_config["PidsLimit"] == containers.PIDS_LIMIT
+            assert {"Name": "fsize", "Soft": containers.FILE_SIZE_LIMIT,
+                    "Hard": containers.FILE_SIZE_LIMIT} in (host_config["Ulimits"] or [])
             never_ends = f"[j]\nrw=read\nsize=1g\nrate_iops=1\ndirectory={union.fio_dir}\nfilename=slow.dat\n"
             start = time.monotonic()
             run = union.run_fio(never_ends, "hang", timeout=8)
