@@ -45,7 +45,10 @@ def _read_mib_s(host, job, filename: str) -> float:
 def test_btrfs_sequential_read_is_within_noise_of_a_never_written_file():
     workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
-    jobs = [load_job(n).with_overrides(size=SIZE, runtime=2, ramp_time=0) for n in ("randwrite-4k", "seqread-1m")]
+    # randwrite-4k runs long enough to fragment its file well past the check's window (at 2 s a CI run
+    # once read it at 0.72x a fresh file: too close to the window to show the test can fail)
+    jobs = [load_job("randwrite-4k").with_overrides(size=SIZE, runtime=6, ramp_time=0),
+            load_job("seqread-1m").with_overrides(size=SIZE, runtime=2, ramp_time=0)]
     plan = SweepPlan(specs=[DriverSpec("btrfs", "btrfs")], jobs=jobs, placements=("host",), repeat=3,
                      workdir=workdir)
     sweep = Sweep(plan, results.ResultsStore(out, {"test": True}), lambda line: None)
@@ -70,8 +73,10 @@ def test_btrfs_sequential_read_is_within_noise_of_a_never_written_file():
         # the file seqread-1m measured reads like one never written
         ratio = statistics.median(p / f for p, f in zip(pristine, fresh))
         assert 0.75 < ratio < 1.33, (pristine, fresh)
-        # the file randwrite-4k rewrote reads far slower: what sharing it used to measure
-        assert statistics.median(rewritten) < 0.6 * statistics.median(fresh), (rewritten, fresh)
+        # the file randwrite-4k rewrote reads outside that window: what sharing it used to measure, and
+        # what the check above would catch
+        slowed = statistics.median(r / f for r, f in zip(rewritten, fresh))
+        assert slowed < 0.75, (rewritten, fresh)
         assert (runs["param_file_state"].dropna().tolist()
                 == ["own" if j == "randwrite-4k" else "pristine" for j in runs["job"]])
     finally:
