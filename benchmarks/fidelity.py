@@ -21,19 +21,22 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from storprof import backing, results, stats, summary
-from storprof.cpu import fio_cpus
-from storprof.drivers import DriverSpec
+from storprof import results
+from storprof.engine.drivers import DriverSpec
 from storprof.errors import StorprofError
-from storprof.fiocells import FioCells, data_file_name, plan_order
-from storprof.fiojob import load_job
-from storprof.mounts import host_fs_type
-from storprof.placements import AA
-from storprof.plan import PROBES, QUICK, SweepPlan, probe_plans
-from storprof.proc import run
+from storprof.harness.plan import PROBES, QUICK, SweepPlan, probe_plans
+from storprof.harness.sweep import Sweep
+from storprof.harness.workload import Unit
+from storprof.host import backing
+from storprof.host.cpu import fio_cpus
+from storprof.host.mounts import host_fs_type
+from storprof.host.proc import run
 from storprof.results import ResultSet
-from storprof.sweep import Sweep
-from storprof.workload import Unit
+from storprof.stats import intervals as stats
+from storprof.stats import summary
+from storprof.storage.fio.cells import FioCells, data_file_name, plan_order
+from storprof.storage.fio.job import load_job
+from storprof.storage.fio.placements import AA
 
 CONTROL_JOBS = ["randread-4k", "randwrite-4k", "seqread-1m", "seqwrite-1m"]
 BY_HAND = "fio-by-hand"

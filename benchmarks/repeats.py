@@ -21,17 +21,18 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from storprof import backing, results
-from storprof.cpu import fio_cpus
-from storprof.drivers import DriverSpec
+from storprof import results
+from storprof.engine.drivers import DriverSpec
 from storprof.errors import StorprofError
-from storprof.fiocells import FioCells, data_file_name
-from storprof.fiojob import load_job
-from storprof.fioresult import parse_fio_output
-from storprof.mounts import host_fs_type
-from storprof.plan import SweepPlan
-from storprof.stats import paired_ratios, ratio_interval
-from storprof.sweep import Sweep
+from storprof.harness.plan import SweepPlan
+from storprof.harness.sweep import Sweep
+from storprof.host import backing
+from storprof.host.cpu import fio_cpus
+from storprof.host.mounts import host_fs_type
+from storprof.stats.intervals import paired_ratios, ratio_interval
+from storprof.storage.fio.cells import FioCells, data_file_name
+from storprof.storage.fio.job import load_job
+from storprof.storage.fio.result import parse_fio_output
 
 JOBS = ["randread-4k", "randwrite-4k", "seqread-1m"]
 RUNTIMES = (0.5, 1.0, 2.0, 4.0)

@@ -19,16 +19,16 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from storprof import safepath
-from storprof.backing import BENCH_WORKDIR
-from storprof.cpu import fio_cpus
 from storprof.errors import StorprofError
-from storprof.fiojob import load_job, precondition_job
-from storprof.fioresult import parse_fio_output
-from storprof.placements import fio_argv
-from storprof.proc import run
-from storprof.sandbox import INPUT_DIR, run_sandboxed
-from storprof.stats import paired_ratios, ratio_interval
+from storprof.host import safepath
+from storprof.host.backing import BENCH_WORKDIR
+from storprof.host.cpu import fio_cpus
+from storprof.host.proc import run
+from storprof.host.sandbox import INPUT_DIR, run_sandboxed
+from storprof.stats.intervals import paired_ratios, ratio_interval
+from storprof.storage.fio.job import load_job, precondition_job
+from storprof.storage.fio.placements import fio_argv
+from storprof.storage.fio.result import parse_fio_output
 
 JOBS = ["randread-4k", "randwrite-4k", "seqread-1m"]
 TARGET = 0.03          # the sandbox may cost at most 3% of throughput

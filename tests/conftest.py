@@ -90,7 +90,7 @@ def spec_runs(spec: str) -> pytest.MarkDecorator:
 
 @functools.cache
 def _spec_blockers(spec: str) -> tuple[list[str], list[str]]:
-    from storprof.setup import blockers
+    from storprof.host.setup import blockers
     return blockers(spec)
 
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 from storprof import results
-from storprof.containers import LABEL
-from storprof.daemon import EphemeralDaemon
-from storprof.fiojob import load_job
-from storprof.image import one_file_tar
-from storprof.layout import RUNTIME_ROOT
-from storprof.placements import DEFAULT_PLACEMENTS as PLACEMENTS
-from storprof.plan import SweepPlan
+from storprof.engine.containers import LABEL
+from storprof.engine.daemon import EphemeralDaemon
+from storprof.engine.image import one_file_tar
+from storprof.harness.layout import RUNTIME_ROOT
+from storprof.harness.plan import SweepPlan
+from storprof.harness.sweep import Sweep
 from storprof.results import ResultSet
-from storprof.sweep import Sweep
+from storprof.storage.fio.job import load_job
+from storprof.storage.fio.placements import DEFAULT_PLACEMENTS as PLACEMENTS
 from tests.conftest import setup_provides, storprof_leftovers
 
 pytestmark = [

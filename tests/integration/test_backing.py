@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from storprof import backing
-from storprof.backing import BackingFS, check_workdir
 from storprof.errors import EnvironmentProblem, UserError
-from storprof.mounts import host_fs_type, parse_mountinfo
-from storprof.proc import CommandFailed
+from storprof.host import backing
+from storprof.host.backing import BackingFS, check_workdir
+from storprof.host.mounts import host_fs_type, parse_mountinfo
+from storprof.host.proc import CommandFailed
 
 pytestmark = [
     pytest.mark.integration,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from storprof.compare import compare
 from storprof.results import ResultSet
+from storprof.stats.compare import compare
 from tests.conftest import setup_provides, storprof_leftovers
 
 pytestmark = [

@@ -15,17 +15,17 @@ from pathlib import Path
 import pytest
 
 from storprof import results
-from storprof.daemon import EphemeralDaemon
-from storprof.drivers import DriverSpec
-from storprof.engines import all_engines, newest_with_containerd_store
-from storprof.fiojob import load_job
-from storprof.layers import LayerPlan, growth, tree_bytes
-from storprof.layout import RUNTIME_ROOT
-from storprof.mounts import host_fs_type
-from storprof.plan import SweepPlan
+from storprof.engine.daemon import EphemeralDaemon
+from storprof.engine.drivers import DriverSpec
+from storprof.engine.engines import all_engines, newest_with_containerd_store
+from storprof.harness.layout import RUNTIME_ROOT
+from storprof.harness.plan import SweepPlan
+from storprof.harness.session import attached_spec
+from storprof.harness.sweep import Sweep
+from storprof.host.mounts import host_fs_type
 from storprof.results import ResultSet
-from storprof.session import attached_spec
-from storprof.sweep import Sweep
+from storprof.storage.fio.job import load_job
+from storprof.storage.layers import LayerPlan, growth, tree_bytes
 from tests.conftest import setup_provides, storprof_leftovers
 
 ENGINE = newest_with_containerd_store(all_engines())

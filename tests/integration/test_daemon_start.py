@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from storprof import containers, results
-from storprof.copyup import CopyUpPlan
-from storprof.daemonstart import MARK, DaemonStart, DaemonStartPlan, job_name
-from storprof.drivers import DriverSpec
-from storprof.engines import all_engines, newest_with_containerd_store
-from storprof.fiojob import load_job
-from storprof.plan import SweepPlan
+from storprof import results
+from storprof.engine import containers
+from storprof.engine.drivers import DriverSpec
+from storprof.engine.engines import all_engines, newest_with_containerd_store
+from storprof.harness.plan import SweepPlan
+from storprof.harness.sweep import Sweep
+from storprof.harness.workload import Sink
 from storprof.results import ResultSet
-from storprof.sweep import Sweep
-from storprof.workload import Sink
+from storprof.storage.daemonstart import MARK, DaemonStart, DaemonStartPlan, job_name
+from storprof.storage.fio.job import load_job
+from storprof.storage.probes.copyup import CopyUpPlan
 from tests.conftest import require_or_skip, setup_provides, storprof_leftovers
 
 pytestmark = [

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from storprof import results
-from storprof.drivers import DriverSpec
-from storprof.fiocells import FioCells, data_file_name
-from storprof.fiojob import load_job, precondition_job
-from storprof.fioresult import parse_fio_output
-from storprof.plan import SweepPlan
-from storprof.scheduler import run_units
-from storprof.sweep import Sweep
+from storprof.engine.drivers import DriverSpec
+from storprof.harness.plan import SweepPlan
+from storprof.harness.scheduler import run_units
+from storprof.harness.sweep import Sweep
+from storprof.storage.fio.cells import FioCells, data_file_name
+from storprof.storage.fio.job import load_job, precondition_job
+from storprof.storage.fio.result import parse_fio_output
 from tests.conftest import setup_provides, spec_runs, storprof_leftovers
 
 pytestmark = [

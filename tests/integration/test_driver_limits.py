@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from storprof import results
-from storprof.daemonstart import DaemonStartPlan
-from storprof.drivers import DriverSpec
-from storprof.maxdepth import MaxDepthPlan
-from storprof.plan import SweepPlan
-from storprof.snapbench import SnapBenchPlan
-from storprof.sweep import Sweep
+from storprof.engine.drivers import DriverSpec
+from storprof.harness.plan import SweepPlan
+from storprof.harness.sweep import Sweep
+from storprof.storage.daemonstart import DaemonStartPlan
+from storprof.storage.maxdepth import MaxDepthPlan
+from storprof.storage.snapbench import SnapBenchPlan
 from tests.conftest import setup_provides, storprof_leftovers
 
 pytestmark = [

@@ -49,13 +49,13 @@ def fresh_venv(tmp_path: Path, *install: str) -> Path:
 
 def assert_installed_with_its_data(venv: Path, tmp_path: Path, source: Path) -> None:
     where = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "import storprof, storprof.fiojob as f; print(storprof.__file__); "
+                            "import storprof, storprof.storage.fio.job as f; print(storprof.__file__); "
                             "print(sorted(p.name for p in f.JOBS_DIR.glob('*.fio')))"],
                            capture_output=True, text=True, cwd=tmp_path, check=True).stdout.splitlines()
     assert str(venv) in where[0] and str(source) not in where[0] and str(ROOT) not in where[0], \
         "imported from a source tree, not the installed package"
     assert "'randread-4k.fio'" in where[1]
-    assert list(venv.glob("lib/python*/site-packages/storprof/schema/results.schema.json"))
+    assert list(venv.glob("lib/python*/site-packages/storprof/results/schema/results.schema.json"))
 
 
 def sweep(venv: Path, tmp_path: Path, placements: str) -> list[dict]:

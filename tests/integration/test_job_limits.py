@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from storprof import limits
 from storprof.errors import UserError
-from storprof.fiocells import LAYOUT_FIRST
-from storprof.fiojob import builtin_job_names, load_job, parse_job
-from storprof.fioresult import parse_fio_output
-from storprof.limits import CEILING, Limits
-from storprof.placements import HostTarget
+from storprof.host import limits
+from storprof.host.limits import CEILING, Limits
+from storprof.storage.fio.cells import LAYOUT_FIRST
+from storprof.storage.fio.job import builtin_job_names, load_job, parse_job
+from storprof.storage.fio.placements import HostTarget
+from storprof.storage.fio.result import parse_fio_output
 from tests.conftest import setup_provides
 
 pytestmark = [

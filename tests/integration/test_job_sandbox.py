@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from storprof.fiojob import FioJob, check_with_fio
-from storprof.placements import HostTarget
+from storprof.storage.fio.job import FioJob, check_with_fio
+from storprof.storage.fio.placements import HostTarget
 from tests.conftest import setup_provides
 
 pytestmark = [
@@ -141,11 +141,12 @@ def test_a_host_fio_run_that_overstays_is_killed(place):
 
 @setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed")
 def test_a_container_carries_the_limits_and_a_fio_run_that_overstays_is_killed():
-    from storprof import containers, results
-    from storprof.drivers import DriverSpec
-    from storprof.fiojob import load_job
-    from storprof.plan import SweepPlan
-    from storprof.sweep import Sweep
+    from storprof import results
+    from storprof.engine import containers
+    from storprof.engine.drivers import DriverSpec
+    from storprof.harness.plan import SweepPlan
+    from storprof.harness.sweep import Sweep
+    from storprof.storage.fio.job import load_job
     workdir = Path(tempfile.mkdtemp(prefix="storprof-it-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-out-"))
     try:

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from storprof import results
-from storprof.containers import LABEL
-from storprof.drivers import DriverSpec
-from storprof.layers import LayerPlan, LayerTiming, growth, summarize_layers
-from storprof.plan import SweepPlan
+from storprof.engine.containers import LABEL
+from storprof.engine.drivers import DriverSpec
+from storprof.harness.plan import SweepPlan
+from storprof.harness.scheduler import run_units
+from storprof.harness.sweep import Sweep
 from storprof.results import ResultSet
-from storprof.scheduler import run_units
-from storprof.sweep import Sweep
+from storprof.storage.layers import LayerPlan, LayerTiming, growth, summarize_layers
 from tests.conftest import setup_provides, storprof_leftovers
 
 pytestmark = [

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from storprof import results
-from storprof.drivers import DriverSpec
-from storprof.engines import all_engines, newest_with_containerd_store
-from storprof.maxdepth import MaxDepthPlan, depth_rows
-from storprof.plan import SweepPlan
+from storprof.engine.drivers import DriverSpec
+from storprof.engine.engines import all_engines, newest_with_containerd_store
+from storprof.harness.plan import SweepPlan
+from storprof.harness.sweep import Sweep
 from storprof.results import ResultSet
-from storprof.sweep import Sweep
+from storprof.storage.maxdepth import MaxDepthPlan, depth_rows
 from tests.conftest import require_or_skip, setup_provides, storprof_leftovers
 
 pytestmark = [

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from storprof.netns import host_network_snapshot
-from storprof.netplan import PATHS, WORKLOADS
-from storprof.netsummary import CONTROL, PROXY_VS_DNAT, net_rows
-from storprof.records import NetRecord
+from storprof.network.namespaces import host_network_snapshot
+from storprof.network.plan import PATHS, WORKLOADS
 from storprof.results import ResultSet
+from storprof.results.records import NetRecord
+from storprof.stats.network import CONTROL, PROXY_VS_DNAT, net_rows
 from tests.conftest import setup_provides, sigint_default, storprof_leftovers
 
 TOOLS = ("dockerd", "iperf3", "sockperf", "wrk", "nginx", "bwrap", "ip", "iptables", "nsenter", "ss")
@@ -117,10 +117,10 @@ def test_docker_proxy_carries_the_proxy_path_and_dnat_the_other(tmp_path):
     """Checked inside the namespaces while a run is up: with userland-proxy=true the OUTPUT rule
     leaves 127.0.0.0/8 out of DNAT and a docker-proxy listens on the published port; without it,
     no docker-proxy runs and loopback is DNATed (route_localnet on the bridge)."""
-    from storprof.engines import all_engines
-    from storprof.netplan import NetPlan, NetSettings
-    from storprof.netsession import NetSession
-    from storprof.state import RunState
+    from storprof.engine.engines import all_engines
+    from storprof.harness.state import RunState
+    from storprof.network.plan import NetPlan, NetSettings
+    from storprof.network.session import NetSession
 
     engine = max(all_engines(), key=lambda e: e.version)
     plan = NetPlan(engines=[engine.name], paths=["proxy-loopback", "dnat-loopback"], workloads=["throughput"],
@@ -214,9 +214,9 @@ def test_a_missing_tool_skips_its_workload_with_the_reason_and_the_others_run(tm
 def test_a_storage_daemon_leaves_the_host_firewall_alone(tmp_path):
     """Docker 27+ adds ip6tables chains by default even with --iptables=false; a storage daemon of
     storprof's passes --ip6tables=false too, so starting and stopping one changes nothing."""
-    from storprof.daemon import EphemeralDaemon
-    from storprof.engines import all_engines
-    from storprof.layout import RUNTIME_ROOT
+    from storprof.engine.daemon import EphemeralDaemon
+    from storprof.engine.engines import all_engines
+    from storprof.harness.layout import RUNTIME_ROOT
     engine = max(all_engines(), key=lambda e: e.version)
     before = host_network_snapshot()
     daemon = EphemeralDaemon("vfs@test", "vfs", tmp_path / "docker", RUNTIME_ROOT / f"it-{os.urandom(4).hex()}",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storprof.htmlreport import write_report
+from storprof.views.report import write_report
 from tests.conftest import setup_provides
 
 pytestmark = [pytest.mark.integration]

@@ -370,7 +370,7 @@ def test_the_results_store_does_not_truncate_through_a_planted_write_test(tmp_pa
     os.unlink(out / f".write-test.{os.getpid()}")
     store = ResultsStore(out, {})
     assert not (out / "meta.json").is_symlink()
-    from storprof.records import DriverRecord
+    from storprof.results.records import DriverRecord
     with pytest.raises(OSError):
         store.append(DriverRecord(run_id="r", driver_spec="vfs", driver="vfs", fs="ext4", status="ok"))
     assert keep.read_text() == "keep\n"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from storprof.containers import LABEL, PIDS_LIMIT
-from storprof.daemon import EphemeralDaemon
-from storprof.image import one_file_tar
-from storprof.layout import RUNTIME_ROOT
+from storprof.engine.containers import LABEL, PIDS_LIMIT
+from storprof.engine.daemon import EphemeralDaemon
+from storprof.engine.image import one_file_tar
+from storprof.harness.layout import RUNTIME_ROOT
 from tests.conftest import setup_provides, sigint_default, storprof_leftovers
 
 pytestmark = [

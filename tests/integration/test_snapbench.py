@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from storprof import results
-from storprof.drivers import DriverSpec
-from storprof.plan import SweepPlan
+from storprof.engine.drivers import DriverSpec
+from storprof.harness.plan import SweepPlan
+from storprof.harness.sweep import Sweep
 from storprof.results import ResultSet
-from storprof.snapbench import CREATE, REMOVE, UPDATE, SnapBenchPlan, bench_rows, layer_actions
-from storprof.sweep import Sweep
+from storprof.storage.snapbench import CREATE, REMOVE, UPDATE, SnapBenchPlan, bench_rows, layer_actions
 from tests.conftest import setup_provides, storprof_leftovers
 
 pytestmark = [

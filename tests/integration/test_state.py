@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from storprof.layout import RunLayout
-from storprof.ownership import FORMAT
+from storprof.harness.layout import RunLayout
+from storprof.harness.ownership import FORMAT
 from tests.conftest import NOBODY
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(os.geteuid() != 0, reason="root against a local user")]

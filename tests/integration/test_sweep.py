@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from storprof import results, summary, tables
-from storprof.drivers import DriverSpec
-from storprof.fiojob import load_job
-from storprof.layout import RUNTIME_ROOT
-from storprof.placements import DEFAULT_PLACEMENTS as PLACEMENTS
-from storprof.plan import SweepPlan
+from storprof import results
+from storprof.engine.drivers import DriverSpec
+from storprof.harness.layout import RUNTIME_ROOT
+from storprof.harness.plan import SweepPlan
+from storprof.harness.sweep import Sweep
 from storprof.results import ResultSet
-from storprof.sweep import Sweep
+from storprof.stats import summary
+from storprof.storage.fio.job import load_job
+from storprof.storage.fio.placements import DEFAULT_PLACEMENTS as PLACEMENTS
+from storprof.views import tables
 from tests.conftest import setup_provides, sigint_default, storprof_leftovers
 
 pytestmark = [

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from storprof import results
-from storprof.drivers import DriverSpec
-from storprof.pagecache import PageCachePlan
-from storprof.plan import SweepPlan
+from storprof.engine.drivers import DriverSpec
+from storprof.engine.unionconfig import OVERLAY_PARAMS, overlay_params
+from storprof.harness.plan import SweepPlan
+from storprof.harness.sweep import Sweep
 from storprof.results import ResultSet
-from storprof.sweep import Sweep
-from storprof.unionconfig import OVERLAY_PARAMS, overlay_params
-from storprof.unionops import UnionOpsPlan, job_names
+from storprof.storage.probes.pagecache import PageCachePlan
+from storprof.storage.probes.unionops import UnionOpsPlan, job_names
 from tests.conftest import setup_provides, storprof_leftovers
 
 pytestmark = [

@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from storprof import results, summary, tables
-from storprof.copyup import CopyUpPlan
-from storprof.deepstack import DeepStackPlan
-from storprof.drivers import DriverSpec
-from storprof.fiojob import load_job
-from storprof.lookup import LookupPlan
-from storprof.plan import SweepPlan
+from storprof import results
+from storprof.engine.drivers import DriverSpec
+from storprof.harness.plan import SweepPlan
+from storprof.harness.sweep import Sweep
 from storprof.results import ResultSet
-from storprof.sweep import Sweep
+from storprof.stats import summary
+from storprof.storage.fio.job import load_job
+from storprof.storage.probes.copyup import CopyUpPlan
+from storprof.storage.probes.deepstack import DeepStackPlan
+from storprof.storage.probes.lookup import LookupPlan
+from storprof.views import tables
 from tests.conftest import setup_provides, storprof_leftovers
 
 pytestmark = [

@@ -6,7 +6,8 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from storprof import cli, proc
+from storprof import cli
+from storprof.host import proc
 
 
 def run(args, **kw):

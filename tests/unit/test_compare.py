@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from scipy import stats
 
 from storprof import cli
-from storprof.compare import compare, summary_line, verdict, welch_p_value
 from storprof.errors import UserError
 from storprof.results import ResultSet
+from storprof.stats.compare import compare, summary_line, verdict, welch_p_value
 
 
 def result_set(cells: dict[tuple[str, str, str], list[float]], metric: str = "iops", meta: dict | None = None,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from storprof import containers, sandbox
+from storprof.engine import containers
+from storprof.host import sandbox
 from tests.conftest import setup_provides
 
 PACKAGE = Path(containers.__file__).parent

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from storprof.cpu import block_irq_counts, cpu_list, fio_cpus, quiet_cpus
 from storprof.errors import UserError
+from storprof.host.cpu import block_irq_counts, cpu_list, fio_cpus, quiet_cpus
 
 REAL = (Path(__file__).parent.parent / "fixtures" / "interrupts.txt").read_text()
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from storprof.daemon import DOCKER_HOST, container_cgroup_ids, names_path
+from storprof.engine.daemon import DOCKER_HOST, container_cgroup_ids, names_path
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "proc"
 EXEC = Path("/run/storprof/0123456789-0/exec")

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from storprof.daemonstart import START_HEADERS, DaemonStart, DaemonStartPlan, job_name, start_rows
 from storprof.results import ResultSet
-from storprof.tables import fmt_seconds
+from storprof.storage.daemonstart import START_HEADERS, DaemonStart, DaemonStartPlan, job_name, start_rows
+from storprof.views.tables import fmt_seconds
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "results-daemon-start"
 OVERLAY2, C8D = "overlay2@ext4", "c8d-overlayfs@ext4:28.5.2"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from storprof.drivers import (
+from storprof.engine.drivers import (
     DRIVERS,
     DriverSpec,
     HostFacts,
@@ -15,9 +15,9 @@ from storprof.drivers import (
     reasons,
     unavailable,
 )
-from storprof.engines import SYSTEM, Engine
+from storprof.engine.engines import SYSTEM, Engine
 from storprof.errors import UserError
-from storprof.mounts import fs_type_from_mountinfo, host_fs_type, mount_from_mountinfo
+from storprof.host.mounts import fs_type_from_mountinfo, host_fs_type, mount_from_mountinfo
 
 # --------------------------------------------------------------------------- parsing
 

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from storprof import engines
-from storprof.engines import SYSTEM, Engine, cached_engines, find, parse_version
+from storprof.engine import engines
+from storprof.engine.engines import SYSTEM, Engine, cached_engines, find, parse_version
 from storprof.errors import UserError
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from storprof import fiojob
 from storprof.errors import UserError
-from storprof.fiojob import (
+from storprof.storage.fio import job as fiojob
+from storprof.storage.fio.job import (
     JOBS_DIR,
     FioJob,
     builtin_job_names,
@@ -18,7 +18,7 @@ from storprof.fiojob import (
     parse_size,
     validate,
 )
-from storprof.placements import fio_argv
+from storprof.storage.fio.placements import fio_argv
 from tests.conftest import setup_provides
 
 DATA_JOBS = ["fsync-write-4k", "lower-randread-4k", "lower-seqread-1m", "randread-4k", "randrw-4k-70-30",
@@ -454,5 +454,5 @@ def test_a_job_file_symlink_another_user_made_is_not_followed(tmp_path):
     with pytest.raises(UserError, match="is not a regular file"):
         load_job(str(fifo))
     own = tmp_path / "mine.fio"
-    own.symlink_to(Path(__file__).parents[2] / "storprof" / "jobs" / "randread-4k.fio")
+    own.symlink_to(Path(__file__).parents[2] / "storprof" / "storage" / "fio" / "jobs" / "randread-4k.fio")
     assert load_job(str(own)).name == "mine"          # root's own symlink is followed

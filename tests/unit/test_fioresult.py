@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from storprof.errors import FioError
-from storprof.fioresult import (
+from storprof.storage.fio.result import (
     DirectionStats,
     FioResult,
     extract_json,

@@ -10,8 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from storprof import stats, summary, tables
 from storprof.results import ResultSet
+from storprof.stats import intervals as stats
+from storprof.stats import summary
+from storprof.views import tables
 
 SWEEP = Path(__file__).parent.parent / "fixtures" / "results-quick"
 GIB = 2**30

@@ -3,9 +3,9 @@ import math
 import pytest
 
 from storprof.errors import UserError
-from storprof.growth import fit_line, percentile
-from storprof.layers import LayerPlan, growth, summarize_layers
-from storprof.records import LayerRecord, RunContext
+from storprof.results.records import LayerRecord, RunContext
+from storprof.stats.growth import fit_line, percentile
+from storprof.storage.layers import LayerPlan, growth, summarize_layers
 
 
 def test_percentile_matches_linear_interpolation():

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from storprof import cli, summary, tables
-from storprof.htmlreport import CHART_DIR, write_report
+from storprof import cli
 from storprof.results import ResultSet
+from storprof.stats import summary
+from storprof.views import tables
+from storprof.views.report import CHART_DIR, write_report
 
 SWEEP = Path(__file__).parent.parent / "fixtures" / "results-union"
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from storprof.image import BENCH_DIRS, RootfsPlan, parse_ldd
+from storprof.engine.image import BENCH_DIRS, RootfsPlan, parse_ldd
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "ldd"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from storprof import fiooptions
 from storprof.errors import UserError
-from storprof.fiojob import load_job, parse_job, validate
-from storprof.fiooptions import ALIASES, ALLOWED, NEVER, canonical, refusable_by_flag
+from storprof.storage.fio import options as fiooptions
+from storprof.storage.fio.job import load_job, parse_job, validate
+from storprof.storage.fio.options import ALIASES, ALLOWED, NEVER, canonical, refusable_by_flag
 
 
 def refused(tmp_path: Path, text: str, name: str = "job.fio", allow: tuple[str, ...] = ()) -> str:
@@ -257,7 +257,7 @@ def test_a_device_or_directory_is_not_a_job_file(tmp_path):
 # --- the allowlist in the other direction -------------------------------------------------------------
 
 def test_every_builtin_option_is_on_the_allowlist():
-    from storprof.fiojob import builtin_job_names
+    from storprof.storage.fio.job import builtin_job_names
     for name in builtin_job_names():
         validate(load_job(name))
 

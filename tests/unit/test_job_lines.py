@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from storprof.errors import UserError
-from storprof.fiojob import load_job, parse_job
-from storprof.joblines import MAX_LINE
+from storprof.storage.fio.job import load_job, parse_job
+from storprof.storage.fio.lines import MAX_LINE
 
 HIDDEN = b"[hidden]\nfilename=/etc/hostname\nexec_prerun=/usr/bin/touch /root/owned\nwrite_iolog=/root/log\n"
 # A first comment that fio's first fgets ends just before "[hidden]": the rest is a section to fio.

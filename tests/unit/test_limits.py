@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from storprof import fiooptions, limits
-from storprof.fiojob import builtin_job_names, load_job, parse_job, precondition_job
-from storprof.limits import CEILING, FILE_MARGIN, FIO_OVERHEAD, Limits
+from storprof.host import limits
+from storprof.host.limits import CEILING, FILE_MARGIN, FIO_OVERHEAD, Limits
+from storprof.storage.fio import options as fiooptions
+from storprof.storage.fio.job import builtin_job_names, load_job, parse_job, precondition_job
 
 
 def test_a_jobs_limits_follow_its_buffers_processes_and_files():

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from storprof import summary
-from storprof.maxdepth import DEPTH_HEADERS, MaxDepth, MaxDepthPlan, depth_rows, mount_facts, next_depth
 from storprof.results import ResultSet
+from storprof.stats import summary
+from storprof.storage.maxdepth import DEPTH_HEADERS, MaxDepth, MaxDepthPlan, depth_rows, mount_facts, next_depth
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "results-max-depth"
 

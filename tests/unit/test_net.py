@@ -13,15 +13,17 @@ import sys
 
 import pytest
 
-from storprof import netplan, nettools, netviews
-from storprof.compare import compare
 from storprof.errors import UserError
-from storprof.netplan import HOST, NAT, PATHS, PROXY, WORKLOADS, NetPlan, NetSettings, dialled_port, server_port
-from storprof.netsession import listening_ports
-from storprof.netsummary import CONTROL, PROXY_VS_DNAT, net_rows
-from storprof.records import NetRecord, record_from_json
+from storprof.network import plan as netplan
+from storprof.network import tools as nettools
+from storprof.network.plan import HOST, NAT, PATHS, PROXY, WORKLOADS, NetPlan, NetSettings, dialled_port, server_port
+from storprof.network.session import listening_ports
 from storprof.results import ResultSet
-from storprof.stats import REAL
+from storprof.results.records import NetRecord, record_from_json
+from storprof.stats.compare import compare
+from storprof.stats.intervals import REAL
+from storprof.stats.network import CONTROL, PROXY_VS_DNAT, net_rows
+from storprof.views import network as netviews
 from tests.conftest import FIXTURES
 
 RAW = FIXTURES / "net-raw"

@@ -1,4 +1,4 @@
-"""storprof.nettools on output real runs of the tools printed (tests/fixtures/net-tools, see its
+"""storprof.network.tools on output real runs of the tools printed (tests/fixtures/net-tools, see its
 README): the parsers' numbers against the files, the exact command lines, the refusals of anything
 that is not a port, an IPv4 literal or a plain absolute path, and nginx's own check of the config."""
 
@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from storprof import nettools
-from storprof.nettools import ToolOutputError
+from storprof.network import tools as nettools
+from storprof.network.tools import ToolOutputError
 from tests.conftest import FIXTURES, setup_provides
 
 RAW = FIXTURES / "net-tools"

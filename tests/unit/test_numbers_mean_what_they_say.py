@@ -12,13 +12,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from storprof import summary, tables
 from storprof.errors import UserError
-from storprof.fiocells import FioCells
-from storprof.fiojob import load_job, parse_job, validate
-from storprof.fioresult import parse_fio_output
-from storprof.records import FioRecord, RunContext
 from storprof.results import ResultSet, ResultsStore
+from storprof.results.records import FioRecord, RunContext
+from storprof.stats import summary
+from storprof.storage.fio.cells import FioCells
+from storprof.storage.fio.job import load_job, parse_job, validate
+from storprof.storage.fio.result import parse_fio_output
+from storprof.views import tables
 
 FIO = Path(__file__).parent.parent / "fixtures" / "fio"
 

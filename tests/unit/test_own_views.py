@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from storprof import compare, tables
-from storprof.maxdepth import next_depth
 from storprof.results import ResultSet
-from storprof.snapbench import bench_rows
-from storprof.summary import summarize
+from storprof.stats import compare
+from storprof.stats.summary import summarize
+from storprof.storage.maxdepth import next_depth
+from storprof.storage.snapbench import bench_rows
+from storprof.views import tables
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 

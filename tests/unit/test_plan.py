@@ -4,8 +4,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from storprof.cli import main
-from storprof.fiocells import Cell, plan_order
-from storprof.plan import QUICK_SWEEP_SECONDS, quick_sweep_time
+from storprof.harness.plan import QUICK_SWEEP_SECONDS, quick_sweep_time
+from storprof.storage.fio.cells import Cell, plan_order
 
 PLACEMENTS = ("host", "union", "volume", "bind")
 
@@ -37,8 +37,8 @@ def test_empty_inputs():
 
 
 def test_each_job_runs_on_a_file_in_the_state_it_expects():
-    from storprof.fiocells import OWN, PRISTINE, data_file_name, file_state
-    from storprof.fiojob import load_job
+    from storprof.storage.fio.cells import OWN, PRISTINE, data_file_name, file_state
+    from storprof.storage.fio.job import load_job
 
     reads = [load_job(n).with_overrides(size="64m") for n in ("randread-4k", "seqread-1m", "lower-randread-4k",
                                                               "lower-seqread-1m")]
@@ -64,9 +64,9 @@ def test_a_job_can_be_narrowed_to_some_placements():
 
 
 def test_room_for_every_file_the_plan_makes():
-    from storprof.fiojob import load_job
-    from storprof.fiooptions import MAX_FILES
-    from storprof.plan import SweepPlan
+    from storprof.harness.plan import SweepPlan
+    from storprof.storage.fio.job import load_job
+    from storprof.storage.fio.options import MAX_FILES
     jobs = [load_job(n).with_overrides(size="1g") for n in
             ("randwrite-4k", "randread-4k", "fsync-write-4k", "lower-randread-4k", "lower-seqread-1m", "meta-create")]
     plan = SweepPlan(specs=[], jobs=jobs, placements=("host", "union", "volume", "bind"))
@@ -85,13 +85,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_quick_sweep_time_is_said_the_same_in_the_readme_the_sample_and_help():
     said = quick_sweep_time()
     for doc in ("README.md", "docs/sample.md"):
-        assert said in (ROOT / doc).read_text(), f"{doc} must say {said!r} (storprof/plan.py QUICK_SWEEP_SECONDS)"
+        assert said in (ROOT / doc).read_text(), f"{doc} must say {said!r} (harness/plan.py QUICK_SWEEP_SECONDS)"
     shown = CliRunner().invoke(main, ["sweep", "--help"], terminal_width=200).output
     assert said in " ".join(shown.split())
 
 
 def test_the_quick_sweep_time_is_a_measured_number_not_the_placeholder():
     assert QUICK_SWEEP_SECONDS is not None, (
-        "set QUICK_SWEEP_SECONDS in storprof/plan.py to the 'Total wall time' of the latest clean-clone "
+        "set QUICK_SWEEP_SECONDS in storprof/harness/plan.py to the 'Total wall time' of the latest clean-clone "
         "`storprof sweep --quick`, then put quick_sweep_time()'s words in README.md and docs/sample.md")
     assert 60 <= QUICK_SWEEP_SECONDS <= 3600

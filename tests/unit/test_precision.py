@@ -10,12 +10,15 @@ import random
 import pandas as pd
 import pytest
 
-from storprof import scheduler, stats, summary, tables
-from storprof.placements import AA
-from storprof.records import ProbeRecord, RunContext
-from storprof.scheduler import Precision, run_units
-from storprof.stats import REAL, SAME, UNKNOWN, RatioInterval
-from storprof.workload import Unit
+from storprof.harness import scheduler
+from storprof.harness.scheduler import Precision, run_units
+from storprof.harness.workload import Unit
+from storprof.results.records import ProbeRecord, RunContext
+from storprof.stats import intervals as stats
+from storprof.stats import summary
+from storprof.stats.intervals import REAL, SAME, UNKNOWN, RatioInterval
+from storprof.storage.fio.placements import AA
+from storprof.views import tables
 
 CONTEXT = RunContext(run_id="r1", driver_spec="fake@ext4", driver="fake", fs="ext4")
 
@@ -254,8 +257,8 @@ def test_the_answers_line_counts_verdicts_and_leaves_the_aa_control_out():
 
 
 def test_the_aa_control_runs_only_for_the_jobs_it_is_asked_for():
-    from storprof.fiocells import FioCells
-    from storprof.fiojob import load_job
+    from storprof.storage.fio.cells import FioCells
+    from storprof.storage.fio.job import load_job
     jobs = [load_job("randread-4k"), load_job("randwrite-4k")]
     cells = FioCells(jobs, ("host", "union", AA), 2, 60, aa_jobs=("randread-4k",))
     units = cells.units("overlay2@ext4", frozenset())

@@ -2,7 +2,7 @@
 
 import io
 
-from storprof.progress import SweepProgress
+from storprof.harness.progress import SweepProgress
 
 
 class Terminal(io.StringIO):

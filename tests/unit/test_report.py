@@ -10,8 +10,10 @@ import pytest
 import scipy.stats
 from click.testing import CliRunner
 
-from storprof import cli, summary, tables
+from storprof import cli
 from storprof.results import ResultSet
+from storprof.stats import summary
+from storprof.views import tables
 
 SWEEP = Path(__file__).parent.parent / "fixtures" / "results-quick"
 

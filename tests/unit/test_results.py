@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from storprof.errors import UserError
-from storprof.records import (
+from storprof.results import ResultSet, ResultsStore
+from storprof.results.records import (
     SCHEMA_VERSION,
     DriverRecord,
     FioRecord,
@@ -14,7 +15,6 @@ from storprof.records import (
     json_schema,
     record_from_json,
 )
-from storprof.results import ResultSet, ResultsStore
 from tests.conftest import require_or_skip
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -145,9 +145,9 @@ def test_records_are_typed_and_frozen():
 
 
 def test_the_schema_file_is_the_model():
-    path = Path(__file__).resolve().parents[2] / "storprof" / "schema" / "results.schema.json"
+    path = Path(__file__).resolve().parents[2] / "storprof" / "results" / "schema" / "results.schema.json"
     assert json.loads(path.read_text()) == json_schema(), \
-        "regenerate it: python -m storprof.records > storprof/schema/results.schema.json"
+        "regenerate it: python -m storprof.results.records > storprof/results/schema/results.schema.json"
 
 
 def _jsonschema():

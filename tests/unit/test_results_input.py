@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from storprof.errors import UserError
-from storprof.recordcheck import check_record, check_version
-from storprof.records import RECORD_TYPES
 from storprof.results import ResultSet
-from storprof.resultsfile import MAX_DEPTH, parse_json
-from storprof.text import one_line, printable
+from storprof.results.check import check_record, check_version
+from storprof.results.files import MAX_DEPTH, parse_json
+from storprof.results.records import RECORD_TYPES
+from storprof.results.text import one_line, printable
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 

@@ -9,12 +9,12 @@ from dataclasses import replace
 
 import pytest
 
-from storprof import setup
-from storprof.drivers import HostFacts
-from storprof.engines import SYSTEM, Engine
-from storprof.records import DriverRecord
-from storprof.tables import not_measured_lines, some_names
-from storprof.tools import PACKAGES, TOOLS, setup_tools
+from storprof.engine.drivers import HostFacts
+from storprof.engine.engines import SYSTEM, Engine
+from storprof.host import setup
+from storprof.host.tools import PACKAGES, TOOLS, setup_tools
+from storprof.results.records import DriverRecord
+from storprof.views.tables import not_measured_lines, some_names
 
 SYSTEM_20 = Engine(SYSTEM, "/usr/sbin/dockerd", (20, 10, 24), containerd_version="1.6.20")
 FETCHED_28 = Engine("28.5.2", "/var/cache/storprof/engines/28.5.2/root/usr/sbin/dockerd", (28, 5, 2))

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from storprof.results import ResultSet
-from storprof.snapbench import BENCH_HEADERS, CREATE, REMOVE, UPDATE, bench_rows, layer_actions
-from storprof.tables import fmt_seconds
+from storprof.storage.snapbench import BENCH_HEADERS, CREATE, REMOVE, UPDATE, bench_rows, layer_actions
+from storprof.views.tables import fmt_seconds
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "results-snapbench-small"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from storprof import state
-from storprof.layout import RunLayout
-from storprof.ownership import FORMAT
+from storprof.harness import state
+from storprof.harness.layout import RunLayout
+from storprof.harness.ownership import FORMAT
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="records are root's; clean runs as root")
 
@@ -167,7 +167,7 @@ def test_a_record_of_an_older_storprof_is_refused_not_followed(workdir, tmp_path
 
 
 def test_clean_puts_overlay_parameters_back_only_in_the_directory_the_code_gives(tmp_path):
-    from storprof import ownership
+    from storprof.harness import ownership
     params = tmp_path / "params"
     params.mkdir()
     (params / "redirect_dir").write_text("Y\n")

@@ -9,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from storprof import charts, compare, tables, verdicts
-from storprof.pagecache import cached_bytes
 from storprof.results import ResultSet
-from storprof.summary import summarize
+from storprof.stats import compare
+from storprof.stats.summary import summarize
+from storprof.storage.probes.pagecache import cached_bytes
+from storprof.views import charts, tables, verdicts
 
 PAIN = Path(__file__).parent.parent / "fixtures" / "results-pain"
 RENAME = "rename a dir of 200 files, 16 MiB"

@@ -8,9 +8,9 @@ import tarfile
 
 import pytest
 
-from storprof import copyup, deepstack, filetiming
+from storprof.engine.image import RootfsPlan, plan_rootfs
 from storprof.errors import UserError
-from storprof.image import RootfsPlan, plan_rootfs
+from storprof.storage.probes import copyup, deepstack, filetiming
 
 
 def _sleep_plan() -> RootfsPlan:

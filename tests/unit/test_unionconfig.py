@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from storprof import ownership, state, unionconfig
-from storprof.drivers import DriverSpec
+from storprof.engine import unionconfig
+from storprof.engine.drivers import DriverSpec
 from storprof.errors import UserError
-from storprof.layout import RunLayout
-from storprof.records import ProbeRecord, RunContext
+from storprof.harness import ownership, state
+from storprof.harness.layout import RunLayout
+from storprof.results.records import ProbeRecord, RunContext
 
 
 @pytest.fixture

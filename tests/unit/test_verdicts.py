@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from storprof import summary, tables, verdicts
+from storprof.stats import summary
+from storprof.views import tables, verdicts
 
 SWEEP = Path(__file__).parent.parent / "fixtures" / "results-quick"
 

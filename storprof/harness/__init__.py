@@ -1,0 +1,1 @@
+"""One way through a run: the frozen plan, sessions, units, the scheduler, progress, the ownership record."""

@@ -1,0 +1,313 @@
+"""The results model: typed records, one JSON line each in results.jsonl.
+
+Like pyperf's result files, every line carries a schema version and the context needed to read it
+alone: which run, which driver spec on which backing filesystem, which Docker and kernel. The
+context is one object (RunContext) that a session builds once; the records add what one
+measurement is. `to_json`/`from_json` are the only way records become lines and lines records,
+and `json_schema()` describes the same lines for other tools (storprof/results/schema/).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Union
+
+SCHEMA_VERSION = 1
+
+# Every measurement record carries these fields of its RunContext.
+CONTEXT_FIELDS = ("run_id", "driver_spec", "driver", "fs", "docker_version", "kernel", "attached",
+                  "mem_total_bytes", "driver_honours_direct_io", "loop_direct_io", "engine", "image_store",
+                  "containerd_version", "driver_status", "overlay_params", "backing_mount_options")
+
+
+@dataclass(frozen=True)
+class Backing:
+    """Where a spec's data root and host baseline live (see backing.py): not written to records
+    beyond `loop_direct_io`, but what the session's workloads need to find their directories."""
+
+    path: str
+    fs: str
+    is_loop: bool = False
+    loop_device: str | None = None
+    direct_io: bool | None = None
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What is true of every measurement in one session: the run, the spec, the daemon, the machine."""
+
+    run_id: str
+    driver_spec: str
+    driver: str
+    fs: str
+    docker_version: str = "unknown"
+    kernel: str = ""
+    attached: bool = False
+    mem_total_bytes: int | None = None
+    driver_honours_direct_io: bool | None = None
+    loop_direct_io: bool | None = None
+    engine: str = "system"                # the engine the spec named (engines.SYSTEM or a version)
+    image_store: str = "graphdriver"      # or "containerd" (a snapshotter of the containerd image store)
+    containerd_version: str = ""
+    # What union costs depend on: the daemon's own words on its driver (e.g. Native Overlay Diff),
+    # overlay's module parameters when the session's mounts were made, the backing fs's mount options.
+    driver_status: dict[str, str] = field(default_factory=dict, compare=False)
+    overlay_params: dict[str, str] = field(default_factory=dict, compare=False)
+    backing_mount_options: str = ""
+    backing: Backing | None = field(default=None, compare=False, repr=False)
+    image: str | None = field(default=None, compare=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in CONTEXT_FIELDS}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunContext:
+        return cls(**{name: data[name] for name in CONTEXT_FIELDS if name in data})
+
+
+class Record:
+    """Base of every record: `kind` names it in results.jsonl."""
+
+    kind: ClassVar[str] = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "schema_version": SCHEMA_VERSION}
+        for f in fields(self):               # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.name == "context":
+                out.update(value.to_json())
+            elif isinstance(value, tuple):
+                out[f.name] = list(value)
+            elif value is not None or f.name in _KEEP_NONE:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]):
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):                # type: ignore[arg-type]
+            if f.name == "context":
+                kwargs["context"] = RunContext.from_json(data)
+            elif f.name in data:
+                value = data[f.name]
+                kwargs[f.name] = tuple(value) if isinstance(value, list) and f.type.startswith("tuple") else value
+        return cls(**kwargs)
+
+
+# Fields written even when None: they say "not measured" or "not known" in the lines people read.
+_KEEP_NONE = {"error", "raw", "fio_version", "reason", "bytes_added", "bytes_per_container"}
+
+
+@dataclass(frozen=True)
+class FioRecord(Record):
+    """One fio run of one job on one placement."""
+
+    kind: ClassVar[str] = "fio"
+    context: RunContext
+    placement: str
+    job: str
+    repeat: int
+    status: str                          # ok | failed
+    primary_metric: str                  # iops | bw
+    placement_detail: str = ""
+    direct: bool = False
+    lower_layer: bool = False
+    own_files: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    raw: str | None = None               # fio's own output, relative to the results directory
+    wall_seconds: float = 0.0
+    fio_version: str | None = None
+    fio_messages: tuple[str, ...] = ()   # what fio printed around its JSON
+    error: str | None = None
+    time: str = ""
+
+
+@dataclass(frozen=True)
+class ProbeRecord(Record):
+    """One timed sample of a union probe (copy-up, deep stacks): seconds, less is better."""
+
+    kind: ClassVar[str] = "probe"
+    context: RunContext
+    workload: str
+    placement: str
+    job: str
+    repeat: int
+    seconds: float
+    params: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"
+    primary_metric: str = "time"
+    time: str = ""
+    bytes: int | None = None     # what the operation left on the disk or in the page cache, where it measures that
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        out["metrics"] = {"seconds": out.pop("seconds")}
+        if out.get("bytes") is not None:
+            out["metrics"]["bytes"] = out["bytes"]
+        out.pop("bytes", None)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProbeRecord:
+        metrics = data.get("metrics") or {}
+        return super().from_json({**data, "seconds": metrics.get("seconds"), "bytes": metrics.get("bytes")})
+
+
+@dataclass(frozen=True)
+class LayerRecord(Record):
+    """One timed layer operation (storprof layers): what it was done to, and the bytes it left."""
+
+    kind: ClassVar[str] = "layer"
+    context: RunContext
+    op: str
+    seconds: float
+    image: str | None = None             # bench | large | depth K
+    image_mib: float | None = None
+    layer_mib: int | None = None
+    depth: int | None = None
+    layers: int | None = None
+    count: int | None = None
+    sample: int | None = None
+    per_container: float | None = None
+    bytes_added: float | None = None
+    bytes_per_container: float | None = None
+    time: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        for name in ("bytes_added", "bytes_per_container"):     # only where the operation measures them
+            if out.get(name) is None and name not in self._measures():
+                out.pop(name, None)
+        return out
+
+    def _measures(self) -> tuple[str, ...]:
+        return {"commit": ("bytes_added",), "bulk create": ("bytes_per_container",)}.get(self.op, ())
+
+    @property
+    def variant(self) -> str:
+        """What distinguishes samples of one operation: the image, the layer size, the depth, the count."""
+        if self.image:
+            return self.image
+        if self.layer_mib is not None:
+            return f"{self.layer_mib} MiB"
+        if self.depth is not None:
+            return f"depth {self.depth}"
+        return f"x{self.count}" if self.count is not None else ""
+
+
+@dataclass(frozen=True)
+class DriverRecord(Record):
+    """How one driver spec ended: ok, skipped (with why) or failed (with why)."""
+
+    kind: ClassVar[str] = "driver"
+    run_id: str
+    driver_spec: str
+    driver: str
+    fs: str
+    status: str
+    reason: str = ""
+    runs: int = 0
+    seconds: float = 0.0
+    time: str = ""
+
+
+@dataclass(frozen=True)
+class NetRecord(Record):
+    """One client run of `storprof net` over one network path (or the host baseline)."""
+
+    kind: ClassVar[str] = "net"
+    run_id: str
+    engine: str                          # the engine the run named (engines.SYSTEM or a version)
+    docker_version: str
+    kernel: str
+    namespace: str                       # which daemon's namespace: proxy (userland-proxy=true) or nat
+    path: str                            # netplan.PATHS, "host" for the baseline
+    workload: str                        # netplan.WORKLOADS
+    repeat: int
+    status: str                          # ok | failed | skipped
+    tool: str = ""
+    tool_version: str = ""
+    target: str = ""                     # address:port the client dialled (inside the namespace)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    raw: str | None = None               # the client's own output, relative to the results directory
+    error: str | None = None
+    time: str = ""
+
+
+RECORD_TYPES: dict[str, type[Record]] = {cls.kind: cls for cls in (FioRecord, ProbeRecord, LayerRecord, DriverRecord,
+                                                                   NetRecord)}
+MEASUREMENTS = (FioRecord, ProbeRecord)
+
+
+def record_from_json(data: dict[str, Any]) -> Record | None:
+    """The record a JSON line holds; None for a kind this version does not know (kept, not read)."""
+    cls = RECORD_TYPES.get(data.get("kind", ""))
+    return cls.from_json(data) if cls else None
+
+
+# ---------------------------------------------------------------------------------- JSON Schema
+
+_JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+
+
+def _schema_of(annotation: Any) -> dict[str, Any]:
+    """JSON Schema of one annotation string as written in these dataclasses."""
+    hint = eval(annotation, {**typing.__dict__, "Any": Any}) if isinstance(annotation, str) else annotation
+    return _schema_of_type(hint)
+
+
+def _schema_of_type(hint: Any) -> dict[str, Any]:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = [_schema_of_type(a) for a in typing.get_args(hint)]
+        if not all("type" in o for o in options):
+            return {}
+        kinds = [k for o in options for k in (o["type"] if isinstance(o["type"], list) else [o["type"]])]
+        return {"type": list(dict.fromkeys(kinds))}
+    if origin is tuple or origin is list:
+        return {"type": "array", "items": _schema_of_type(typing.get_args(hint)[0])}
+    if origin is dict:
+        return {"type": "object"}
+    if hint is type(None):
+        return {"type": "null"}
+    if hint is float:
+        return {"type": ["number", "integer"]}
+    return {"type": _JSON_TYPES[hint.__name__]} if getattr(hint, "__name__", "") in _JSON_TYPES else {}
+
+
+def json_schema() -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of one line of results.jsonl, from the dataclasses above."""
+    context = {f.name: _schema_of(f.type) for f in fields(RunContext) if f.name in CONTEXT_FIELDS}
+    variants = []
+    for kind, cls in RECORD_TYPES.items():
+        props: dict[str, Any] = {"kind": {"const": kind}, "schema_version": {"const": SCHEMA_VERSION}}
+        required = ["kind", "schema_version"]
+        for f in fields(cls):                 # type: ignore[arg-type]
+            if f.name == "context":
+                props.update(context)
+                required += ["run_id", "driver_spec", "driver", "fs"]
+                continue
+            props[f.name] = _schema_of(f.type)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                required.append(f.name)
+        if cls is ProbeRecord:
+            del props["seconds"], props["bytes"]
+            required.remove("seconds")
+            props["metrics"] = {"type": "object", "properties": {"seconds": {"type": ["number", "integer"]},
+                                                                 "bytes": {"type": "integer"}},
+                                "required": ["seconds"]}
+            required.append("metrics")
+        variants.append({"title": cls.__name__, "type": "object", "properties": props, "required": required})
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": f"storprof results.jsonl line, schema version {SCHEMA_VERSION}",
+            "oneOf": variants}
+
+
+if __name__ == "__main__":       # python -m storprof.results.records > storprof/results/schema/results.schema.json
+    import json
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))

@@ -1,0 +1,1 @@
+"""The storage workloads: fio cells, union probes, layer timing and the engine-level benchmarks."""

@@ -1,0 +1,1 @@
+"""fio: job files checked as fio reads them, where fio runs, and its JSON turned into numbers."""
