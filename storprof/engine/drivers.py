@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from storprof.engine import versions
 from storprof.engine.engines import ENGINE_NAME, SYSTEM, Engine, all_engines, newest_with_containerd_store
 from storprof.engine.unionconfig import parse_switches
 from storprof.errors import MissingTool, UserError
@@ -286,17 +287,6 @@ class HostFacts:
     mkfs_erofs_tar: bool | None = None      # mkfs.erofs has the tar mode containerd's erofs differ uses
 
 
-_VERSION = re.compile(r"version\s+v?(\d+)\.(\d+)(?:\.(\d+))?", re.IGNORECASE)
-
-
-def parse_docker_version(text: str) -> tuple[int, ...] | None:
-    """"Docker version 20.10.24+dfsg1, build 5d6db84" -> (20, 10, 24)."""
-    m = _VERSION.search(text)
-    if not m:
-        return None
-    return tuple(int(g) for g in m.groups() if g is not None)
-
-
 def _read(path: str) -> str:
     try:
         return Path(path).read_text()
@@ -326,15 +316,7 @@ def host_facts(host_fs: str | None = None) -> HostFacts:
             tools.add(tool)
         except MissingTool:
             pass
-    version, error = None, None
-    if "dockerd" in tools:
-        try:
-            out = proc.run(["dockerd", "--version"], timeout=30)
-            version = parse_docker_version(out.stdout + out.stderr)
-            if version is None:
-                error = f"cannot read the dockerd version from {out.stdout.strip()!r}"
-        except proc.StorprofError as exc:
-            error = f"dockerd --version failed: {exc}"
+    dockerd = versions.dockerd_version() if "dockerd" in tools else versions.DockerdVersion()
     return HostFacts(
         filesystems=_kernel_filesystems(_read("/proc/filesystems")),
         device_mapper=_has_device_mapper(_read("/proc/misc"), _read("/proc/devices"),
@@ -343,8 +325,8 @@ def host_facts(host_fs: str | None = None) -> HostFacts:
         loop_control=os.path.exists("/dev/loop-control"),
         is_root=os.geteuid() == 0,
         tools=frozenset(tools),
-        dockerd_version=version,
-        dockerd_error=error,
+        dockerd_version=dockerd.release,
+        dockerd_error=dockerd.error,
         host_fs=host_fs if host_fs is not None else host_fs_type(Path("/")),
         engines=tuple(all_engines()),
         mkfs_erofs_tar=_mkfs_erofs_has_tar() if "mkfs.erofs" in tools else None,

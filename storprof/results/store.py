@@ -81,15 +81,14 @@ def machine_metadata() -> dict:
 
 def tool_versions() -> dict:
     """fio's and dockerd's own version lines (each run's record also keeps what it ran with)."""
+    from storprof.engine.versions import dockerd_version
     from storprof.host.proc import run
-    out = {}
-    for key, argv in (("fio_version", ["fio", "--version"]), ("dockerd_version", ["dockerd", "--version"])):
-        try:
-            done = run(argv, timeout=30, check=False)
-            out[key] = (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else None
-        except Exception:          # not installed (attach mode may not need dockerd): recorded as unknown
-            out[key] = None
-    return out
+    try:
+        done = run(["fio", "--version"], timeout=30, check=False)
+        fio = (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else None
+    except Exception:          # not installed: recorded as unknown
+        fio = None
+    return {"fio_version": fio, "dockerd_version": dockerd_version().line}
 
 
 class ResultsStore:
