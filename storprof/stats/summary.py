@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from storprof.engine.versions import short as short_version
 from storprof.results.records import LayerRecord
 from storprof.stats.intervals import classify, detectable, pooled_sd_log, ratio_interval
 from storprof.storage.fio.job import parse_size
@@ -164,7 +165,7 @@ def summarize(runs: pd.DataFrame, precision: float = DEFAULT_PRECISION) -> pd.Da
 def docker_short(g: pd.DataFrame) -> str:
     """The engine a cell was measured on, as Docker names its release ('20.10.24+dfsg1' -> '20.10.24')."""
     versions = g["docker_version"].dropna().astype(str).unique() if "docker_version" in g else []
-    return "/".join(sorted({v.split("+")[0].split("-")[0] for v in versions})) or "?"
+    return "/".join(sorted({short_version(v) for v in versions})) or "?"
 
 
 def _value_columns(g: pd.DataFrame) -> dict:

@@ -36,6 +36,7 @@ import docker.errors
 import pandas as pd
 
 from storprof.engine.daemon import EphemeralDaemon
+from storprof.engine.versions import short as short_version
 from storprof.errors import DaemonError, StorprofError, UserError
 from storprof.harness.workload import Done, Sink, Unit
 from storprof.results.records import ProbeRecord
@@ -319,7 +320,7 @@ def start_rows(runs: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     for spec, g in sel.groupby("driver_spec", sort=False):
         by = g.groupby(g["param_images"].astype(int))
         base = float(by.get_group(0)["seconds"].median()) if 0 in by.groups else None
-        docker_version = str(g["docker_version"].iloc[0]).split("+")[0] if "docker_version" in g else "?"
+        docker_version = short_version(str(g["docker_version"].iloc[0])) if "docker_version" in g else "?"
         for count, s in sorted(by, key=lambda kv: kv[0]):
             seconds = s["seconds"].astype(float)
             med = float(seconds.median())

@@ -21,6 +21,7 @@ import requests.exceptions
 
 from storprof.engine import containers
 from storprof.engine.image import one_file_tar
+from storprof.engine.versions import short as short_version
 from storprof.errors import UserError
 from storprof.harness.workload import Done, Sink, Unit
 from storprof.results.records import LayerRecord
@@ -374,7 +375,7 @@ def summarize_layers(records: list[LayerRecord]) -> list[dict]:
     rows = []
     for (spec, op, variant), recs in groups.items():
         secs = [r.seconds for r in recs]
-        docker = recs[0].context.docker_version.split("+")[0].split("-")[0]
+        docker = short_version(recs[0].context.docker_version)
         row = {"driver_spec": spec, "docker": docker, "op": op, "variant": variant, "n": len(secs),
                "p50_ms": percentile(secs, 50) * 1000, "p95_ms": percentile(secs, 95) * 1000}
         if op == "commit" and recs[0].layer_mib:
