@@ -9,7 +9,6 @@ untimed warm-up of the same operation.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from storprof.engine.image import one_file_tar
 from storprof.engine.versions import short as short_version
 from storprof.errors import UserError
 from storprof.harness.workload import Done, Sink, Unit
+from storprof.host.usage import allocated_bytes
 from storprof.results.records import LayerRecord
 from storprof.stats.growth import fit_line, percentile
 from storprof.storage.probes.lowerlayer import commit_layer
@@ -88,22 +88,6 @@ def _unpacked_bytes(client, image_id: str) -> int | None:
             known = [s for s in sizes if isinstance(s, int) and s > 0]
             return sum(known) if known else None
     return None
-
-
-def tree_bytes(path: Path) -> int:
-    """Bytes allocated under path (st_blocks), each inode once: what the data root really holds."""
-    seen, total = set(), 0
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                st = os.lstat(os.path.join(root, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            total += st.st_blocks * 512
-    return total
 
 
 def write_files(directory: Path, mib: int, file_mib: int = 4) -> None:
@@ -208,7 +192,7 @@ class LayerTimer:
 
     def _space(self) -> int | None:
         if self.data_root and self.data_root.is_dir():
-            return tree_bytes(self.data_root)
+            return allocated_bytes(self.data_root)
         try:
             return int(self.client.df().get("LayersSize") or 0)
         except docker.errors.DockerException:

@@ -47,7 +47,7 @@ from storprof.engine import containers
 from storprof.engine.image import plan_rootfs
 from storprof.errors import DaemonError, StorprofError, UserError, first_line
 from storprof.harness.workload import Done, Sink, Unit
-from storprof.host.mounts import host_fs_type, mounts_below
+from storprof.host.usage import allocated_bytes
 from storprof.results.records import ProbeRecord
 from storprof.storage.probes.copyup import PROBE
 from storprof.storage.probes.deepstack import build_stack_image
@@ -152,30 +152,6 @@ def apply_layer(root: Path, layer: int, files: int, content: bytes) -> Applied:
     return Applied(seconds, counts[CREATE], counts[UPDATE], counts[REMOVE], written)
 
 
-def stored_bytes(root: Path | None) -> int | None:
-    """Blocks allocated under a data root (each inode once), not descending into the mounts of
-    another filesystem in it (a running container's overlay or FUSE view); a graphdriver's bind
-    mount of its own directory (btrfs) is the same filesystem and is walked. None where this host
-    cannot see it."""
-    if root is None or not root.is_dir():
-        return None
-    top = str(root.resolve())
-    own = host_fs_type(root)
-    skip = {m.mount_point for m in mounts_below(root) if m.fs_type != own}
-    seen, total = set(), 0
-    for where, dirs, files in os.walk(top):
-        dirs[:] = [d for d in dirs if os.path.join(where, d) not in skip]
-        for name in dirs + files:
-            try:
-                st = os.lstat(os.path.join(where, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
-    return total
-
-
 def _delta(before: int | None, after: int | None) -> int | None:
     return None if before is None or after is None else after - before
 
@@ -226,7 +202,7 @@ class SnapBench:
             params = {"layer": layer, "layers": p.layers, "files": p.files, "file_kib": p.file_kib, "base": p.base,
                       "chain": chain}
             name = f"{session.name_prefix}-snapbench-{layer}"
-            used0 = stored_bytes(session.data_root)
+            used0 = allocated_bytes(session.data_root)
             t0 = time.perf_counter()
             try:
                 container = containers.create(client, parent, labels=session.labels, name=name)
@@ -236,12 +212,12 @@ class SnapBench:
                 t2 = time.perf_counter()
             except docker.errors.DockerException as e:
                 raise DaemonError(f"[{session.label}] snapbench layer {layer}: prepare: {first_line(e)}") from None
-            used1 = stored_bytes(session.data_root)
+            used1 = allocated_bytes(session.data_root)
             try:
                 applied = apply_layer(container_root(container), layer, p.files, content)
             except OSError as e:
                 raise StorprofError(f"[{session.label}] snapbench layer {layer}: write failed: {e}") from None
-            used2 = stored_bytes(session.data_root)
+            used2 = allocated_bytes(session.data_root)
             changes = [f"LABEL {k}={v}" for k, v in session.labels.items()] + ['CMD ["/bin/sleep", "infinity"]']
             t3 = time.perf_counter()
             try:
@@ -250,7 +226,7 @@ class SnapBench:
                 raise DaemonError(f"[{session.label}] snapbench layer {layer}: commit: {first_line(e)}") from None
             t4 = time.perf_counter()
             self._images.append(image.id)
-            used3 = stored_bytes(session.data_root)
+            used3 = allocated_bytes(session.data_root)
             layers_now = len((image.attrs.get("RootFS") or {}).get("Layers") or [])
             t5 = time.perf_counter()
             container.remove(force=True)
