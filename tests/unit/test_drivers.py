@@ -8,14 +8,13 @@ import pytest
 from storprof.engine.drivers import (
     DRIVERS,
     DriverSpec,
-    HostFacts,
     default_specs,
-    host_facts,
     reasons,
     unavailable,
 )
 from storprof.engine.engines import SYSTEM, Engine
 from storprof.errors import UserError
+from storprof.host.facts import HostFacts, host_facts
 from storprof.host.mounts import fs_type_from_mountinfo, host_fs_type, mount_from_mountinfo
 
 # --------------------------------------------------------------------------- parsing
