@@ -17,7 +17,9 @@ from storprof.results import ResultSet
 from storprof.results.records import FioRecord
 from storprof.storage.daemonstart import DaemonStart, DaemonStartPlan
 from storprof.storage.fio.cells import FioCells, data_file_name
-from storprof.storage.fio.job import FioJob, check_with_fio, load_job
+from storprof.storage.fio.check import check_with_fio
+from storprof.storage.fio.fiojob import FioJob
+from storprof.storage.fio.job import load_job
 from storprof.storage.fio.options import MAX_FILES
 from storprof.storage.fio.placements import AA, DEFAULT_PLACEMENTS
 from storprof.storage.layers import SWEEP_QUICK_PLAN, LayerPlan, LayerTiming

@@ -12,7 +12,7 @@ import pandas as pd
 from storprof.engine.versions import short as short_version
 from storprof.results.records import LayerRecord
 from storprof.stats.intervals import classify, detectable, pooled_sd_log, ratio_interval
-from storprof.storage.fio.job import parse_size
+from storprof.storage.fio.fiojob import parse_size
 from storprof.storage.fio.placements import AA
 from storprof.storage.layers import growth, summarize_layers
 
