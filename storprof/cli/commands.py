@@ -48,7 +48,9 @@ from storprof.storage.fio.job import builtin_job_names
 from storprof.storage.fio.options import ALLOWED, MAX_SECONDS, refusable_by_flag
 from storprof.storage.fio.placements import AA, PLACEMENTS
 from storprof.storage.layers import QUICK_PLAN, LayerPlan
-from storprof.storage.probes.deepstack import parse_depths
+from storprof.storage.probes.copyup import CopyUpPlan
+from storprof.storage.probes.deepstack import DeepStackPlan, parse_depths
+from storprof.storage.probes.lookup import LookupPlan
 from storprof.views import tables
 
 # Root's own places: work and state below /var/lib/storprof, runtime below /run/storprof (layout.py).
@@ -264,8 +266,6 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
     """Run fio on the host and in containers for each storage driver, and print the overhead."""
     started = time.monotonic()
     preset = QUICK if quick else THOROUGH
-    if max_depth_ceiling is not None:
-        preset = dataclasses.replace(preset, max_depth=dataclasses.replace(preset.max_depth, ceiling=max_depth_ceiling))
     settings = _job_settings(size or preset.size, runtime if runtime is not None else preset.runtime,
                              ramp_time if ramp_time is not None else preset.ramp_time, cpus, allow_options)
     placements = _placements(placement_list) if placement_list else preset.placements
@@ -275,14 +275,12 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
         placements = tuple(p for p in placements if p != AA)
     require("fio")
     names = _split(job_list) or list(preset.jobs or [*builtin_job_names(), *PROBES])
-    probes = probe_plans(names, placements,
-                         _sizes(copyup_sizes, "--copyup-sizes") if copyup_sizes else preset.copyup_sizes,
-                         parse_depths(stack_depths) if stack_depths else preset.stack_depths,
-                         lookup_files if lookup_files is not None else preset.lookup_files, preset)
+    probes = probe_plans(names, placements, preset,
+                         _plan_options(preset, copyup_sizes, stack_depths, lookup_files, max_depth_ceiling))
     plan = SweepPlan(specs=[], jobs=load_jobs(names, settings), placements=placements,
                      repeat=repeat or preset.repeat, workdir=workdir, docker_host=docker_host, image=image,
                      fio_timeout=fio_timeout, storage_opts=list(storage_opts), **probes,
-                     layers=None if no_layers else preset.layers)
+                     layers=None if no_layers else preset.plan("layers"))
     plan.precision, plan.budget_seconds = _precision(precision, budget, preset)
     plan.aa_jobs = None if placement_list else preset.aa_jobs
     if resume_dir and out:
@@ -290,6 +288,16 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
     meta = {"quick": quick, "fio_cpus_allowed": settings.cpus_allowed, "allowed_options": sorted(set(allow_options)),
             "fio_timeout": fio_timeout, "precision": plan.precision, "budget_seconds": plan.budget_seconds}
     _execute(plan, driver_list, resume_dir or out, meta, fmt, quiet, started, resume=bool(resume_dir))
+
+
+def _plan_options(preset, copyup_sizes, stack_depths, lookup_files, max_depth_ceiling) -> dict:
+    """The workload plans that options change, by registered name."""
+    plans = {"copyup": CopyUpPlan(_sizes(copyup_sizes, "--copyup-sizes")) if copyup_sizes else None,
+             "deep-stack": DeepStackPlan(parse_depths(stack_depths)) if stack_depths else None,
+             "lookup": LookupPlan(lookup_files) if lookup_files is not None else None,
+             "max-depth": (dataclasses.replace(preset.plan("max-depth"), ceiling=max_depth_ceiling)
+                           if max_depth_ceiling is not None else None)}
+    return {name: plan for name, plan in plans.items() if plan}
 
 
 def _precision(text: str | None, budget_minutes: float | None, preset) -> tuple[float | None, float | None]:
