@@ -140,7 +140,8 @@ def group_widths(workload, records: list[Record]) -> dict[str, tuple[float, floa
         group, value = workload.group_of(r), record_value(r)
         if group is None or value is None:
             continue
-        job, placement, repeat = r.job, r.placement, r.repeat      # type: ignore[attr-defined]
+        job = r.identity if isinstance(r, ProbeRecord) else r.job      # type: ignore[attr-defined]
+        placement, repeat = r.placement, r.repeat                      # type: ignore[attr-defined]
         if placement == "host":
             host[(group, job, repeat)] = value
         else:

@@ -11,6 +11,7 @@ import pytest
 from storprof.engine.image import RootfsPlan, plan_rootfs
 from storprof.errors import UserError
 from storprof.storage.probes import copyup, deepstack, filetiming
+from storprof.views.labels import probe_label
 
 
 def _sleep_plan() -> RootfsPlan:
@@ -79,10 +80,9 @@ def test_time_lookup_and_read_reads_the_whole_file(tmp_path):
 
 
 def test_copyup_rows_and_plan():
-    assert copyup.job_names(64) == {"first_write": "copyup-64m first write",
-                                    "first_done": "copyup-64m first write+fsync",
-                                    "second_write": "copyup-64m second write",
-                                    "second_done": "copyup-64m second write+fsync"}
+    assert [probe_label(**copyup.row(64, op)) for op in copyup.OPERATIONS] == [
+        "copyup-64m first write", "copyup-64m first write+fsync", "copyup-64m second write",
+        "copyup-64m second write+fsync"]
     with pytest.raises(UserError):
         copyup.CopyUpPlan((0,)).validate()
     assert copyup.CopyUpPlan((64, 512)).bytes_needed() == 3 * 576 * 2**20
