@@ -86,3 +86,36 @@ def test_copyup_rows_and_plan():
     with pytest.raises(UserError):
         copyup.CopyUpPlan((0,)).validate()
     assert copyup.CopyUpPlan((64, 512)).bytes_needed() == 3 * 576 * 2**20
+
+
+def test_a_schema_1_results_directory_resumes_with_nothing_left_to_run():
+    """Resume keys are fields: a sweep written with labels (results-union: copy-up of 64 and 512
+    MiB, stacks of 1-120 layers, 3 repeats) holds every unit today's probes would plan."""
+    from pathlib import Path
+
+    from storprof.results import ResultSet
+    union = ResultSet.load(Path(__file__).parent.parent / "fixtures" / "results-union")
+    copy = copyup.CopyUp(copyup.CopyUpPlan((64, 512)), repeat=3)
+    stack = deepstack.DeepStack(deepstack.DeepStackPlan((1, 16, 64, 120), target_mib=4), repeat=3)
+    for workload in (copy, stack):
+        done = frozenset(workload.done_keys(union))
+        assert workload.units("overlay2@ext4", done) == []
+        assert len(workload.units("zfs@zfs", done)) == len(workload.units("zfs@zfs", frozenset())) > 0
+    assert len(copyup.CopyUp(copyup.CopyUpPlan((64, 512)), repeat=4).units("overlay2@ext4",
+                                                                          frozenset(copy.done_keys(union)))) == 4
+
+
+def test_a_schema_1_union_ops_directory_resumes_with_nothing_left_to_run():
+    """results-pain: appends to 1000 files of 512 B, a 200-file 16 MiB rename, a 64 MiB chown and
+    3 readers of 32 MiB, 3 repeats each."""
+    from pathlib import Path
+
+    from storprof.results import ResultSet
+    from storprof.storage.probes import pagecache, unionops
+    pain = ResultSet.load(Path(__file__).parent.parent / "fixtures" / "results-pain")
+    ops = unionops.UnionOps(unionops.UnionOpsPlan(small_files=1000, small_bytes=512, tree_files=200, tree_mib=16,
+                                                  chown_mib=64), repeat=3)
+    cache = pagecache.PageCache(pagecache.PageCachePlan(containers=3, file_mib=32), repeat=3)
+    for workload in (ops, cache):
+        done = frozenset(workload.done_keys(pain))
+        assert workload.units("vfs@ext4", done) == [] and len(workload.units("zfs@zfs", done)) == 6
