@@ -119,3 +119,12 @@ def test_a_schema_1_union_ops_directory_resumes_with_nothing_left_to_run():
     for workload in (ops, cache):
         done = frozenset(workload.done_keys(pain))
         assert workload.units("vfs@ext4", done) == [] and len(workload.units("zfs@zfs", done)) == 6
+
+
+def test_an_extra_round_is_of_the_group_it_was_asked_for():
+    copy = copyup.CopyUp(copyup.CopyUpPlan((64, 512)), repeat=3)
+    units = copy.extra_round("vfs@ext4", copyup.group_name(512), 3)
+    assert [(u.group, u.placement, u.key) for u in units] == [
+        ("copyup 512m", p, copyup.sample_key("vfs@ext4", 512, p, 3)) for p in ("host", "union")]   # (3 + 1) even
+    stack = deepstack.DeepStack(deepstack.DeepStackPlan((1, 16)), repeat=3)
+    assert {u.group for u in stack.extra_round("vfs@ext4", deepstack.group_name(16), 3)} == {"stack K=16"}

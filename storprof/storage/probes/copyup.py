@@ -54,6 +54,11 @@ def file_name(size_mib: int) -> str:
 OPERATIONS = ("first write", "first write+fsync", "second write", "second write+fsync")
 
 
+def group_name(size_mib: int) -> str:
+    """The repeats of one file size: what the scheduler adds rounds to, and the progress shows."""
+    return f"copyup {size_mib}m"
+
+
 def row(size_mib: int, operation: str) -> dict:
     """The fields that name one copy-up row (records.ProbeRecord.IDENTITY)."""
     return {"workload": WORKLOAD, "operation": operation, "size_mib": size_mib}
@@ -94,16 +99,20 @@ class CopyUp:
         for r in range(self.repeat):
             for i, size in enumerate(self.plan.sizes_mib):
                 for placement in self.sides if (r + i) % 2 == 0 else self.sides[::-1]:
-                    units.append(Unit(WORKLOAD, f"copyup {size}m", placement, r, sample_key(spec, size, placement, r)))
+                    units.append(Unit(WORKLOAD, group_name(size), placement, r, sample_key(spec, size, placement, r)))
         return [u for u in units if u.key not in done]
 
     def group_of(self, record) -> str | None:
         if isinstance(record, ProbeRecord) and record.workload == WORKLOAD:
-            return f"copyup {record.size_mib}m"
+            return group_name(record.size_mib) if record.size_mib is not None else None
         return None
 
+    def _size(self, name: str) -> int:
+        """The file size a group of this plan stands for (the group is a name, not read back)."""
+        return next(s for s in self.plan.sizes_mib if group_name(s) == name)
+
     def extra_round(self, spec: str, group: str, repeat: int) -> list[Unit]:
-        size = int(group.split()[1].rstrip("m"))
+        size = self._size(group)
         order = self.sides if (repeat + self.plan.sizes_mib.index(size)) % 2 == 0 else self.sides[::-1]
         return [Unit(WORKLOAD, group, p, repeat, sample_key(spec, size, p, repeat)) for p in order]
 
@@ -125,7 +134,7 @@ class CopyUp:
                 parse_fio_output(fio_run.stdout, fio_run.stderr)
 
     def run(self, unit: Unit, session: Session, sink: Sink) -> str:
-        size = int(unit.group.split()[1].rstrip("m"))
+        size = self._size(unit.group)
         if unit.placement == "host":
             if self._host_dir is None:
                 raise StorprofError(f"[{session.label}] copy-up has no host directory in this session")

@@ -77,6 +77,11 @@ def parse_depths(text: str) -> tuple[int, ...]:
     return tuple(sorted(depths))
 
 
+def group_name(depth: int) -> str:
+    """The repeats of one depth: what the scheduler adds rounds to, and the progress shows."""
+    return f"stack K={depth}"
+
+
 def row(depth: int, target_mib: int, operation: str) -> dict:
     """The fields that name one deep-stack row: "first stat", "open" or "first read" (written last)."""
     return {"workload": WORKLOAD, "operation": operation, "depth": depth, "size_mib": target_mib}
@@ -202,7 +207,7 @@ class DeepStack:
         for r in range(self.repeat):
             for i, k in enumerate(self.plan.depths):
                 for placement in self.sides if (r + i) % 2 == 0 else self.sides[::-1]:
-                    units.append(Unit(WORKLOAD, f"stack K={k}", placement, r, self._key(spec, k, placement, r)))
+                    units.append(Unit(WORKLOAD, group_name(k), placement, r, self._key(spec, k, placement, r)))
         return [u for u in units if u.key not in done]
 
     def _key(self, spec: str, depth: int, placement: str, repeat: int) -> tuple:
@@ -212,11 +217,15 @@ class DeepStack:
 
     def group_of(self, record) -> str | None:
         if isinstance(record, ProbeRecord) and record.workload == WORKLOAD:
-            return f"stack K={record.depth}"
+            return group_name(record.depth) if record.depth is not None else None
         return None
 
+    def _depth(self, name: str) -> int:
+        """The depth a group of this plan stands for (the group is a name, not read back)."""
+        return next(k for k in self.plan.depths if group_name(k) == name)
+
     def extra_round(self, spec: str, group: str, repeat: int) -> list[Unit]:
-        k = int(group.split("=")[1])
+        k = self._depth(group)
         order = self.sides if (repeat + self.plan.depths.index(k)) % 2 == 0 else self.sides[::-1]
         return [Unit(WORKLOAD, group, p, repeat, self._key(spec, k, p, repeat)) for p in order]
 
@@ -242,7 +251,7 @@ class DeepStack:
                 os.fsync(f.fileno())
 
     def run(self, unit: Unit, session: Session, sink: Sink) -> str:
-        k = int(unit.group.split("=")[1])
+        k = self._depth(unit.group)
         if unit.placement == "host":
             if self._host_target is None:
                 raise StorprofError(f"[{session.label}] deep stacks have no host directory in this session")
