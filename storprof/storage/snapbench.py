@@ -91,8 +91,9 @@ class SnapBenchPlan:
         return 2 * self.layers * self.layers * self.files * self.file_kib * 1024
 
 
-def job(stage: str) -> str:
-    return f"snapbench {stage}"
+def stage_key(spec: str, stage: str, layer: int) -> tuple:
+    """The resume key of one stage of one layer (1-based)."""
+    return (PROBE, spec, ProbeRecord.identity_of(workload=WORKLOAD, operation=stage), PLACEMENT, layer - 1)
 
 
 def file_name(k: int) -> str:
@@ -169,10 +170,10 @@ class SnapBench:
         self._base: str | None = None
 
     def _key(self, spec: str) -> tuple:
-        return (PROBE, spec, job("commit"), PLACEMENT, self.plan.layers - 1)
+        return stage_key(spec, "commit", self.plan.layers)
 
     def done_keys(self, results: ResultSet) -> set[tuple]:
-        return {(PROBE, r.context.driver_spec, r.job, r.placement, r.repeat)
+        return {(PROBE, r.context.driver_spec, r.identity, r.placement, r.repeat)
                 for r in results.of(ProbeRecord) if r.workload == WORKLOAD}
 
     def units(self, spec: str, done: Done) -> list[Unit]:
@@ -241,8 +242,8 @@ class SnapBench:
             }
             for stage, (seconds, used, extra) in stages.items():
                 totals[stage] += seconds
-                sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, placement=PLACEMENT,
-                                      job=job(stage), repeat=layer - 1, seconds=seconds,
+                sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, operation=stage, placement=PLACEMENT,
+                                      repeat=layer - 1, seconds=seconds,
                                       params={**params, **extra}, bytes=used))
             parent = image.id
         return ", ".join(f"{s} {totals[s]:.2f} s" for s in STAGES) + f" over {p.layers} layers"
@@ -295,7 +296,7 @@ def bench_rows(runs: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         g = _one_chain(g)
         cells, total, n = [], 0.0, 0
         for stage in STAGES:
-            s = g[g["job"] == job(stage)]["seconds"].astype(float)
+            s = g[g["operation"] == stage]["seconds"].astype(float)
             if s.empty:
                 cells.append("-")
                 continue
