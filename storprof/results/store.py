@@ -26,6 +26,7 @@ from storprof.errors import UserError
 from storprof.host import safepath
 from storprof.results.check import check_record, check_version
 from storprof.results.files import MAX_RESULTS_BYTES, read_lines, read_meta
+from storprof.results.migrate import migrate
 from storprof.results.records import MEASUREMENTS, RECORD_TYPES, SCHEMA_VERSION, DriverRecord, LayerRecord, Record
 from storprof.results.text import printable
 
@@ -192,6 +193,7 @@ class ResultSet:
             for number, data in read_lines(path):
                 where = f"{path}:{number}"
                 check_version(data, where)
+                data = migrate(data)
                 kind = data.get("kind")
                 if not isinstance(kind, str):
                     raise UserError(f"{where}: a line without a 'kind' string")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from storprof.results.records import LayerRecord
-from storprof.stats.intervals import classify, detectable, pooled_sd_log, ratio_interval
+from storprof.stats.intervals import DEFAULT_PRECISION, classify, detectable, pooled_sd_log, ratio_interval
 from storprof.storage.fio.job import parse_size
 from storprof.storage.fio.placements import AA
 from storprof.storage.layers import growth, summarize_layers
@@ -122,9 +122,6 @@ COLUMNS = ["driver_spec", "docker", "job", "placement", "flags", "metric", "n", 
            "driver_base", "driver_ratio", "driver_low", "driver_high", "driver_verdict", "bytes", "how"]
 # Workloads with tables of their own (a search, a chain of layers, daemon restarts): no host ratio.
 OWN_VIEWS = ("daemon-start", "max-depth", "snapbench")
-# The relative half-width of a ratio's 95% interval that counts as precise enough to call a
-# cell 'no measurable difference' (--precision).
-DEFAULT_PRECISION = 0.05
 # The container placements that are not the union: the same container, the same backing
 # filesystem, no union filesystem; union divided by one of them is the storage driver's own cost.
 CONTAINER_BASES = ("bind", "volume")
