@@ -16,6 +16,7 @@ from storprof.network.plan import HOST, NAT, PATHS, PROXY, WORKLOADS
 from storprof.results.records import NetRecord
 from storprof.stats.intervals import DEFAULT_PRECISION, RatioInterval, classify, ratio_interval
 from storprof.stats.summary import paired_ratio
+
 # More is better for rates; for latencies less is.
 HIGHER_IS_BETTER = frozenset({"bits_per_second", "requests_per_second"})
 # The rows that are not "a path against its host baseline".
