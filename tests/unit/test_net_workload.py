@@ -82,3 +82,56 @@ def test_each_unit_key_names_its_path_namespace_and_round():
     unit = unit_for(ENGINE, "http", HOST, PROXY, 0)
     assert unit.key == (ENGINE, HOST, PROXY, "http", 0) and unit.placement == f"{HOST}@{PROXY}"
     assert unit_for(ENGINE, "http", "bridge", NAT, 4).describe() == "http bridge r5"
+
+
+class _Replay(NetPaths):
+    """The thorough run's own records played back in the scheduler's order: what a session would
+    measure, without a daemon. A round past the run's five repeats replays round (k mod 5)."""
+
+    def __init__(self, plan, records):
+        super().__init__(plan, ENGINE, Path("/nonexistent"), {})
+        self.by = {(r.path, r.namespace, r.workload, r.repeat): r for r in records}
+
+    def measure(self, session, sink, repeat, workload, path, ns):
+        import dataclasses
+        return dataclasses.replace(self.by[(path, ns, workload, repeat % 5)], repeat=repeat)
+
+
+class _Store:
+    def __init__(self):
+        self.lines = []
+
+    def append(self, record):
+        self.lines.append(record)
+
+
+class _Session:
+    label = f"net@{ENGINE}"
+
+    def __init__(self):
+        from storprof.harness.session import PhaseTimes
+        self.times = PhaseTimes()
+
+
+def test_the_scheduler_spends_extra_rounds_on_the_widest_net_workload():
+    from storprof.harness.scheduler import Precision, run_units
+    from storprof.harness.workload import Sink
+    records = ResultSet.load(RUN).of(NetRecord)
+    plan = NetPlan(engines=[ENGINE], paths=list(PATHS)[1:], workloads=list(WORKLOADS), settings=NetSettings(5, 3),
+                   run_id="0123456789", seed=7, precision=0.25)
+    net = _Replay(plan, records)
+    sink, done = Sink(_Store(), lambda line: None), []
+    outcome = run_units([(net, net.units(ENGINE, frozenset()))], _Session(), sink, lambda u, s: done.append(u),
+                        Precision(0.25, max_repeats=12))
+    minimum = 3 * len(WORKLOADS) * len(plan.slots())
+    assert outcome.ran == len(done) == len(sink.records) > minimum
+    extra = done[minimum:]
+    assert outcome.extra_rounds == len(extra) // len(plan.slots()) >= 1
+    assert all(u.repeat >= 3 for u in extra)
+    for k in range(outcome.extra_rounds):             # each extra round: one workload's every slot once
+        one = extra[k * len(plan.slots()):(k + 1) * len(plan.slots())]
+        assert len({u.group for u in one}) == 1 and len({u.repeat for u in one}) == 1
+        assert sorted((u.key[1], u.key[2]) for u in one) == sorted(plan.slots())
+    assert max(u.repeat for u in extra) < 12
+    widths = group_widths(net, sink.records)         # what is left short is reported, the rest reached the target
+    assert {f"net {g}" for g, (half, _) in widths.items() if half > math.log1p(0.25)} == set(outcome.short)
