@@ -115,7 +115,7 @@ class NetRun:
                     self.progress.message(line)
         except StorprofError as e:
             self.progress.message(f"[{label}] failed: {first_line(e)}")
-            measured = {(r.path, r.namespace, r.workload, r.repeat) for r in sink.records}
+            measured = {(r.path, r.namespace, r.workload, r.repeat) for r in sink.records if isinstance(r, NetRecord)}
             context = net_context(self.plan.run_id, engine, host_fs_type(self.workdir))
             for unit in units:
                 _, path, ns, name, repeat = unit.key

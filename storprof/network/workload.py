@@ -12,8 +12,10 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import cast
 
 from storprof.errors import first_line
+from storprof.harness.session import Session
 from storprof.harness.workload import Done, Sink, Unit
 from storprof.host.proc import PACKAGES, CommandTimeout, run
 from storprof.host.sandbox import INPUT_DIR
@@ -77,10 +79,10 @@ class NetPaths:
         return [unit_for(self.engine, w, p, ns, r) for r, units in enumerate(self.plan.rounds(self.engine))
                 for w, p, ns in units if (self.engine, p, ns, w, r) not in done]
 
-    def prepare(self, session: NetSession, sink: Sink) -> None:
+    def prepare(self, session: Session, sink: Sink) -> None:
         """The servers are the session's; wrk's report script is the run's (NetRun writes it)."""
 
-    def cleanup(self, session: NetSession) -> None:
+    def cleanup(self, session: Session) -> None:
         """Nothing of its own: the session removes the servers, daemons and namespaces."""
 
     def group_of(self, record: Record) -> str | None:
@@ -88,8 +90,10 @@ class NetPaths:
             return record.workload
         return None
 
-    def cell_of(self, record: NetRecord) -> tuple[str, str, float] | None:
+    def cell_of(self, record: Record) -> tuple[str, str, float] | None:
         """(namespace, path, the primary metric) of a run that ended ok."""
+        if not isinstance(record, NetRecord):
+            return None
         value = record.metrics.get(WORKLOADS[record.workload].metric) if record.status == "ok" else None
         return (record.namespace, record.path, float(value)) if value else None
 
@@ -97,9 +101,9 @@ class NetPaths:
         return [unit_for(self.engine, group, p, ns, repeat)
                 for p, ns in self.plan.extra_round(self.engine, group, repeat)]
 
-    def run(self, unit: Unit, session: NetSession, sink: Sink) -> str:
+    def run(self, unit: Unit, session: Session, sink: Sink) -> str:
         _, path, ns, workload, repeat = unit.key
-        record = self.measure(session, sink, repeat, workload, path, ns)
+        record = self.measure(cast(NetSession, session), sink, repeat, workload, path, ns)
         sink.emit(record)
         return summary(record)
 
