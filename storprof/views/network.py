@@ -12,6 +12,7 @@ from tabulate import tabulate
 from storprof.network.plan import PATHS, WORKLOADS
 from storprof.stats.intervals import REAL, SAME
 from storprof.stats.network import CONTROL, PROXY_VS_DNAT, NetRow, primary
+from storprof.views.tables import _fmt_ratio, fmt_interval
 
 HEADERS = ["engine", "workload", "path", "metric", "path value", "against", "baseline", "ratio [95% CI]", "n",
            "spread", "verdict"]
@@ -35,12 +36,13 @@ def human(value: float, unit: str) -> str:
 
 
 def ratio_text(row: NetRow) -> str:
+    """The storage tables' ratio and interval ('0.62x [0.58–0.66]'); one pair says so ('[n=1]')."""
     i = row.interval
     if i is None:
         return "-"
     if i.n < 2:
-        return f"{i.ratio:.2f}x [n=1]"
-    return f"{i.ratio:.2f}x [{i.low:.2f}–{i.high:.2f}]"
+        return f"{_fmt_ratio(i.ratio)} [n=1]"
+    return fmt_interval(i.ratio, i.low, i.high)
 
 
 def metric_name(metric: str) -> str:
