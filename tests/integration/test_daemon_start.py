@@ -72,8 +72,8 @@ def test_every_restart_is_a_record_and_the_session_ends_ok(sweep):
 def test_images_present_grow_by_the_counts(sweep):
     _, _, starts, *_ = sweep
     # The bench image and copy-up's image come on top (cleaned up after the restarts, newest first).
-    on_top = {r.params["images_present"] - r.params["images"] for r in starts}
-    assert on_top == {2}, [(r.params["images"], r.params["images_present"]) for r in starts]
+    on_top = {r.params["images_present"] - r.images for r in starts}
+    assert on_top == {2}, [(r.images, r.params["images_present"]) for r in starts]
     assert {r.params["containers_present"] for r in starts} == {1}      # fio's union container, stopped
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from storprof.results.records import ProbeRecord
+from storprof.views.labels import record_label
 from tests.conftest import setup_provides, sigint_default, storprof_leftovers
 
 pytestmark = [
@@ -46,7 +47,7 @@ def cells(results_dir: Path) -> Counter:
     out = Counter()
     for r in records(results_dir):
         if r["kind"] in ("fio", "probe") and r.get("status") == "ok":
-            name = r["job"] if r["kind"] == "fio" else tuple(r.get(k) for k in ProbeRecord.IDENTITY)
+            name = r["job"] if r["kind"] == "fio" else record_label(ProbeRecord.from_json(r))
             out[(r["kind"], name, r["placement"], r["repeat"])] += 1
     return out
 
