@@ -49,7 +49,7 @@ from storprof.storage.fio.options import ALLOWED, MAX_SECONDS, refusable_by_flag
 from storprof.storage.fio.placements import AA, PLACEMENTS
 from storprof.storage.layers import QUICK_PLAN, LayerPlan
 from storprof.storage.probes.deepstack import parse_depths
-from storprof.views import tables
+from storprof.views import own_views, result_files, tables
 
 # Root's own places: work and state below /var/lib/storprof, runtime below /run/storprof (layout.py).
 DEFAULT_WORKDIR = Path("/var/lib/storprof/work")
@@ -534,7 +534,7 @@ def _print_tables(result_set: ResultSet, fmt: str, write: bool = True) -> None:
     if not ops.empty:
         _say("")
         _say(tables.format_layers(ops, slopes, fmt))
-    own = tables.format_own_views(runs, fmt) if not runs.empty else ""
+    own = own_views.format_own_views(runs, fmt) if not runs.empty else ""
     if own:
         _say("")
         _say(own.rstrip("\n"))
@@ -546,11 +546,11 @@ def _write_tables(result_set: ResultSet) -> None:
     """overhead.csv/.md and layers.csv/.md beside the results: the wide tables, always."""
     precision = float(result_set.meta.get("precision") or DEFAULT_PRECISION)
     if not result_set.runs.empty:
-        tables.write_tables(summarize(result_set.runs, precision), result_set.drivers, result_set.dir,
+        result_files.write_tables(summarize(result_set.runs, precision), result_set.drivers, result_set.dir,
                             result_set.runs)
     ops, slopes = layer_tables(result_set.layers)
     if not ops.empty:
-        tables.write_layer_tables(ops, slopes, result_set.dir)
+        result_files.write_layer_tables(ops, slopes, result_set.dir)
 
 
 @main.command("net")
