@@ -1,5 +1,5 @@
-"""Views: the tables written beside a results directory (overhead.csv/.md, layers.csv/.md), the
-wide ones, always, whatever the terminal was shown."""
+"""Views: the tables written beside a results directory (overhead.csv/.md, layers.csv/.md,
+net.md), the wide ones, always, whatever the terminal was shown."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from pathlib import Path
 import pandas as pd
 
 from storprof.host import safepath
+from storprof.results import ResultSet
 from storprof.results.records import DriverRecord
+from storprof.stats.network import NetRow
+from storprof.views import network as netviews
 from storprof.views.own_views import format_own_views
+from storprof.views.result_summary import ResultSummary
 from storprof.views.tables import format_driver_status, format_layers, format_table, table_notes
 
 
@@ -36,3 +40,18 @@ def write_layer_tables(ops: pd.DataFrame, slopes: pd.DataFrame, out_dir: Path) -
     safepath.replace(paths[2], "# storprof layer timing\n\n" + format_layers(ops, slopes, "github") + "\n")
     return paths
 
+
+
+def write_net_table(out_dir: Path, rows: list[NetRow]) -> None:
+    """net.md: the network verdicts' table."""
+    if rows:
+        safepath.replace(Path(out_dir) / "net.md", netviews.markdown(rows))
+
+
+def write_result_tables(result_set: ResultSet, summary: ResultSummary) -> None:
+    """Every table file of a results directory, from its summary."""
+    write_net_table(result_set.dir, summary.net)
+    if not result_set.runs.empty:
+        write_tables(summary.over, result_set.drivers, result_set.dir, result_set.runs)
+    if not summary.ops.empty:
+        write_layer_tables(summary.ops, summary.slopes, result_set.dir)
