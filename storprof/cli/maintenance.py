@@ -12,12 +12,11 @@ from pathlib import Path
 import click
 
 from storprof.cli.options import DEFAULT_WORKDIR, format_option, one_line_errors, workdir_option
-from storprof.engine import drivers
 from storprof.engine.engines import all_engines
 from storprof.errors import StorprofError
 from storprof.host import safepath
 from storprof.host.mounts import host_fs_type
-from storprof.results.records import DriverRecord
+from storprof.operations.maintenance import driver_status
 from storprof.views import tables
 
 
@@ -26,14 +25,7 @@ from storprof.views import tables
 @one_line_errors
 def drivers_cmd(workdir: Path):
     """List every known driver spec with `ok` or why this host cannot run it."""
-    host_fs = host_fs_type(workdir)
-    facts = drivers.host_facts(host_fs)
-    rows = []
-    for spec in drivers.default_specs(host_fs, list(facts.engines)):
-        reason = drivers.unavailable(spec, facts=facts)
-        rows.append(DriverRecord(run_id="", driver_spec=str(spec), driver=spec.driver, fs=spec.fs,
-                                 status="ok" if not reason else "skipped", reason=reason or spec.info.note))
-    click.echo(tables.format_driver_status(rows))
+    click.echo(tables.format_driver_status(driver_status(workdir)))
 
 
 @click.command("setup")
