@@ -37,6 +37,9 @@ from storprof.stats import summary
 from storprof.storage.fio.cells import FioCells, data_file_name, plan_order
 from storprof.storage.fio.job import load_job
 from storprof.storage.fio.placements import AA
+from storprof.storage.probes.copyup import CopyUpPlan
+from storprof.storage.probes.deepstack import DeepStackPlan
+from storprof.storage.probes.lookup import LookupPlan
 
 CONTROL_JOBS = ["randread-4k", "randwrite-4k", "seqread-1m", "seqwrite-1m"]
 BY_HAND = "fio-by-hand"
@@ -166,8 +169,8 @@ def measure_harness(workdir: Path, spec: DriverSpec, cpus: str | None, out: Path
     names = ["randread-4k"] if smoke else [n for n in QUICK.jobs if n not in PROBES]
     jobs = [load_job(n).with_overrides(size="16m" if smoke else QUICK.size, runtime=QUICK.runtime,
                                        ramp_time=QUICK.ramp_time, cpus_allowed=cpus) for n in names]
-    probes = probe_plans(["copyup", "deep-stack", "lookup"], QUICK.placements, (16,) if smoke else QUICK.copyup_sizes,
-                         (1, 4) if smoke else QUICK.stack_depths, 200 if smoke else QUICK.lookup_files)
+    smallest = {"copyup": CopyUpPlan((16,)), "deep-stack": DeepStackPlan((1, 4)), "lookup": LookupPlan(200)}
+    probes = probe_plans(["copyup", "deep-stack", "lookup"], QUICK.placements, QUICK, smallest if smoke else None)
     plan = SweepPlan(specs=[spec], jobs=jobs, placements=QUICK.placements, repeat=2 if smoke else QUICK.repeat,
                      workdir=workdir, precision=PRECISION, budget_seconds=budget, **probes)
     store = results.ResultsStore(out, {"benchmark": "harness", "precision": PRECISION})

@@ -48,7 +48,9 @@ from storprof.storage.fio.job import builtin_job_names
 from storprof.storage.fio.options import ALLOWED, MAX_SECONDS, refusable_by_flag
 from storprof.storage.fio.placements import AA, PLACEMENTS
 from storprof.storage.layers import QUICK_PLAN, LayerPlan
-from storprof.storage.probes.deepstack import parse_depths
+from storprof.storage.probes.copyup import CopyUpPlan
+from storprof.storage.probes.deepstack import DeepStackPlan, parse_depths
+from storprof.storage.probes.lookup import LookupPlan
 from storprof.views.result_files import write_result_tables
 from storprof.views.result_summary import ResultSummary
 from storprof.views.terminal import answer_blocks, table_blocks
@@ -112,23 +114,21 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
           storage_opts, precision, budget, allow_options, fio_timeout, fmt, no_layers, quiet):
     """Run fio on the host and in containers for each storage driver, and print the overhead."""
     started = time.monotonic()
-    preset = _preset(quick, max_depth_ceiling)
+    preset = QUICK if quick else THOROUGH
     settings = _job_settings(size or preset.size, runtime if runtime is not None else preset.runtime,
                              ramp_time if ramp_time is not None else preset.ramp_time, cpus, allow_options)
     placements = _placements(placement_list, preset, attached=bool(docker_host))
     require("fio")
     names = split(job_list) or list(preset.jobs or [*builtin_job_names(), *PROBES])
-    probes = probe_plans(names, placements,
-                         _sizes(copyup_sizes, "--copyup-sizes") if copyup_sizes else preset.copyup_sizes,
-                         parse_depths(stack_depths) if stack_depths else preset.stack_depths,
-                         lookup_files if lookup_files is not None else preset.lookup_files, preset)
+    probes = probe_plans(names, placements, preset,
+                         _plan_options(preset, copyup_sizes, stack_depths, lookup_files, max_depth_ceiling))
     jobs = load_jobs(names, settings)
     target, budget_seconds = _precision(precision, budget, preset)
     if resume_dir and out:
         raise UserError("--resume continues in its own directory; leave out --out")
     previous = sweep_run.previous_results(resume_dir) if resume_dir else None
     storage_opts = _daemon_values(storage_opts, image, docker_host, driver_list)
-    layers = None if no_layers else preset.layers
+    layers = None if no_layers else preset.plan("layers")
     machine = sweep_run.ready_machine(workdir, split(driver_list), docker_host, layers)
     plan = SweepPlan(specs=machine.specs, jobs=jobs, placements=placements, repeat=repeat or preset.repeat,
                      workdir=machine.workdir, docker_host=docker_host, image=image, fio_timeout=fio_timeout,
@@ -191,11 +191,14 @@ def _show(run: sweep_run.SweepRun, fmt: str, started: float) -> None:
         raise StorprofError("no driver could be measured (see the reasons above)")
 
 
-def _preset(quick: bool, max_depth_ceiling: int | None) -> Preset:
-    preset = QUICK if quick else THOROUGH
-    if max_depth_ceiling is None:
-        return preset
-    return dataclasses.replace(preset, max_depth=dataclasses.replace(preset.max_depth, ceiling=max_depth_ceiling))
+def _plan_options(preset: Preset, copyup_sizes, stack_depths, lookup_files, max_depth_ceiling) -> dict:
+    """The workload plans that options change, by registered name."""
+    plans = {"copyup": CopyUpPlan(_sizes(copyup_sizes, "--copyup-sizes")) if copyup_sizes else None,
+             "deep-stack": DeepStackPlan(parse_depths(stack_depths)) if stack_depths else None,
+             "lookup": LookupPlan(lookup_files) if lookup_files is not None else None,
+             "max-depth": (dataclasses.replace(preset.plan("max-depth"), ceiling=max_depth_ceiling)
+                           if max_depth_ceiling is not None else None)}
+    return {name: plan for name, plan in plans.items() if plan}
 
 
 def _precision(text: str | None, budget_minutes: float | None, preset: Preset) -> tuple[float | None, float | None]:

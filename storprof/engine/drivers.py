@@ -14,16 +14,14 @@ that has the containerd store, and always show it, since the system's may not.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from storprof.engine.engines import ENGINE_NAME, SYSTEM, Engine, all_engines, newest_with_containerd_store
 from storprof.engine.unionconfig import parse_switches
-from storprof.errors import MissingTool, UserError
+from storprof.errors import UserError
 from storprof.host import proc
-from storprof.host.mounts import host_fs_type
+from storprof.host.facts import HostFacts, host_facts  # drivers.host_facts: cli/commands.py calls it
 
 HOST = "host"  # DriverInfo.natural_fs value: "whatever filesystem the host (work dir) has"
 
@@ -267,98 +265,7 @@ def default_specs(host_fs: str, engines: list[Engine] | None = None) -> list[Dri
     return out
 
 
-# --------------------------------------------------------------------------- probing
-
-@dataclass(frozen=True)
-class HostFacts:
-    """What unavailable() looks at, gathered once; a plain value so tests can fake a host."""
-
-    filesystems: frozenset[str]
-    device_mapper: bool
-    dev_fuse: bool
-    loop_control: bool
-    is_root: bool
-    tools: frozenset[str]                   # installed binaries among those it asks about
-    dockerd_version: tuple[int, ...] | None
-    dockerd_error: str | None = None        # dockerd present but `--version` failed/unparsable
-    host_fs: str = "ext4"
-    engines: tuple[Engine, ...] = ()        # the system's and the fetched ones
-    mkfs_erofs_tar: bool | None = None      # mkfs.erofs has the tar mode containerd's erofs differ uses
-
-
-_VERSION = re.compile(r"version\s+v?(\d+)\.(\d+)(?:\.(\d+))?", re.IGNORECASE)
-
-
-def parse_docker_version(text: str) -> tuple[int, ...] | None:
-    """"Docker version 20.10.24+dfsg1, build 5d6db84" -> (20, 10, 24)."""
-    m = _VERSION.search(text)
-    if not m:
-        return None
-    return tuple(int(g) for g in m.groups() if g is not None)
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
-def _kernel_filesystems(text: str) -> frozenset[str]:
-    return frozenset(line.split()[-1] for line in text.splitlines() if line.split())
-
-
-def _has_device_mapper(misc: str, devices: str, control_exists: bool) -> bool:
-    in_misc = any(line.split()[-1:] == ["device-mapper"] for line in misc.splitlines())
-    in_devices = any(line.split()[-1:] == ["device-mapper"] for line in devices.splitlines())
-    return (in_misc or control_exists) and in_devices
-
-
-_CHECKED_TOOLS = ("dockerd", "losetup", "mount", "umount", "fuse-overlayfs", "zfs",
-                 "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs", "mkfs.erofs")
-
-
-def host_facts(host_fs: str | None = None) -> HostFacts:
-    tools = set()
-    for tool in _CHECKED_TOOLS:
-        try:
-            proc.require(tool)
-            tools.add(tool)
-        except MissingTool:
-            pass
-    version, error = None, None
-    if "dockerd" in tools:
-        try:
-            out = proc.run(["dockerd", "--version"], timeout=30)
-            version = parse_docker_version(out.stdout + out.stderr)
-            if version is None:
-                error = f"cannot read the dockerd version from {out.stdout.strip()!r}"
-        except proc.StorprofError as exc:
-            error = f"dockerd --version failed: {exc}"
-    return HostFacts(
-        filesystems=_kernel_filesystems(_read("/proc/filesystems")),
-        device_mapper=_has_device_mapper(_read("/proc/misc"), _read("/proc/devices"),
-                                         os.path.exists("/dev/mapper/control")),
-        dev_fuse=os.path.exists("/dev/fuse"),
-        loop_control=os.path.exists("/dev/loop-control"),
-        is_root=os.geteuid() == 0,
-        tools=frozenset(tools),
-        dockerd_version=version,
-        dockerd_error=error,
-        host_fs=host_fs if host_fs is not None else host_fs_type(Path("/")),
-        engines=tuple(all_engines()),
-        mkfs_erofs_tar=_mkfs_erofs_has_tar() if "mkfs.erofs" in tools else None,
-    )
-
-
-def _mkfs_erofs_has_tar() -> bool | None:
-    """Whether mkfs.erofs lists --tar in its help (erofs-utils 1.5, Debian 12's, does not)."""
-    try:
-        out = proc.run(["mkfs.erofs", "--help"], timeout=30, check=False)
-    except proc.StorprofError:
-        return None
-    return "--tar" in out.stdout + out.stderr
-
+# --------------------------------------------------------------------------- what this host can run
 
 def reasons(spec: DriverSpec, facts: HostFacts) -> list[str]:
     """Every reason this host cannot run `spec` (empty: it can). Pure."""

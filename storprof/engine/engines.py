@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storprof.engine import versions
 from storprof.errors import MissingTool, StorprofError, UserError
 from storprof.host import proc, safepath
 
@@ -34,15 +35,6 @@ KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # The first Docker release with the containerd image store (the containerd-snapshotter feature).
 CONTAINERD_STORE_SINCE = (24,)
 ENGINE_NAME = re.compile(r"system|\d{1,3}(?:\.\d{1,3}){0,2}")
-_VERSION = re.compile(r"version\s+v?(\d+)\.(\d+)(?:\.(\d+))?", re.IGNORECASE)
-
-
-def parse_version(text: str) -> tuple[int, ...] | None:
-    """'Docker version 28.5.2+dfsg3, build …' or 'containerd … 2.1.9 …' -> (28, 5, 2)."""
-    m = _VERSION.search(text) or re.search(r"\bv?(\d+)\.(\d+)(?:\.(\d+))?", text)
-    return tuple(int(g) for g in m.groups() if g is not None) if m else None
-
-
 @dataclass(frozen=True)
 class Engine:
     """One dockerd a session can start, and where its helpers come from."""
@@ -74,11 +66,7 @@ def system_engine() -> Engine | None:
         dockerd = proc.require("dockerd")
     except MissingTool:
         return None
-    try:
-        out = proc.run([dockerd, "--version"], timeout=30)
-    except StorprofError:
-        return None
-    version = parse_version(out.stdout + out.stderr)
+    version = versions.dockerd_version(dockerd).release
     if version is None:
         return None
     containerd = shutil.which("containerd") or ""
@@ -90,7 +78,7 @@ def _containerd_version(binary: str) -> str:
         out = proc.run([binary, "--version"], timeout=30)
     except StorprofError:
         return ""
-    v = parse_version(out.stdout.replace("containerd", "", 1))
+    v = versions.release(out.stdout.replace("containerd", "", 1))
     return ".".join(map(str, v)) if v else ""
 
 
@@ -189,9 +177,10 @@ def fetch(cache: Path | None = None, suite: str = FETCH_SUITE,
         root = work / "root"
         for deb in debs:
             proc.run(["dpkg-deb", "-x", str(deb), str(root)], timeout=300)
-        version = parse_version(proc.run([str(root / "usr/sbin/dockerd"), "--version"], timeout=30).stdout)
+        said = versions.dockerd_version(str(root / "usr/sbin/dockerd"))
+        version = said.release
         if version is None:
-            raise StorprofError("the fetched dockerd does not say its version")
+            raise StorprofError(f"the fetched dockerd does not say its version: {said.error}")
         name = ".".join(map(str, version))
         target = cache / name
         if (target / "engine.json").is_file():

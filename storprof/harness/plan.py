@@ -6,34 +6,38 @@ asks the plan for its workloads and for the room one spec needs. Nothing here st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from storprof.engine.drivers import DriverSpec
 from storprof.errors import UserError
+from storprof.harness import registry
 from storprof.harness.layout import new_run_id
 from storprof.harness.workload import Workload
 from storprof.results import ResultSet
 from storprof.results.records import FioRecord
-from storprof.storage.daemonstart import DaemonStart, DaemonStartPlan
+from storprof.storage.daemonstart import DaemonStartPlan
 from storprof.storage.fio.cells import FioCells, data_file_name
-from storprof.storage.fio.job import FioJob, check_with_fio, load_job
+from storprof.storage.fio.check import check_with_fio
+from storprof.storage.fio.fiojob import FioJob
+from storprof.storage.fio.job import load_job
 from storprof.storage.fio.options import MAX_FILES
 from storprof.storage.fio.placements import AA, DEFAULT_PLACEMENTS
-from storprof.storage.layers import SWEEP_QUICK_PLAN, LayerPlan, LayerTiming
-from storprof.storage.maxdepth import MaxDepth, MaxDepthPlan
-from storprof.storage.probes.copyup import CopyUp, CopyUpPlan
-from storprof.storage.probes.deepstack import DeepStack, DeepStackPlan
-from storprof.storage.probes.lookup import Lookup, LookupPlan
-from storprof.storage.probes.pagecache import PageCache, PageCachePlan
-from storprof.storage.probes.unionops import UnionOps, UnionOpsPlan
-from storprof.storage.snapbench import SnapBench, SnapBenchPlan
+from storprof.storage.layers import LayerPlan
+from storprof.storage.maxdepth import MaxDepthPlan
+from storprof.storage.probes.copyup import CopyUpPlan
+from storprof.storage.probes.deepstack import DeepStackPlan
+from storprof.storage.probes.lookup import LookupPlan
+from storprof.storage.probes.pagecache import PageCachePlan
+from storprof.storage.probes.unionops import UnionOpsPlan
+from storprof.storage.snapbench import SnapBenchPlan
 
-# Union probes: workloads that are not fio jobs, selected with --jobs by these names.
-PROBES = ("copyup", "deep-stack", "lookup", "union-ops", "page-cache", "snapbench", "max-depth", "daemon-start")
+# Union probes: workloads that are not fio jobs, selected with --jobs by these names (the registry's).
+PROBES = registry.PROBES
 # Of those, the ones that compare a union container with the host, so need the union placement.
-UNION_PROBES = ("copyup", "deep-stack", "lookup", "union-ops", "page-cache")
-
+UNION_PROBES = registry.UNION_PROBES
 
 
 @dataclass(frozen=True)
@@ -48,19 +52,12 @@ class Preset:
     jobs: tuple[str, ...] | None = None
     budget_minutes: float | None = None    # None: a fixed number of repeats
     placements: tuple[str, ...] = DEFAULT_PLACEMENTS
-    copyup_sizes: tuple[int, ...] = (64, 512)
-    stack_depths: tuple[int, ...] = (1, 16, 64, 120)
-    lookup_files: int = 20000
-    layers: LayerPlan = field(default_factory=LayerPlan)
     aa_jobs: tuple[str, ...] | None = None    # the jobs host-aa runs for, when it is a placement
-    union_ops: UnionOpsPlan = field(default_factory=UnionOpsPlan)
-    page_cache: PageCachePlan = field(default_factory=PageCachePlan)
-    snapbench: SnapBenchPlan = field(default_factory=SnapBenchPlan)
-    # Docker's graphdrivers stop at 125 layers; the containerd store at the kernel's 500 lower
-    # directories (docs/union-workloads.md), so the thorough search goes that far.
-    max_depth: MaxDepthPlan = field(default_factory=lambda: MaxDepthPlan(ceiling=500))
-    daemon_start: DaemonStartPlan = field(default_factory=DaemonStartPlan)
+    plans: Mapping[str, Any] = field(default_factory=lambda: registry.plans("thorough"))   # by workload name
 
+    def plan(self, name: str) -> Any:
+        """The plan of a registered workload in this preset."""
+        return self.plans[name]
 
 # The thorough default: the job files' own sizes and times, every job, probe and placement.
 THOROUGH = Preset(size=None, runtime=None, ramp_time=None, repeat=3)
@@ -83,13 +80,8 @@ THOROUGH = Preset(size=None, runtime=None, ramp_time=None, repeat=3)
 # driver and engine rather than of the machine's noise, and run in the thorough sweep or by name.
 QUICK = Preset(size="64m", runtime=0.5, ramp_time=0.0, repeat=3, budget_minutes=8.0,
                jobs=("randread-4k", "randwrite-4k", "fsync-write-4k", *UNION_PROBES),
-               placements=("host", "union", "bind", AA), copyup_sizes=(64,), stack_depths=(1, 32),
-               lookup_files=2000, layers=SWEEP_QUICK_PLAN, aa_jobs=("randread-4k",),
-               union_ops=UnionOpsPlan(small_files=1000, small_bytes=512, tree_files=200, tree_mib=16, chown_mib=64),
-               page_cache=PageCachePlan(containers=3, file_mib=16),
-               snapbench=SnapBenchPlan(layers=4, files=10, file_kib=64),   # with --jobs snapbench
-               max_depth=MaxDepthPlan(ceiling=126),
-               daemon_start=DaemonStartPlan(image_counts=(0, 20), samples=3))
+               placements=("host", "union", "bind", AA), aa_jobs=("randread-4k",),
+               plans=registry.plans("quick"))
 
 # THE QUICK SWEEP'S TIME, written here and only here: the "Total wall time" line of
 # `storprof sweep --quick` in the latest clean-clone run on the development machine (set-up not
@@ -143,24 +135,10 @@ class SweepPlan:
         out: list[Workload] = []
         if self.jobs:
             out.append(FioCells(self.jobs, self.placements, self.repeat, self.fio_timeout, self.aa_jobs))
-        if self.copyup:
-            out.append(CopyUp(self.copyup, self.repeat, sides))
-        if self.deep_stack:
-            out.append(DeepStack(self.deep_stack, self.repeat, sides))
-        if self.lookup:
-            out.append(Lookup(self.lookup, self.repeat, sides))
-        if self.union_ops:
-            out.append(UnionOps(self.union_ops, self.repeat, sides))
-        if self.page_cache:
-            out.append(PageCache(self.page_cache, self.repeat, sides))
-        if self.snapbench:
-            out.append(SnapBench(self.snapbench))
-        if self.max_depth:
-            out.append(MaxDepth(self.max_depth))
-        if self.layers:
-            out.append(LayerTiming(self.layers))
-        if self.daemon_start:
-            out.append(DaemonStart(self.daemon_start))
+        for entry in registry.REGISTRY:
+            plan = getattr(self, entry.field)
+            if plan:
+                out.append(entry.make(plan, self, sides))
         return out
 
     def done_keys(self, results: ResultSet) -> frozenset:
@@ -179,9 +157,7 @@ class SweepPlan:
         # metadata jobs are scaled up to MAX_FILES files per run (fiocells), plus a calibration run
         own = (self.repeat + 1) * sum(j.with_files(MAX_FILES).bytes_needed() // j.numjobs(j.job_indexes()[0])
                                       for j in self.jobs if j.own_files)
-        extra = sum(p.bytes_needed() for p in (self.layers, self.copyup, self.deep_stack, self.lookup, self.union_ops,
-                                               self.page_cache, self.snapbench, self.max_depth, self.daemon_start)
-                    if p)
+        extra = sum(p.bytes_needed() for p in (getattr(self, e.field) for e in registry.REGISTRY) if p)
         return max(4 << 30, len(self.placements) * (sum(files.values()) + own) + lower + (2 << 30) + extra)
 
     def check_resumable(self, results: ResultSet) -> None:
@@ -222,23 +198,17 @@ def load_jobs(names: list[str], settings: JobSettings) -> list[FioJob]:
     return jobs
 
 
-def probe_plans(names: list[str], placements: tuple[str, ...], copyup_sizes: tuple[int, ...],
-                stack_depths: tuple[int, ...], lookup_files: int, preset: Preset | None = None) -> dict:
-    """The union probes asked for among `names`, checked: keyword arguments of SweepPlan."""
-    preset = preset or THOROUGH
-    probes = [n for n in names if n in PROBES]
-    plans = {"copyup": CopyUpPlan(copyup_sizes) if "copyup" in probes else None,
-             "deep_stack": DeepStackPlan(stack_depths) if "deep-stack" in probes else None,
-             "lookup": LookupPlan(lookup_files) if "lookup" in probes else None,
-             "union_ops": preset.union_ops if "union-ops" in probes else None,
-             "page_cache": preset.page_cache if "page-cache" in probes else None,
-             "snapbench": preset.snapbench if "snapbench" in probes else None,
-             "max_depth": preset.max_depth if "max-depth" in probes else None,
-             "daemon_start": preset.daemon_start if "daemon-start" in probes else None}
+def probe_plans(names: list[str], placements: tuple[str, ...], preset: Preset | None = None,
+                overrides: Mapping[str, Any] | None = None) -> dict:
+    """The registered workloads asked for among `names`, each with the preset's plan or the one an
+    option made (`overrides`, by name), checked: keyword arguments of SweepPlan."""
+    preset, overrides = preset or THOROUGH, overrides or {}
+    plans = {e.field: overrides.get(e.name) or preset.plan(e.name) if e.name in names else None
+             for e in registry.REGISTRY if e.by_jobs}
     for plan in plans.values():
         if plan:
             plan.validate()
-    probes = [n for n in probes if n in UNION_PROBES]
+    probes = [n for n in names if n in UNION_PROBES]
     if probes and "union" not in placements:
         raise UserError(f"the {' and '.join(probes)} probe{'s' if len(probes) > 1 else ''} measure"
                         f"{'' if len(probes) > 1 else 's'} the union placement; add union to --placements")

@@ -134,13 +134,15 @@ def record_value(record: Record) -> float | None:
 def group_widths(workload, records: list[Record]) -> dict[str, tuple[float, float]]:
     """Per group of a workload, from the session's records: the widest half-width (log scale) of
     its cells' paired-ratio intervals against host, and the log-ratios' spread in that cell."""
-    host: dict[tuple[str, str, int], float] = {}
-    cells: dict[tuple[str, str, str], dict[int, float]] = {}
+    # A cell's row: a fio run's job, a probe sample's identity (its fields; it has no job name).
+    host: dict[tuple[str, str | tuple, int], float] = {}
+    cells: dict[tuple[str, str | tuple, str], dict[int, float]] = {}
     for r in records:
         group, value = workload.group_of(r), record_value(r)
         if group is None or value is None:
             continue
-        job, placement, repeat = r.job, r.placement, r.repeat      # type: ignore[attr-defined]
+        job: str | tuple = r.identity if isinstance(r, ProbeRecord) else r.job   # type: ignore[attr-defined]
+        placement, repeat = r.placement, r.repeat                      # type: ignore[attr-defined]
         if placement == "host":
             host[(group, job, repeat)] = value
         else:

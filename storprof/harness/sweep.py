@@ -29,6 +29,7 @@ from storprof.harness.session import AttachedSession, EphemeralSession, PhaseTim
 from storprof.harness.state import RunState, dead_runs
 from storprof.harness.workload import Sink, Unit
 from storprof.host import safepath
+from storprof.host.facts import host_facts
 from storprof.host.mounts import host_fs_type
 from storprof.results import ResultsStore
 from storprof.results.records import DriverRecord
@@ -86,7 +87,7 @@ class Sweep:
         return [(w, w.units(spec, self.done)) for w in self.workloads]
 
     def _ephemeral(self) -> list[DriverRecord]:
-        facts = drivers.host_facts(host_fs_type(self.plan.workdir))
+        facts = host_facts(host_fs_type(self.plan.workdir))
         runnable = [s for s in self.plan.specs if not drivers.unavailable(s, facts=facts)]
         batches = {str(spec): self.batch(str(spec)) for spec in self.plan.specs}
         self.progress.add_total(sum(_count(b) for b in batches.values()))

@@ -24,11 +24,12 @@ from pathlib import Path
 
 from storprof import __version__
 from storprof.engine import drivers
-from storprof.engine.drivers import DriverSpec, HostFacts
+from storprof.engine.drivers import DriverSpec
 from storprof.engine.engines import FETCH_PACKAGES, FETCH_SUITE, SYSTEM, Engine, all_engines, cache_dir, fetch
 from storprof.engine.engines import newest_with_containerd_store as newest_store
 from storprof.errors import MissingTool, StorprofError
 from storprof.host import proc, safepath
+from storprof.host.facts import HostFacts, host_facts
 from storprof.host.tools import Tool, setup_tools
 from storprof.views.tables import by_reason, some_names
 
@@ -135,7 +136,7 @@ def costs(now: HostFacts, better: HostFacts) -> tuple[str, ...]:
 
 def check(tests: bool = False, host_fs: str | None = None) -> Check:
     """What set-up would provide that is missing, what each costs, and what it cannot change."""
-    facts = drivers.host_facts(host_fs)
+    facts = host_facts(host_fs)
     wanted = setup_tools(tests)
     absent = [t for t in wanted if not on_path(t.name)]
     missing = [Missing("tool", t.name, t.package, t.needed_by,
@@ -153,7 +154,7 @@ def check(tests: bool = False, host_fs: str | None = None) -> Check:
 def blockers(text: str, host_fs: str | None = None) -> tuple[list[str], list[str]]:
     """Why `text` (a driver spec) cannot run here now, and why it still could not after set-up:
     the tests' strict mode fails a test set-up should have made runnable, and skips the others."""
-    facts = drivers.host_facts(host_fs)
+    facts = host_facts(host_fs)
     after = after_setup(facts, tests=True)
     now = drivers.reasons(DriverSpec.parse(text, facts.host_fs, list(facts.engines)), facts)
     later = drivers.reasons(DriverSpec.parse(text, after.host_fs, list(after.engines)), after) if now else []

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Union
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Every measurement record carries these fields of its RunContext.
 CONTEXT_FIELDS = ("run_id", "driver_spec", "driver", "fs", "docker_version", "kernel", "attached",
@@ -128,20 +128,46 @@ class FioRecord(Record):
 
 @dataclass(frozen=True)
 class ProbeRecord(Record):
-    """One timed sample of a union probe (copy-up, deep stacks): seconds, less is better."""
+    """One timed sample of a union probe (copy-up, deep stacks): seconds, less is better.
+
+    Its row is named by fields, not by a label: the workload, the operation it timed, and the
+    parameters that tell that operation's rows apart (None where a workload does not vary one).
+    views/labels.py makes the text people read from these; nothing parses it back."""
 
     kind: ClassVar[str] = "probe"
+    # The fields that name a probe row: two samples of one row differ only in placement and repeat.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("workload", "operation", "size_mib", "depth", "files", "file_bytes",
+                                           "containers", "images")
     context: RunContext
-    workload: str
+    workload: str                # copyup | deep-stack | lookup | union-ops | page-cache | snapbench | ...
+    operation: str               # what was timed: "first write", "first stat", "cold", "chown", "prepare", ...
     placement: str
-    job: str
     repeat: int
     seconds: float
+    size_mib: int | None = None      # the file the operation works on (copy-up, chown, rename tree, read target)
+    depth: int | None = None         # layers in the image (deep stacks)
+    files: int | None = None         # files the operation touches (lookup, appends, rename tree)
+    file_bytes: int | None = None    # each of those files' size, where it is not MiB (appends)
+    containers: int | None = None    # readers of one file (page cache)
+    images: int | None = None        # images the daemon holds (daemon start)
     params: dict[str, Any] = field(default_factory=dict)
     status: str = "ok"
     primary_metric: str = "time"
     time: str = ""
     bytes: int | None = None     # what the operation left on the disk or in the page cache, where it measures that
+
+    @property
+    def identity(self) -> tuple:
+        """What names this record's row (ProbeRecord.IDENTITY's values): a resume key's part."""
+        return tuple(getattr(self, name) for name in self.IDENTITY)
+
+    @classmethod
+    def identity_of(cls, **row: Any) -> tuple:
+        """The identity a record made with these fields would have (unset fields None)."""
+        unknown = set(row) - set(cls.IDENTITY)
+        if unknown:
+            raise TypeError(f"not identity fields of a probe record: {', '.join(sorted(unknown))}")
+        return tuple(row.get(name) for name in cls.IDENTITY)
 
     def to_json(self) -> dict[str, Any]:
         out = super().to_json()

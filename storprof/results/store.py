@@ -26,7 +26,16 @@ from storprof.errors import UserError
 from storprof.host import safepath
 from storprof.results.check import check_record, check_version
 from storprof.results.files import MAX_RESULTS_BYTES, read_lines, read_meta
-from storprof.results.records import MEASUREMENTS, RECORD_TYPES, SCHEMA_VERSION, DriverRecord, LayerRecord, Record
+from storprof.results.migrate import migrate
+from storprof.results.records import (
+    MEASUREMENTS,
+    RECORD_TYPES,
+    SCHEMA_VERSION,
+    DriverRecord,
+    LayerRecord,
+    ProbeRecord,
+    Record,
+)
 from storprof.results.text import printable
 
 RESULTS_FILE = "results.jsonl"
@@ -81,15 +90,14 @@ def machine_metadata() -> dict:
 
 def tool_versions() -> dict:
     """fio's and dockerd's own version lines (each run's record also keeps what it ran with)."""
+    from storprof.engine.versions import dockerd_version
     from storprof.host.proc import run
-    out = {}
-    for key, argv in (("fio_version", ["fio", "--version"]), ("dockerd_version", ["dockerd", "--version"])):
-        try:
-            done = run(argv, timeout=30, check=False)
-            out[key] = (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else None
-        except Exception:          # not installed (attach mode may not need dockerd): recorded as unknown
-            out[key] = None
-    return out
+    try:
+        done = run(["fio", "--version"], timeout=30, check=False)
+        fio = (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else None
+    except Exception:          # not installed: recorded as unknown
+        fio = None
+    return {"fio_version": fio, "dockerd_version": dockerd_version().line}
 
 
 class ResultsStore:
@@ -179,9 +187,10 @@ class ResultSet:
 
     @classmethod
     def load(cls, results_dir: Path | str) -> ResultSet:
-        """Every complete line of results.jsonl, each field checked (recordcheck.py); a half-written
-        last line is skipped with a warning, a newer schema refused, kinds this version does not
-        know kept out (one warning). Files are read as resultsfile.py says: no symlink, capped."""
+        """Every complete line of results.jsonl, made current (migrate.py), each field checked
+        (recordcheck.py); a half-written last line is skipped with a warning, a newer schema
+        refused, kinds this version does not know kept out (one warning). Files are read as
+        resultsfile.py says: no symlink, capped."""
         results_dir = Path(results_dir)
         path = results_dir / RESULTS_FILE
         if not results_dir.is_dir():
@@ -195,6 +204,7 @@ class ResultSet:
                 kind = data.get("kind")
                 if not isinstance(kind, str):
                     raise UserError(f"{where}: a line without a 'kind' string")
+                data = migrate(data)
                 if kind not in RECORD_TYPES:
                     unknown.add(printable(kind[:40]))
                     continue
@@ -217,7 +227,9 @@ class ResultSet:
     @functools.cached_property
     def runs(self) -> pd.DataFrame:
         """The measurements (fio runs and probe samples) as a flat DataFrame, one row per run:
-        the record's fields, its metrics as columns and its params as param_<name>."""
+        the record's fields, its metrics as columns and its params as param_<name>; a probe
+        sample's `job` is its row's display text (views/labels.py), as a fio run's is its job."""
+        from storprof.views.labels import record_label
         rows = []
         for r in self.records:
             if not isinstance(r, MEASUREMENTS):
@@ -226,6 +238,8 @@ class ResultSet:
             row = {k: v for k, v in data.items() if k not in ("metrics", "params")}
             row.update(data.get("metrics") or {})
             row.update({f"param_{k}": v for k, v in (data.get("params") or {}).items()})
+            if isinstance(r, ProbeRecord):
+                row["job"] = record_label(r)
             rows.append(row)
         return pd.DataFrame(rows)
 

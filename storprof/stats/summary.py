@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from storprof.engine.versions import short as short_version
 from storprof.results.records import LayerRecord
 from storprof.stats.intervals import classify, detectable, pooled_sd_log, ratio_interval
-from storprof.storage.fio.job import parse_size
+from storprof.storage.fio.fiojob import parse_size
 from storprof.storage.fio.placements import AA
 from storprof.storage.layers import growth, summarize_layers
 
@@ -120,6 +121,9 @@ COLUMNS = ["driver_spec", "docker", "job", "placement", "flags", "metric", "n", 
            "ratio", "ratio_low", "ratio_high", "ratio_spread", "ratio_cv", "n_pairs", "verdict",
            "p99_ratio", "p99_low", "p99_high", "p99_read_ratio", "p99_write_ratio",
            "driver_base", "driver_ratio", "driver_low", "driver_high", "driver_verdict", "bytes", "how"]
+# What names a probe row (records.ProbeRecord.IDENTITY): carried into its cells so the views
+# select rows by field, never by the `job` text. Not exported: the tables' columns are COLUMNS.
+ROW_FIELDS = ["workload", "operation", "size_mib", "depth", "files", "file_bytes", "containers", "images"]
 # Workloads with tables of their own (a search, a chain of layers, daemon restarts): no host ratio.
 OWN_VIEWS = ("daemon-start", "max-depth", "snapbench")
 # The relative half-width of a ratio's 95% interval that counts as precise enough to call a
@@ -140,7 +144,7 @@ def summarize(runs: pd.DataFrame, precision: float = DEFAULT_PRECISION) -> pd.Da
     if "workload" in ok:
         ok = ok[~ok["workload"].isin(OWN_VIEWS)]
     if ok.empty:
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=COLUMNS + ROW_FIELDS)
     ok["value"] = primary_value(ok)
     ok["latency_p99"] = latency_p99(ok)
     ok["p99_read"] = _column(ok, "read_clat_p99_ns").where(_column(ok, "read_iops") > 0)
@@ -148,15 +152,16 @@ def summarize(runs: pd.DataFrame, precision: float = DEFAULT_PRECISION) -> pd.Da
     rows = []
     for (spec, job), cell in ok.groupby(["driver_spec", "job"], sort=False):
         host = cell[cell["placement"] == "host"]
+        named = {name: cell[name].iloc[0] for name in ROW_FIELDS if name in cell}
         for placement, g in cell.groupby("placement", sort=False):
-            row = {"driver_spec": spec, "docker": docker_short(g), "job": job, "placement": placement,
+            row = {**named, "driver_spec": spec, "docker": docker_short(g), "job": job, "placement": placement,
                    "metric": g["primary_metric"].iloc[0],
                    **_value_columns(g), **_latency_columns(g, host), **_ratio_columns(g, host, precision)}
             if placement == "union":
                 row.update(_driver_columns(g, cell, precision))
             row["flags"] = "".join(sorted(_row_flags(g, row)))
             rows.append(row)
-    out = pd.DataFrame(rows, columns=COLUMNS)
+    out = pd.DataFrame(rows, columns=COLUMNS + ROW_FIELDS)
     _flag_cached_loop_baselines(out, ok)
     return out
 
@@ -164,7 +169,7 @@ def summarize(runs: pd.DataFrame, precision: float = DEFAULT_PRECISION) -> pd.Da
 def docker_short(g: pd.DataFrame) -> str:
     """The engine a cell was measured on, as Docker names its release ('20.10.24+dfsg1' -> '20.10.24')."""
     versions = g["docker_version"].dropna().astype(str).unique() if "docker_version" in g else []
-    return "/".join(sorted({v.split("+")[0].split("-")[0] for v in versions})) or "?"
+    return "/".join(sorted({short_version(v) for v in versions})) or "?"
 
 
 def _value_columns(g: pd.DataFrame) -> dict:

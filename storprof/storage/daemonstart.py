@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 WORKLOAD = "daemon-start"
 PLACEMENT = "daemon"
+OPERATION = "start"       # one restart of the daemon, timed to its first answer
 MARK = "storprof.daemon-start"        # a label of our own beside the run's: cleanup never meets the bench image
 REPOSITORY = "storprof-start"
 RESTART_TIMEOUT = 900                 # seconds a restart may take: the reports speak of minutes
@@ -204,14 +205,19 @@ class DaemonStart:
         self._dir: Path | None = None
 
     def done_keys(self, results: ResultSet) -> set[tuple]:
-        return {(PROBE, r.context.driver_spec, r.job, r.placement, r.repeat)
+        return {(PROBE, r.context.driver_spec, r.identity, r.placement, r.repeat)
                 for r in results.of(ProbeRecord) if r.workload == WORKLOAD}
 
     def units(self, spec: str, done: Done) -> list[Unit]:
-        units = [Unit(WORKLOAD, job_name(n), PLACEMENT, s, (PROBE, spec, job_name(n), PLACEMENT, s),
+        units = [Unit(WORKLOAD, job_name(n), PLACEMENT, s, (PROBE, spec, self.row_identity(n), PLACEMENT, s),
                       label=f"{job_name(n)} r{s + 1}")
                  for n in sorted(set(self.plan.image_counts)) for s in range(self.plan.samples)]
         return [u for u in units if u.key not in done]
+
+    @staticmethod
+    def row_identity(count: int) -> tuple:
+        """What names the row of restarts with `count` extra images (records.ProbeRecord.IDENTITY)."""
+        return ProbeRecord.identity_of(workload=WORKLOAD, operation=OPERATION, images=count)
 
     def prepare(self, session: Session, sink: Sink) -> None:
         self._attached = not session.daemon.ephemeral
@@ -243,9 +249,9 @@ class DaemonStart:
         except DaemonError:
             _start_again(session)         # the session's teardown and other cleanups need a daemon
             raise
-        sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, placement=PLACEMENT, job=job_name(count),
-                              repeat=unit.repeat, seconds=r.ping_s,
-                              params={"images": count, "images_present": r.images, "containers_present": r.containers,
+        sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, operation=OPERATION, images=count,
+                              placement=PLACEMENT, repeat=unit.repeat, seconds=r.ping_s,
+                              params={"images_present": r.images, "containers_present": r.containers,
                                       "images_listed_seconds": r.list_s, "relist_seconds": r.relist_s,
                                       "stop_seconds": r.stop_s}))
         return f"{added}up in {r.ping_s:.2f} s, listed {r.images} images at {r.list_s:.2f} s"

@@ -9,7 +9,6 @@ untimed warm-up of the same operation.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,8 +20,10 @@ import requests.exceptions
 
 from storprof.engine import containers
 from storprof.engine.image import one_file_tar
+from storprof.engine.versions import short as short_version
 from storprof.errors import UserError
 from storprof.harness.workload import Done, Sink, Unit
+from storprof.host.usage import allocated_bytes
 from storprof.results.records import LayerRecord
 from storprof.stats.growth import fit_line, percentile
 from storprof.storage.probes.lowerlayer import commit_layer
@@ -87,22 +88,6 @@ def _unpacked_bytes(client, image_id: str) -> int | None:
             known = [s for s in sizes if isinstance(s, int) and s > 0]
             return sum(known) if known else None
     return None
-
-
-def tree_bytes(path: Path) -> int:
-    """Bytes allocated under path (st_blocks), each inode once: what the data root really holds."""
-    seen, total = set(), 0
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                st = os.lstat(os.path.join(root, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            total += st.st_blocks * 512
-    return total
 
 
 def write_files(directory: Path, mib: int, file_mib: int = 4) -> None:
@@ -207,7 +192,7 @@ class LayerTimer:
 
     def _space(self) -> int | None:
         if self.data_root and self.data_root.is_dir():
-            return tree_bytes(self.data_root)
+            return allocated_bytes(self.data_root)
         try:
             return int(self.client.df().get("LayersSize") or 0)
         except docker.errors.DockerException:
@@ -374,7 +359,7 @@ def summarize_layers(records: list[LayerRecord]) -> list[dict]:
     rows = []
     for (spec, op, variant), recs in groups.items():
         secs = [r.seconds for r in recs]
-        docker = recs[0].context.docker_version.split("+")[0].split("-")[0]
+        docker = short_version(recs[0].context.docker_version)
         row = {"driver_spec": spec, "docker": docker, "op": op, "variant": variant, "n": len(secs),
                "p50_ms": percentile(secs, 50) * 1000, "p95_ms": percentile(secs, 95) * 1000}
         if op == "commit" and recs[0].layer_mib:

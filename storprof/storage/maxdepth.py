@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from storprof.results import ResultSet
 
 WORKLOAD = "max-depth"
-JOB = "max depth probe"
+OPERATION = "probe"       # each record is one probe of one depth
 GROUP = "max depth"
 DOCUMENTED = 125          # moby's layer store refuses longer chains ("max depth exceeded")
 MAX_CEILING = 500         # overlayfs stacks at most 500 lower directories (OVL_MAX_STACK)
@@ -144,7 +144,7 @@ class MaxDepth:
             else:
                 failed, first_error = k, f"{probe.stage}: {probe.error}"
             following = next_depth(ok, failed, self.plan.ceiling, self.plan.first)
-            sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, placement="union", job=JOB,
+            sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, operation=OPERATION, placement="union",
                                   repeat=tried, seconds=probe.seconds,
                                   params=probe.params(self.plan.ceiling, last=following is None)))
             tried += 1

@@ -46,7 +46,7 @@ from storprof.engine import containers
 from storprof.engine.image import plan_rootfs
 from storprof.errors import DaemonError, StorprofError, UserError, first_line
 from storprof.harness.workload import Done, Sink, Unit
-from storprof.host.mounts import host_fs_type, mounts_below
+from storprof.host.usage import allocated_bytes
 from storprof.results.records import ProbeRecord
 from storprof.storage.probes.copyup import PROBE
 from storprof.storage.probes.deepstack import build_stack_image
@@ -90,8 +90,9 @@ class SnapBenchPlan:
         return 2 * self.layers * self.layers * self.files * self.file_kib * 1024
 
 
-def job(stage: str) -> str:
-    return f"snapbench {stage}"
+def stage_key(spec: str, stage: str, layer: int) -> tuple:
+    """The resume key of one stage of one layer (1-based)."""
+    return (PROBE, spec, ProbeRecord.identity_of(workload=WORKLOAD, operation=stage), PLACEMENT, layer - 1)
 
 
 def file_name(k: int) -> str:
@@ -151,30 +152,6 @@ def apply_layer(root: Path, layer: int, files: int, content: bytes) -> Applied:
     return Applied(seconds, counts[CREATE], counts[UPDATE], counts[REMOVE], written)
 
 
-def stored_bytes(root: Path | None) -> int | None:
-    """Blocks allocated under a data root (each inode once), not descending into the mounts of
-    another filesystem in it (a running container's overlay or FUSE view); a graphdriver's bind
-    mount of its own directory (btrfs) is the same filesystem and is walked. None where this host
-    cannot see it."""
-    if root is None or not root.is_dir():
-        return None
-    top = str(root.resolve())
-    own = host_fs_type(root)
-    skip = {m.mount_point for m in mounts_below(root) if m.fs_type != own}
-    seen, total = set(), 0
-    for where, dirs, files in os.walk(top):
-        dirs[:] = [d for d in dirs if os.path.join(where, d) not in skip]
-        for name in dirs + files:
-            try:
-                st = os.lstat(os.path.join(where, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
-    return total
-
-
 def _delta(before: int | None, after: int | None) -> int | None:
     return None if before is None or after is None else after - before
 
@@ -192,10 +169,10 @@ class SnapBench:
         self._base: str | None = None
 
     def _key(self, spec: str) -> tuple:
-        return (PROBE, spec, job("commit"), PLACEMENT, self.plan.layers - 1)
+        return stage_key(spec, "commit", self.plan.layers)
 
     def done_keys(self, results: ResultSet) -> set[tuple]:
-        return {(PROBE, r.context.driver_spec, r.job, r.placement, r.repeat)
+        return {(PROBE, r.context.driver_spec, r.identity, r.placement, r.repeat)
                 for r in results.of(ProbeRecord) if r.workload == WORKLOAD}
 
     def units(self, spec: str, done: Done) -> list[Unit]:
@@ -225,7 +202,7 @@ class SnapBench:
             params = {"layer": layer, "layers": p.layers, "files": p.files, "file_kib": p.file_kib, "base": p.base,
                       "chain": chain}
             name = f"{session.name_prefix}-snapbench-{layer}"
-            used0 = stored_bytes(session.data_root)
+            used0 = allocated_bytes(session.data_root)
             t0 = time.perf_counter()
             try:
                 container = containers.create(client, parent, labels=session.labels, name=name)
@@ -235,12 +212,12 @@ class SnapBench:
                 t2 = time.perf_counter()
             except docker.errors.DockerException as e:
                 raise DaemonError(f"[{session.label}] snapbench layer {layer}: prepare: {first_line(e)}") from None
-            used1 = stored_bytes(session.data_root)
+            used1 = allocated_bytes(session.data_root)
             try:
                 applied = apply_layer(container_root(container), layer, p.files, content)
             except OSError as e:
                 raise StorprofError(f"[{session.label}] snapbench layer {layer}: write failed: {e}") from None
-            used2 = stored_bytes(session.data_root)
+            used2 = allocated_bytes(session.data_root)
             changes = [f"LABEL {k}={v}" for k, v in session.labels.items()] + ['CMD ["/bin/sleep", "infinity"]']
             t3 = time.perf_counter()
             try:
@@ -249,7 +226,7 @@ class SnapBench:
                 raise DaemonError(f"[{session.label}] snapbench layer {layer}: commit: {first_line(e)}") from None
             t4 = time.perf_counter()
             self._images.append(image.id)
-            used3 = stored_bytes(session.data_root)
+            used3 = allocated_bytes(session.data_root)
             layers_now = len((image.attrs.get("RootFS") or {}).get("Layers") or [])
             t5 = time.perf_counter()
             container.remove(force=True)
@@ -264,8 +241,8 @@ class SnapBench:
             }
             for stage, (seconds, used, extra) in stages.items():
                 totals[stage] += seconds
-                sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, placement=PLACEMENT,
-                                      job=job(stage), repeat=layer - 1, seconds=seconds,
+                sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, operation=stage, placement=PLACEMENT,
+                                      repeat=layer - 1, seconds=seconds,
                                       params={**params, **extra}, bytes=used))
             parent = image.id
         return ", ".join(f"{s} {totals[s]:.2f} s" for s in STAGES) + f" over {p.layers} layers"

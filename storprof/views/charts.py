@@ -106,13 +106,16 @@ def union_operation_charts(runs: pd.DataFrame) -> list[Chart]:
         return []
     probes["value"] = primary_value(probes)
     charts = []
-    for suffix, x, scale, unit, xlabel, title, caption in (
-            ("first write+fsync", "param_size_mib", 1e3, "first write + fsync, ms (log)",
+    if "operation" not in probes:
+        return []
+    for workload, operation, x, scale, unit, xlabel, title, caption in (
+            ("copyup", "first write+fsync", "size_mib", 1e3, "first write + fsync, ms (log)",
              "size of the lower-layer file, MiB", "Copy-up: the first 4 KiB write into a file of an image layer",
              "Copy-up time by file size"),
-            ("first stat", "param_depth", 1e6, "first stat(), µs (log)", "image depth, layers",
+            ("deep-stack", "first stat", "depth", 1e6, "first stat(), µs (log)", "image depth, layers",
              "Deep stacks: looking up a file in the bottom layer", "Deep-stack lookup by depth")):
-        sel = probes[probes["job"].str.endswith(suffix) & (probes["placement"] == "union")]
+        sel = probes[(probes["workload"] == workload) & (probes["operation"] == operation)
+                     & (probes["placement"] == "union")]
         if sel.empty or x not in sel:
             continue
         sel = sel.assign(x=sel[x].astype(float))
@@ -215,15 +218,16 @@ def copied_up_chart(over: pd.DataFrame) -> Chart | None:
     the small-file appends, the directory rename and the chown, and the page cache each further
     reader of one image file added."""
     union = over[(over["placement"] == "union") & over["bytes"].notna()] if "bytes" in over else over.iloc[0:0]
-    if union.empty:
+    if union.empty or "operation" not in union:
         return None
-    kinds = [("append to", "appends"), ("rename a dir", "dir rename"), ("chown a", "chown"),
-             ("page cache: each later reader", "page cache per extra reader")]
+    kinds = [(("union-ops", "append"), "appends"), (("union-ops", "rename"), "dir rename"),
+             (("union-ops", "chown"), "chown"), (("page-cache", "later reader"), "page cache per extra reader")]
     specs = list(dict.fromkeys(union["driver_spec"]))
     fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.45 * len(specs) * 1.2))
     height = 0.8 / len(kinds)
-    for i, (prefix, label) in enumerate(kinds):
-        sel = union[union["job"].str.startswith(prefix)].set_index("driver_spec")["bytes"]
+    for i, ((workload, operation), label) in enumerate(kinds):
+        rows = union[(union["workload"] == workload) & (union["operation"] == operation)]
+        sel = rows.set_index("driver_spec")["bytes"]
         values = [max(0.0, float(sel.get(s, float("nan")))) / 2**20 for s in specs]
         ax.barh([k + i * height for k in range(len(specs))], values, height=height, label=label)
     ax.set_yticks([k + 0.4 - height / 2 for k in range(len(specs))])

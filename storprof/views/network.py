@@ -9,6 +9,7 @@ import math
 
 from tabulate import tabulate
 
+from storprof.engine.versions import short as short_version
 from storprof.network.plan import PATHS, WORKLOADS
 from storprof.stats.intervals import REAL, SAME
 from storprof.stats.network import CONTROL, PROXY_VS_DNAT, NetRow, primary
@@ -84,7 +85,7 @@ def _sentence(row: NetRow) -> str:
 
 def engine_label(row: NetRow) -> str:
     """'Docker 28.5.2': the version the daemon reported (Debian's +dfsg suffix left out)."""
-    return f"Docker {row.docker_version.split('+')[0]}" if row.docker_version else row.engine
+    return f"Docker {short_version(row.docker_version)}" if row.docker_version else row.engine
 
 
 def measured(rows: list[NetRow]) -> list[NetRow]:

@@ -7,6 +7,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from storprof.engine.unionconfig import SWITCHABLE
+from storprof.engine.versions import short as short_version
 from storprof.stats.summary import docker_short
 from storprof.storage import daemonstart, maxdepth, snapbench
 from storprof.views.tables import fmt_seconds
@@ -66,7 +67,7 @@ def bench_rows(runs: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         g = _one_chain(g)
         cells, total, n = [], 0.0, 0
         for stage in snapbench.STAGES:
-            s = g[g["job"] == snapbench.job(stage)]["seconds"].astype(float)
+            s = g[g["operation"] == stage]["seconds"].astype(float)
             if s.empty:
                 cells.append("-")
                 continue
@@ -121,9 +122,9 @@ def start_rows(runs: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         return START_HEADERS, rows
     sel = runs[runs["workload"] == daemonstart.WORKLOAD]
     for spec, g in sel.groupby("driver_spec", sort=False):
-        by = g.groupby(g["param_images"].astype(int))
+        by = g.groupby(g["images"].astype(int))
         base = float(by.get_group(0)["seconds"].median()) if 0 in by.groups else None
-        docker_version = str(g["docker_version"].iloc[0]).split("+")[0] if "docker_version" in g else "?"
+        docker_version = short_version(str(g["docker_version"].iloc[0])) if "docker_version" in g else "?"
         for count, s in sorted(by, key=lambda kv: kv[0]):
             seconds = s["seconds"].astype(float)
             med = float(seconds.median())

@@ -14,7 +14,7 @@ from storprof.stats.network import NetRow
 from storprof.views import network as netviews
 from storprof.views.own_views import format_own_views
 from storprof.views.result_summary import ResultSummary
-from storprof.views.tables import format_driver_status, format_layers, format_table, table_notes
+from storprof.views.tables import exported, format_driver_status, format_layers, format_table, table_notes
 
 
 def write_tables(over: pd.DataFrame, status: list[DriverRecord], out_dir: Path,
@@ -23,7 +23,7 @@ def write_tables(over: pd.DataFrame, status: list[DriverRecord], out_dir: Path,
     out_dir = Path(out_dir)
     csv_path = out_dir / "overhead.csv"
     md_path = out_dir / "overhead.md"
-    safepath.replace(csv_path, over.to_csv(index=False))
+    safepath.replace(csv_path, exported(over).to_csv(index=False))
     md = ["# storprof overhead", "", format_table(over, "github"), "", table_notes(over), "",
           *([own, ""] if (own := format_own_views(runs, "github") if runs is not None and not runs.empty else "")
             else []),

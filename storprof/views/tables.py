@@ -13,7 +13,7 @@ from tabulate import tabulate
 
 from storprof.results.records import DriverRecord
 from storprof.stats.intervals import REAL, SAME, UNKNOWN
-from storprof.stats.summary import CACHE_RATIO, FLAGS, MAX_CV, MIN_REPEATS, NoiseFloor
+from storprof.stats.summary import CACHE_RATIO, FLAGS, MAX_CV, MIN_REPEATS, ROW_FIELDS, NoiseFloor
 from storprof.storage.fio.placements import AA, PLACEMENTS
 
 
@@ -217,9 +217,16 @@ def table_notes(over: pd.DataFrame) -> str:
     return "\n".join(notes)
 
 
+def exported(over: pd.DataFrame) -> pd.DataFrame:
+    """The overhead rows as the exports write them: summarize()'s COLUMNS, without the fields
+    that name a probe row (its `job` text says it)."""
+    return over.drop(columns=[c for c in ROW_FIELDS if c in over])
+
+
 def machine_readable(over: pd.DataFrame, ops: pd.DataFrame, slopes: pd.DataFrame, status: list[DriverRecord],
                      fmt: str) -> str:
     """The numbers behind the tables: csv (the overhead rows) or json (every table)."""
+    over = exported(over)
     if fmt == "csv":
         return over.to_csv(index=False).rstrip("\n")
     def records(df):
@@ -370,7 +377,8 @@ def compact_table(over: pd.DataFrame, ops: pd.DataFrame, width: int = COMPACT_WI
     tables stay in `storprof table`."""
     fio = over[(over["metric"] != "time") & (over["placement"] == "union") & over["ratio"].notna()]
     jobs = list(dict.fromkeys(fio["job"]))
-    copy = over[(over["placement"] == "union") & over["job"].str.match(r"copyup-\d+m first write$")]
+    copy = over[(over["placement"] == "union") & (over["workload"] == "copyup")
+                & (over["operation"] == "first write")] if "operation" in over else over.iloc[0:0]
     create = ops[(ops["op"] == "container create") & (ops["variant"] == "bench")] if not ops.empty else ops
     specs = list(dict.fromkeys(over["driver_spec"]))
     while True:
@@ -406,7 +414,7 @@ def _compact_row(spec, over, fio, jobs, copy, create) -> list[str]:
         if c.empty:
             row.append("-")
         else:
-            largest = c.assign(mib=c["job"].str.extract(r"copyup-(\d+)m")[0].astype(int)).sort_values("mib").iloc[-1]
+            largest = c.sort_values("size_mib").iloc[-1]
             row.append(_fmt_seconds(largest["median"]))
     if not create.empty:
         c = create[create["driver_spec"] == spec]

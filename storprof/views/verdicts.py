@@ -6,7 +6,6 @@ layer_tables()'s frames in, text out. The report and the end of a sweep print th
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -81,19 +80,26 @@ def _driver_share(r) -> str:
     return ""
 
 
+def _rows(union: pd.DataFrame, workload: str, operation: str) -> pd.DataFrame:
+    """The union cells of one probe operation, selected by their fields (summary.ROW_FIELDS)."""
+    if "operation" not in union:
+        return union.iloc[0:0]
+    return union[(union["workload"] == workload) & (union["operation"] == operation)]
+
+
 def _probe_parts(probes: pd.DataFrame) -> list[str]:
     union = probes[(probes["placement"] == "union")]
     parts = []
-    copy = union[union["job"].str.match(r"copyup-\d+m first write$")]
+    copy = _rows(union, "copyup", "first write")
     if not copy.empty:
-        r = copy.assign(mib=copy["job"].str.extract(r"copyup-(\d+)m")[0].astype(int)).sort_values("mib").iloc[-1]
-        parts.append(f"copy-up of a {r.mib} MiB file: {fmt_seconds(r['median'])}")
-    stack = union[union["job"].str.match(r"stack K=\d+ first stat$")]
+        r = copy.sort_values("size_mib").iloc[-1]
+        parts.append(f"copy-up of a {int(r.size_mib)} MiB file: {fmt_seconds(r['median'])}")
+    stack = _rows(union, "deep-stack", "first stat")
     if not stack.empty:
-        deepest = stack.assign(k=stack["job"].str.extract(r"K=(\d+)")[0].astype(int)).sort_values("k").iloc[-1]
+        deepest = stack.sort_values("depth").iloc[-1]
         verdict = "" if deepest.verdict == REAL else ", not told apart from host"
         ratio = fmt_interval(deepest.ratio, deepest.ratio_low, deepest.ratio_high)
-        parts.append(f"first lookup under {deepest.k} layers {ratio} the host's time{verdict}")
+        parts.append(f"first lookup under {int(deepest.depth)} layers {ratio} the host's time{verdict}")
     parts += _union_op_parts(union)
     return parts
 
@@ -101,24 +107,23 @@ def _probe_parts(probes: pd.DataFrame) -> list[str]:
 def _union_op_parts(union: pd.DataFrame) -> list[str]:
     """Appends, rename, chown: time and what was copied up; the page cache a later reader adds."""
     parts = []
-    for pattern, what in ((r"^append to \d+ files", "appending to {n} small files"),
-                          (r"^rename a dir", "renaming a {mib} MiB directory"),
-                          (r"^chown a \d+ MiB file", "chown of a {mib} MiB file")):
-        rows = union[union["job"].str.match(pattern)]
+    for operation, what in (("append", "appending to {files} small files"),
+                            ("rename", "renaming a {mib} MiB directory"),
+                            ("chown", "chown of a {mib} MiB file")):
+        rows = _rows(union, "union-ops", operation)
         if rows.empty:
             continue
         r = rows.iloc[0]
-        numbers = [int(x) for x in re.findall(r"\d+", str(r.job))]
-        label = what.format(n=numbers[0], mib=numbers[-1])
+        label = what.format(files=_whole(r.get("files")), mib=_whole(r.get("size_mib")))
         copied = f", {fmt_bytes(r.bytes)} copied up" if pd.notna(r.get("bytes")) and r.bytes > 0 else ", nothing copied"
         how = f" by {r.how}" if isinstance(r.get("how"), str) and r.how else ""
         ratio = f" ({fmt_interval(r.ratio, r.ratio_low, r.ratio_high)} the host's time)" \
             if pd.notna(r.get("ratio")) and r.verdict == REAL else ""
         parts.append(f"{label}{how}: {fmt_seconds(r['median'])}{ratio}{copied}")
-    later = union[union["job"].str.match(r"^page cache: each later reader")]
+    later = _rows(union, "page-cache", "later reader")
     if not later.empty and pd.notna(later.iloc[0].get("bytes")):
         r = later.iloc[0]
-        mib = int(re.findall(r"(\d+) MiB", str(r.job))[0])
+        mib = int(r.size_mib)
         shared = r.bytes < 0.1 * mib * 2**20
         added = "under 0.1 MiB" if abs(r.bytes) < 0.1 * 2**20 else fmt_bytes(r.bytes)
         parts.append(f"page cache: containers reading one {mib} MiB image file share one cached copy (each further "
@@ -126,6 +131,10 @@ def _union_op_parts(union: pd.DataFrame) -> list[str]:
                      f"page cache: each further container reading a {mib} MiB image file caches its own copy "
                      f"(+{fmt_bytes(r.bytes)})")
     return parts
+
+
+def _whole(value) -> int | str:
+    return int(value) if pd.notna(value) else "?"
 
 
 def _layer_parts(ops: pd.DataFrame, shared_extents: bool) -> list[str]:

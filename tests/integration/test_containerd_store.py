@@ -23,9 +23,10 @@ from storprof.harness.plan import SweepPlan
 from storprof.harness.session import attached_spec
 from storprof.harness.sweep import Sweep
 from storprof.host.mounts import host_fs_type
+from storprof.host.usage import allocated_bytes
 from storprof.results import ResultSet
 from storprof.storage.fio.job import load_job
-from storprof.storage.layers import LayerPlan, growth, tree_bytes
+from storprof.storage.layers import LayerPlan, growth
 from tests.conftest import setup_provides, storprof_leftovers
 
 ENGINE = newest_with_containerd_store(all_engines())
@@ -55,7 +56,7 @@ def store_sweep():
         for spec in specs:
             root = workdir / f"{plan.run_id}-{spec.slug}" / "docker"
             if root.is_dir() and (root / CONTENT_STORE).is_dir() and str(spec) not in content:
-                content[str(spec)] = (tree_bytes(root / CONTENT_STORE), tree_bytes(root))
+                content[str(spec)] = (allocated_bytes(root / CONTENT_STORE), allocated_bytes(root))
     sweep = Sweep(plan, results.ResultsStore(out, {}), measured)
     outcomes = sweep.run()
     yield ResultSet.load(out), outcomes, content, workdir, plan.run_id

@@ -19,7 +19,7 @@ from storprof.harness.plan import SweepPlan
 from storprof.harness.sweep import Sweep
 from storprof.harness.workload import Sink
 from storprof.results import ResultSet
-from storprof.storage.daemonstart import MARK, DaemonStart, DaemonStartPlan, job_name
+from storprof.storage.daemonstart import MARK, DaemonStart, DaemonStartPlan
 from storprof.storage.fio.job import load_job
 from storprof.storage.probes.copyup import CopyUpPlan
 from tests.conftest import require_or_skip, setup_provides, storprof_leftovers
@@ -62,8 +62,8 @@ def sweep(request):
 def test_every_restart_is_a_record_and_the_session_ends_ok(sweep):
     spec, outcomes, starts, copyups, *_, lines = sweep
     assert [(o.driver_spec, o.status) for o in outcomes] == [(spec, "ok")], lines[-5:]
-    assert [(r.job, r.placement, r.repeat) for r in starts] == [(job_name(n), "daemon", s)
-                                                               for n in COUNTS for s in range(SAMPLES)]
+    assert [(r.operation, r.images, r.placement, r.repeat) for r in starts] == [
+        ("start", n, "daemon", s) for n in COUNTS for s in range(SAMPLES)]
     assert all(0 < r.seconds <= r.params["images_listed_seconds"] < 60 for r in starts), starts
     assert all(r.params["stop_seconds"] > 0 and r.params["relist_seconds"] > 0 for r in starts)
     assert copyups, "copy-up ran before the restarts"

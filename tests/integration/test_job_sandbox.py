@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from storprof.storage.fio.job import FioJob, check_with_fio
+from storprof.storage.fio.check import check_with_fio
+from storprof.storage.fio.fiojob import FioJob
 from storprof.storage.fio.placements import HostTarget
 from tests.conftest import setup_provides
 

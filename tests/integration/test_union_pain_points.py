@@ -20,7 +20,9 @@ from storprof.harness.plan import SweepPlan
 from storprof.harness.sweep import Sweep
 from storprof.results import ResultSet
 from storprof.storage.probes.pagecache import PageCachePlan
-from storprof.storage.probes.unionops import UnionOpsPlan, job_names
+from storprof.storage.probes.unionops import OPS as OPERATIONS
+from storprof.storage.probes.unionops import UnionOpsPlan, row
+from storprof.views.labels import probe_label
 from tests.conftest import setup_provides, storprof_leftovers
 
 pytestmark = [
@@ -67,7 +69,7 @@ def _rows(runs, spec: str, job: str, placement: str = "union"):
 
 def test_rename_copies_the_tree_up_on_overlay2_and_not_on_vfs(swept):
     runs, *_ = swept
-    job = job_names(OPS)["rename"]
+    job = probe_label(**row(OPS, "rename"))
     overlay = _rows(runs, "overlay2@ext4", job)
     # redirect_dir off (this kernel's default): rename(2) fails with EXDEV and the tree is copied
     assert set(overlay.param_path) == {"copy+delete (EXDEV)"}
@@ -82,11 +84,11 @@ def test_rename_copies_the_tree_up_on_overlay2_and_not_on_vfs(swept):
 @pytest.mark.skipif(not CAN_SWITCH, reason="this kernel's overlay module parameters cannot be written")
 def test_redirect_dir_renames_in_place_and_metacopy_chowns_metadata_only(swept):
     runs, _, before, after = swept
-    rename = _rows(runs, SWITCHED, job_names(OPS)["rename"])
+    rename = _rows(runs, SWITCHED, probe_label(**row(OPS, "rename")))
     assert set(rename.param_path) == {"rename(2)"}
     assert (rename.bytes < OPS.tree_mib * MIB / 4).all(), rename.bytes.tolist()
-    chown_on = _rows(runs, SWITCHED, job_names(OPS)["chown"])
-    chown_off = _rows(runs, "overlay2@ext4", job_names(OPS)["chown"])
+    chown_on = _rows(runs, SWITCHED, probe_label(**row(OPS, "chown")))
+    chown_off = _rows(runs, "overlay2@ext4", probe_label(**row(OPS, "chown")))
     assert (chown_off.bytes >= OPS.chown_mib * MIB).all(), chown_off.bytes.tolist()
     assert (chown_on.bytes < OPS.chown_mib * MIB / 4).all(), chown_on.bytes.tolist()
     # the records say what the session ran with, and the daemon its diff path; the host is as before
@@ -100,7 +102,7 @@ def test_redirect_dir_renames_in_place_and_metacopy_chowns_metadata_only(swept):
 
 def test_appends_copy_each_small_file_up_on_overlay2(swept):
     runs, *_ = swept
-    job = job_names(OPS)["append"]
+    job = probe_label(**row(OPS, "append"))
     overlay = _rows(runs, "overlay2@ext4", job)
     # one block per file copied to the upper layer at the least
     assert (overlay.bytes >= OPS.small_files * 512).all(), overlay.bytes.tolist()
@@ -127,7 +129,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_every_new_row_is_in_the_table_the_report_and_compare(swept):
     _, out, *_ = swept
-    names = [*job_names(OPS).values(), f"page cache: each later reader of {CACHE.file_mib} MiB"]
+    names = [*(probe_label(**row(OPS, op)) for op in OPERATIONS),
+             f"page cache: each later reader of {CACHE.file_mib} MiB"]
     table = _cli("table", str(out))
     assert table.returncode == 0, table.stderr
     report = _cli("report", str(out))

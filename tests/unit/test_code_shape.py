@@ -1,4 +1,4 @@
-"""The shape the code keeps: short functions, and one way from the CLI to the table."""
+"""The shape the code keeps: short functions, modules of one concern, and one way from the CLI to the table."""
 
 from __future__ import annotations
 
@@ -32,3 +32,18 @@ def test_the_sweep_module_is_a_loop_over_sessions_and_knows_no_workload():
 def test_no_import_cycle_between_job_files_and_placements():
     placements = (ROOT / "storprof" / "storage" / "fio" / "placements.py").read_text()
     assert "fiojob" not in placements
+
+
+MAX_MODULE_LINES = 450
+# TEMPORARY (issue 25): other helpers are shrinking these two; the lead removes this allowlist
+# once they are under MAX_MODULE_LINES.
+OVERSIZED_FOR_NOW = {"storprof/cli/commands.py", "storprof/views/tables.py"}
+
+
+def test_no_module_is_over_450_lines():
+    """One module per concern: one that outgrows 450 lines holds more than one."""
+    long = [f"{name} ({lines} lines)"
+            for path in sorted((ROOT / "storprof").rglob("*.py"))
+            if (name := str(path.relative_to(ROOT))) not in OVERSIZED_FOR_NOW
+            and (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES]
+    assert long == []

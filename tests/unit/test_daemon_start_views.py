@@ -33,8 +33,8 @@ def test_start_is_the_median_with_its_half_range_and_its_multiple_of_no_images()
     runs = _loaded().runs
     _, rows = start_rows(runs)
     for spec, _, count, _, start, ratio, listed, present in rows:
-        s = runs[(runs.driver_spec == spec) & (runs.param_images == int(count))]
-        med, base = s.seconds.median(), runs[(runs.driver_spec == spec) & (runs.param_images == 0)].seconds.median()
+        s = runs[(runs.driver_spec == spec) & (runs.images == int(count))]
+        med, base = s.seconds.median(), runs[(runs.driver_spec == spec) & (runs.images == 0)].seconds.median()
         half = (s.seconds.max() - s.seconds.min()) / 2 / med
         assert start == f"{fmt_seconds(med)} ±{half * 100:.0f}%"
         assert ratio == f"{med / base:.2f}x"
@@ -47,7 +47,7 @@ def test_listing_grows_with_images_on_the_containerd_store_and_the_start_does_no
     """What the fixture shows (and why the listing is kept beside the start): Docker 28.5's
     containerd store answers a ping as fast with 200 images, and takes seconds to list them."""
     runs = _loaded().runs
-    c8d = runs[runs.driver_spec == C8D].groupby("param_images")
+    c8d = runs[runs.driver_spec == C8D].groupby("images")
     assert c8d.param_images_listed_seconds.median()[200] > 1.0
     assert c8d.seconds.median()[200] < 2 * c8d.seconds.median()[0]
     assert (runs.param_images_listed_seconds >= runs.seconds).all()
@@ -65,11 +65,12 @@ def test_units_go_up_by_count_and_resume_skips_what_the_results_hold():
     workload = DaemonStart(DaemonStartPlan((200, 0, 50), samples=3))
     units = workload.units(OVERLAY2, frozenset())
     assert [(u.group, u.repeat) for u in units] == [(job_name(n), s) for n in (0, 50, 200) for s in range(3)]
-    assert all(u.placement == "daemon" and u.key == ("probe", OVERLAY2, u.group, "daemon", u.repeat) for u in units)
+    assert all(u.placement == "daemon" and u.key == ("probe", OVERLAY2, DaemonStart.row_identity(n), "daemon", u.repeat)
+               for u, n in zip(units, [n for n in (0, 50, 200) for _ in range(3)], strict=True))
     done = frozenset(workload.done_keys(_loaded()))
     assert workload.units(OVERLAY2, done) == [] and workload.units(C8D, done) == []
     assert len(workload.units("vfs@ext4", done)) == 9
-    partial = frozenset(k for k in done if k[2] != job_name(200) or k[4] != 2)
+    partial = frozenset(k for k in done if k[2] != DaemonStart.row_identity(200) or k[4] != 2)
     assert [(u.group, u.repeat) for u in workload.units(OVERLAY2, partial)] == [(job_name(200), 2)]
 
 

@@ -8,15 +8,13 @@ import pytest
 from storprof.engine.drivers import (
     DRIVERS,
     DriverSpec,
-    HostFacts,
     default_specs,
-    host_facts,
-    parse_docker_version,
     reasons,
     unavailable,
 )
 from storprof.engine.engines import SYSTEM, Engine
 from storprof.errors import UserError
+from storprof.host.facts import HostFacts, host_facts
 from storprof.host.mounts import fs_type_from_mountinfo, host_fs_type, mount_from_mountinfo
 
 # --------------------------------------------------------------------------- parsing
@@ -225,17 +223,7 @@ def test_host_fs_type_for_a_user_who_cannot_search_root_s_directory(tmp_path):
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
 
 
-# --------------------------------------------------------------------------- docker version
-
-@pytest.mark.parametrize("text,version", [
-    ("Docker version 20.10.24+dfsg1, build 5d6db84", (20, 10, 24)),
-    ("Docker version 25.0.3, build f417435", (25, 0, 3)),
-    ("Docker version 28.0.0-rc.1, build abc", (28, 0, 0)),
-    ("garbage", None),
-])
-def test_parse_docker_version(text, version):
-    assert parse_docker_version(text) == version
-
+# --------------------------------------------------------------------------- reasons
 
 FAKE = HostFacts(filesystems=frozenset({"ext4", "xfs", "btrfs", "overlay", "fuse", "aufs"}),
                  device_mapper=True, dev_fuse=True, loop_control=True, is_root=True,

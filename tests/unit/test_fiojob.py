@@ -7,17 +7,11 @@ from pathlib import Path
 import pytest
 
 from storprof.errors import UserError
+from storprof.storage.fio import check as fiocheck
 from storprof.storage.fio import job as fiojob
-from storprof.storage.fio.job import (
-    JOBS_DIR,
-    FioJob,
-    builtin_job_names,
-    check_with_fio,
-    load_job,
-    parse_job,
-    parse_size,
-    validate,
-)
+from storprof.storage.fio.check import check_with_fio, validate
+from storprof.storage.fio.fiojob import FioJob, parse_size
+from storprof.storage.fio.job import JOBS_DIR, builtin_job_names, load_job, parse_job
 from storprof.storage.fio.placements import fio_argv
 from tests.conftest import setup_provides
 
@@ -332,7 +326,7 @@ def test_include_is_refused(tmp_path, line):
         load_job(str(path))
 
 
-@pytest.mark.parametrize("engine", fiojob.ALLOWED_ENGINES)
+@pytest.mark.parametrize("engine", fiocheck.ALLOWED_ENGINES)
 def test_allowed_engines_pass(engine):
     validate(parse_job(f"[global]\nioengine={engine}\n[j]\nrw=read\n", "j.fio"))
 

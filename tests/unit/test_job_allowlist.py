@@ -13,7 +13,8 @@ import pytest
 
 from storprof.errors import UserError
 from storprof.storage.fio import options as fiooptions
-from storprof.storage.fio.job import load_job, parse_job, validate
+from storprof.storage.fio.check import validate
+from storprof.storage.fio.job import load_job, parse_job
 from storprof.storage.fio.options import ALIASES, ALLOWED, NEVER, canonical, refusable_by_flag
 
 

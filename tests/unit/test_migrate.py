@@ -1,11 +1,16 @@
-"""Results written while results were schema 1 still load, and print the same tables."""
+"""Results written while results were schema 1 still load, and print the same tables; what the
+schema-1 probe step makes of a line."""
 
+import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from storprof import cli
+from storprof.results.check import check_record
+from storprof.results.migrate import migrate
+from storprof.results.records import SCHEMA_VERSION, ProbeRecord
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 GOLDEN = FIXTURES / "schema-1"
@@ -23,3 +28,42 @@ def test_a_schema_1_directory_prints_the_same_table(golden):
 def test_every_schema_1_fixture_has_its_golden_table():
     dirs = {p.name for p in FIXTURES.glob("results-*") if (p / "results.jsonl").exists()}
     assert dirs and dirs == {p.name.partition(".table.")[0] for p in GOLDEN.glob("results-*.table.txt")}
+
+
+def _first_probe_line(fixture: str, job: str) -> dict:
+    for line in (FIXTURES / fixture / "results.jsonl").read_text().splitlines():
+        data = json.loads(line)
+        if data.get("kind") == "probe" and data["job"] == job:
+            return data
+    raise AssertionError(job)
+
+
+def test_a_schema_1_probe_line_becomes_fields():
+    old = _first_probe_line("results-pain", "rename a dir of 200 files, 16 MiB")
+    new = migrate(old)
+    assert old["schema_version"] == 1 and "job" in old            # the line read is not changed
+    assert new["schema_version"] == SCHEMA_VERSION == 2 and "job" not in new
+    assert (new["workload"], new["operation"], new["files"], new["size_mib"]) == ("union-ops", "rename", 200, 16)
+    assert new["params"] == {"path": old["params"]["path"]}        # the plan's sizes are fields now; how it went stays
+    assert {k: v for k, v in new.items() if k not in ("schema_version", "operation", "files", "size_mib", "params")} \
+        == {k: v for k, v in old.items() if k not in ("schema_version", "job", "params")}
+
+
+def test_lines_of_other_kinds_and_of_schema_2_pass_unchanged_but_for_the_version():
+    fio = next(json.loads(line) for line in (FIXTURES / "results-quick" / "results.jsonl").read_text().splitlines()
+               if json.loads(line)["kind"] == "fio")
+    assert migrate(fio) == {**fio, "schema_version": SCHEMA_VERSION}
+    current = migrate(_first_probe_line("results-union", "copyup-64m first write"))
+    assert migrate(current) == current
+
+
+def test_a_schema_2_probe_record_round_trips():
+    old = _first_probe_line("results-pain", "page cache: each later reader of 32 MiB")
+    record = ProbeRecord.from_json(migrate(old))
+    assert (record.operation, record.containers, record.size_mib) == ("later reader", 3, 32)
+    assert (record.seconds, record.bytes) == (old["metrics"]["seconds"], old["metrics"]["bytes"])
+    data = record.to_json()
+    assert data["schema_version"] == SCHEMA_VERSION and "job" not in data and data["operation"] == "later reader"
+    assert "depth" not in data and "images" not in data             # fields a workload does not vary are not written
+    assert ProbeRecord.from_json(json.loads(json.dumps(data))) == record
+    check_record(ProbeRecord, data, "line")

@@ -17,7 +17,8 @@ from storprof.results import ResultSet, ResultsStore
 from storprof.results.records import FioRecord, RunContext
 from storprof.stats import summary
 from storprof.storage.fio.cells import FioCells
-from storprof.storage.fio.job import load_job, parse_job, validate
+from storprof.storage.fio.check import validate
+from storprof.storage.fio.job import load_job, parse_job
 from storprof.storage.fio.result import parse_fio_output
 from storprof.views import tables
 

@@ -139,7 +139,7 @@ class NoisyGroups:
         return [Unit(self.name, group, p, repeat, (group, p, repeat)) for p in ("host", "union")]
 
     def group_of(self, record):
-        return record.job
+        return record.operation
 
     def prepare(self, session, sink):
         pass
@@ -147,7 +147,7 @@ class NoisyGroups:
     def run(self, unit, session, sink):
         self.clock.now += 1.0
         noise = self.rng.gauss(0, self.sds[unit.group]) if unit.placement == "union" else 0.0
-        sink.emit(ProbeRecord(context=CONTEXT, workload="fake", placement=unit.placement, job=unit.group,
+        sink.emit(ProbeRecord(context=CONTEXT, workload="fake", operation=unit.group, placement=unit.placement,
                               repeat=unit.repeat, seconds=math.exp(noise)))
         return "ok"
 
@@ -156,7 +156,7 @@ class NoisyGroups:
 
 
 def rounds(sink: FakeSink, group: str) -> int:
-    return len({r.repeat for r in sink.records if r.job == group})
+    return len({r.repeat for r in sink.records if r.operation == group})
 
 
 def test_extra_rounds_go_to_the_noisy_group_until_it_reaches_the_target(monkeypatch):

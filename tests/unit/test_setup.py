@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from storprof.engine.drivers import HostFacts
 from storprof.engine.engines import SYSTEM, Engine
 from storprof.host import setup
+from storprof.host.facts import HostFacts
 from storprof.host.tools import PACKAGES, TOOLS, setup_tools
 from storprof.results.records import DriverRecord
 from storprof.views.tables import not_measured_lines, some_names

@@ -11,6 +11,7 @@ import pytest
 from storprof.engine.image import RootfsPlan, plan_rootfs
 from storprof.errors import UserError
 from storprof.storage.probes import copyup, deepstack, filetiming
+from storprof.views.labels import probe_label
 
 
 def _sleep_plan() -> RootfsPlan:
@@ -79,10 +80,51 @@ def test_time_lookup_and_read_reads_the_whole_file(tmp_path):
 
 
 def test_copyup_rows_and_plan():
-    assert copyup.job_names(64) == {"first_write": "copyup-64m first write",
-                                    "first_done": "copyup-64m first write+fsync",
-                                    "second_write": "copyup-64m second write",
-                                    "second_done": "copyup-64m second write+fsync"}
+    assert [probe_label(**copyup.row(64, op)) for op in copyup.OPERATIONS] == [
+        "copyup-64m first write", "copyup-64m first write+fsync", "copyup-64m second write",
+        "copyup-64m second write+fsync"]
     with pytest.raises(UserError):
         copyup.CopyUpPlan((0,)).validate()
     assert copyup.CopyUpPlan((64, 512)).bytes_needed() == 3 * 576 * 2**20
+
+
+def test_a_schema_1_results_directory_resumes_with_nothing_left_to_run():
+    """Resume keys are fields: a sweep written with labels (results-union: copy-up of 64 and 512
+    MiB, stacks of 1-120 layers, 3 repeats) holds every unit today's probes would plan."""
+    from pathlib import Path
+
+    from storprof.results import ResultSet
+    union = ResultSet.load(Path(__file__).parent.parent / "fixtures" / "results-union")
+    copy = copyup.CopyUp(copyup.CopyUpPlan((64, 512)), repeat=3)
+    stack = deepstack.DeepStack(deepstack.DeepStackPlan((1, 16, 64, 120), target_mib=4), repeat=3)
+    for workload in (copy, stack):
+        done = frozenset(workload.done_keys(union))
+        assert workload.units("overlay2@ext4", done) == []
+        assert len(workload.units("zfs@zfs", done)) == len(workload.units("zfs@zfs", frozenset())) > 0
+    assert len(copyup.CopyUp(copyup.CopyUpPlan((64, 512)), repeat=4).units("overlay2@ext4",
+                                                                          frozenset(copy.done_keys(union)))) == 4
+
+
+def test_a_schema_1_union_ops_directory_resumes_with_nothing_left_to_run():
+    """results-pain: appends to 1000 files of 512 B, a 200-file 16 MiB rename, a 64 MiB chown and
+    3 readers of 32 MiB, 3 repeats each."""
+    from pathlib import Path
+
+    from storprof.results import ResultSet
+    from storprof.storage.probes import pagecache, unionops
+    pain = ResultSet.load(Path(__file__).parent.parent / "fixtures" / "results-pain")
+    ops = unionops.UnionOps(unionops.UnionOpsPlan(small_files=1000, small_bytes=512, tree_files=200, tree_mib=16,
+                                                  chown_mib=64), repeat=3)
+    cache = pagecache.PageCache(pagecache.PageCachePlan(containers=3, file_mib=32), repeat=3)
+    for workload in (ops, cache):
+        done = frozenset(workload.done_keys(pain))
+        assert workload.units("vfs@ext4", done) == [] and len(workload.units("zfs@zfs", done)) == 6
+
+
+def test_an_extra_round_is_of_the_group_it_was_asked_for():
+    copy = copyup.CopyUp(copyup.CopyUpPlan((64, 512)), repeat=3)
+    units = copy.extra_round("vfs@ext4", copyup.group_name(512), 3)
+    assert [(u.group, u.placement, u.key) for u in units] == [
+        ("copyup 512m", p, copyup.sample_key("vfs@ext4", 512, p, 3)) for p in ("host", "union")]   # (3 + 1) even
+    stack = deepstack.DeepStack(deepstack.DeepStackPlan((1, 16)), repeat=3)
+    assert {u.group for u in stack.extra_round("vfs@ext4", deepstack.group_name(16), 3)} == {"stack K=16"}

@@ -87,12 +87,13 @@ def test_a_probe_record_keeps_its_bytes_and_the_context_its_configuration():
     context = RunContext(run_id="r", driver_spec="overlay2@ext4", driver="overlay2", fs="ext4",
                          driver_status={"Native Overlay Diff": "true"}, overlay_params={"redirect_dir": "N"},
                          backing_mount_options="rw,relatime")
-    record = ProbeRecord(context=context, workload="union-ops", placement="union", job="chown a 64 MiB file",
-                         repeat=0, seconds=0.05, bytes=67125248)
+    record = ProbeRecord(context=context, workload="union-ops", operation="chown", size_mib=64,
+                         placement="union", repeat=0, seconds=0.05, bytes=67125248)
     data = record.to_json()
     assert data["metrics"] == {"seconds": 0.05, "bytes": 67125248} and "bytes" not in data
     assert data["overlay_params"] == {"redirect_dir": "N"}
     back = ProbeRecord.from_json(data)
     assert back.bytes == 67125248 and back.context.driver_status == {"Native Overlay Diff": "true"}
-    without = ProbeRecord(context=context, workload="copyup", placement="union", job="x", repeat=0, seconds=1.0)
+    without = ProbeRecord(context=context, workload="copyup", operation="first write", size_mib=1,
+                          placement="union", repeat=0, seconds=1.0)
     assert "bytes" not in without.to_json()["metrics"] and ProbeRecord.from_json(without.to_json()).bytes is None

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from storprof.errors import FioError, StorprofError
 from storprof.harness.workload import Done, Sink, Unit
 from storprof.results.records import FioRecord
-from storprof.storage.fio.job import FioJob, precondition_job
+from storprof.storage.fio.fiojob import FioJob
+from storprof.storage.fio.job import precondition_job
 from storprof.storage.fio.options import MAX_FILES
 from storprof.storage.fio.placements import AA, LOWER_DIR, ContainerTarget, FioRun, HostTarget, Target
 from storprof.storage.fio.result import parse_fio_output

@@ -49,11 +49,24 @@ def file_name(size_mib: int) -> str:
     return f"copyup-{size_mib}m.dat"
 
 
-def job_names(size_mib: int) -> dict[str, str]:
-    """The rows one sample gives: the first write (open to pwrite, then to fsync) and the second."""
-    base = f"copyup-{size_mib}m"
-    return {"first_write": f"{base} first write", "first_done": f"{base} first write+fsync",
-            "second_write": f"{base} second write", "second_done": f"{base} second write+fsync"}
+# The rows one sample gives, in the order it writes them: the first write (open to pwrite, then
+# to fsync) and the second.
+OPERATIONS = ("first write", "first write+fsync", "second write", "second write+fsync")
+
+
+def group_name(size_mib: int) -> str:
+    """The repeats of one file size: what the scheduler adds rounds to, and the progress shows."""
+    return f"copyup {size_mib}m"
+
+
+def row(size_mib: int, operation: str) -> dict:
+    """The fields that name one copy-up row (records.ProbeRecord.IDENTITY)."""
+    return {"workload": WORKLOAD, "operation": operation, "size_mib": size_mib}
+
+
+def sample_key(spec: str, size_mib: int, placement: str, repeat: int) -> tuple:
+    """A finished sample's resume key: the row it writes last."""
+    return (PROBE, spec, ProbeRecord.identity_of(**row(size_mib, OPERATIONS[-1])), placement, repeat)
 
 
 def sample_file(path: Path) -> tuple[WriteTiming, WriteTiming]:
@@ -78,7 +91,7 @@ class CopyUp:
         self._host_dir: Path | None = None
 
     def done_keys(self, results: ResultSet) -> set[tuple]:
-        return {(PROBE, r.context.driver_spec, r.job, r.placement, r.repeat)
+        return {(PROBE, r.context.driver_spec, r.identity, r.placement, r.repeat)
                 for r in results.of(ProbeRecord) if r.workload == WORKLOAD}
 
     def units(self, spec: str, done: Done) -> list[Unit]:
@@ -86,20 +99,22 @@ class CopyUp:
         for r in range(self.repeat):
             for i, size in enumerate(self.plan.sizes_mib):
                 for placement in self.sides if (r + i) % 2 == 0 else self.sides[::-1]:
-                    last = job_names(size)["second_done"]        # the row a finished sample writes last
-                    units.append(Unit(WORKLOAD, f"copyup {size}m", placement, r, (PROBE, spec, last, placement, r)))
+                    units.append(Unit(WORKLOAD, group_name(size), placement, r, sample_key(spec, size, placement, r)))
         return [u for u in units if u.key not in done]
 
     def group_of(self, record) -> str | None:
         if isinstance(record, ProbeRecord) and record.workload == WORKLOAD:
-            return f"copyup {record.params.get('size_mib')}m"
+            return group_name(record.size_mib) if record.size_mib is not None else None
         return None
 
+    def _size(self, name: str) -> int:
+        """The file size a group of this plan stands for (the group is a name, not read back)."""
+        return next(s for s in self.plan.sizes_mib if group_name(s) == name)
+
     def extra_round(self, spec: str, group: str, repeat: int) -> list[Unit]:
-        size = int(group.split()[1].rstrip("m"))
-        last = job_names(size)["second_done"]
+        size = self._size(group)
         order = self.sides if (repeat + self.plan.sizes_mib.index(size)) % 2 == 0 else self.sides[::-1]
-        return [Unit(WORKLOAD, group, p, repeat, (PROBE, spec, last, p, repeat)) for p in order]
+        return [Unit(WORKLOAD, group, p, repeat, sample_key(spec, size, p, repeat)) for p in order]
 
     def prepare(self, session: Session, sink: Sink) -> None:
         """One image per size (so a vfs container copies only its own file) and the host's files."""
@@ -119,7 +134,7 @@ class CopyUp:
                 parse_fio_output(fio_run.stdout, fio_run.stderr)
 
     def run(self, unit: Unit, session: Session, sink: Sink) -> str:
-        size = int(unit.group.split()[1].rstrip("m"))
+        size = self._size(unit.group)
         if unit.placement == "host":
             if self._host_dir is None:
                 raise StorprofError(f"[{session.label}] copy-up has no host directory in this session")
@@ -128,11 +143,10 @@ class CopyUp:
             with fresh_container_root(session.daemon.client, self._images[size],
                                       f"{session.name_prefix}-copyup-{size}m-r{unit.repeat}", session.labels) as root:
                 first, second = sample_file(root / LOWER_DIR.lstrip("/") / file_name(size))
-        names = job_names(size)
-        for row, seconds in (("first_write", first.write_s), ("first_done", first.done_s),
-                             ("second_write", second.write_s), ("second_done", second.done_s)):
-            sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, placement=unit.placement,
-                                  job=names[row], repeat=unit.repeat, seconds=seconds, params={"size_mib": size}))
+        for operation, seconds in zip(OPERATIONS, (first.write_s, first.done_s, second.write_s, second.done_s),
+                                      strict=True):
+            sink.emit(ProbeRecord(context=session.context, placement=unit.placement, repeat=unit.repeat,
+                                  seconds=seconds, **row(size, operation)))
         return (f"first write {first.write_s * 1e3:.1f} ms (+fsync {first.done_s * 1e3:.1f}), "
                 f"second {second.write_s * 1e3:.2f} ms (+fsync {second.done_s * 1e3:.1f})")
 

@@ -77,9 +77,14 @@ def parse_depths(text: str) -> tuple[int, ...]:
     return tuple(sorted(depths))
 
 
-def job_names(depth: int, target_mib: int) -> dict[str, str]:
-    base = f"stack K={depth}"
-    return {"stat": f"{base} first stat", "open": f"{base} open", "read": f"{base} first read {target_mib}m"}
+def group_name(depth: int) -> str:
+    """The repeats of one depth: what the scheduler adds rounds to, and the progress shows."""
+    return f"stack K={depth}"
+
+
+def row(depth: int, target_mib: int, operation: str) -> dict:
+    """The fields that name one deep-stack row: "first stat", "open" or "first read" (written last)."""
+    return {"workload": WORKLOAD, "operation": operation, "depth": depth, "size_mib": target_mib}
 
 
 def target_bytes(target_mib: int) -> bytes:
@@ -194,7 +199,7 @@ class DeepStack:
         self._host_target: Path | None = None
 
     def done_keys(self, results: ResultSet) -> set[tuple]:
-        return {(PROBE, r.context.driver_spec, r.job, r.placement, r.repeat)
+        return {(PROBE, r.context.driver_spec, r.identity, r.placement, r.repeat)
                 for r in results.of(ProbeRecord) if r.workload == WORKLOAD}
 
     def units(self, spec: str, done: Done) -> list[Unit]:
@@ -202,20 +207,27 @@ class DeepStack:
         for r in range(self.repeat):
             for i, k in enumerate(self.plan.depths):
                 for placement in self.sides if (r + i) % 2 == 0 else self.sides[::-1]:
-                    last = job_names(k, self.plan.target_mib)["read"]     # the row a finished sample writes last
-                    units.append(Unit(WORKLOAD, f"stack K={k}", placement, r, (PROBE, spec, last, placement, r)))
+                    units.append(Unit(WORKLOAD, group_name(k), placement, r, self._key(spec, k, placement, r)))
         return [u for u in units if u.key not in done]
+
+    def _key(self, spec: str, depth: int, placement: str, repeat: int) -> tuple:
+        """A finished sample's resume key: the row it writes last."""
+        last = ProbeRecord.identity_of(**row(depth, self.plan.target_mib, "first read"))
+        return (PROBE, spec, last, placement, repeat)
 
     def group_of(self, record) -> str | None:
         if isinstance(record, ProbeRecord) and record.workload == WORKLOAD:
-            return f"stack K={record.params.get('depth')}"
+            return group_name(record.depth) if record.depth is not None else None
         return None
 
+    def _depth(self, name: str) -> int:
+        """The depth a group of this plan stands for (the group is a name, not read back)."""
+        return next(k for k in self.plan.depths if group_name(k) == name)
+
     def extra_round(self, spec: str, group: str, repeat: int) -> list[Unit]:
-        k = int(group.split("=")[1])
-        last = job_names(k, self.plan.target_mib)["read"]
+        k = self._depth(group)
         order = self.sides if (repeat + self.plan.depths.index(k)) % 2 == 0 else self.sides[::-1]
-        return [Unit(WORKLOAD, group, p, repeat, (PROBE, spec, last, p, repeat)) for p in order]
+        return [Unit(WORKLOAD, group, p, repeat, self._key(spec, k, p, repeat)) for p in order]
 
     def prepare(self, session: Session, sink: Sink) -> None:
         sink.message(f"[{session.label}] deep stacks: images of {', '.join(map(str, self.plan.depths))} layers, "
@@ -239,7 +251,7 @@ class DeepStack:
                 os.fsync(f.fileno())
 
     def run(self, unit: Unit, session: Session, sink: Sink) -> str:
-        k = int(unit.group.split("=")[1])
+        k = self._depth(unit.group)
         if unit.placement == "host":
             if self._host_target is None:
                 raise StorprofError(f"[{session.label}] deep stacks have no host directory in this session")
@@ -252,14 +264,13 @@ class DeepStack:
                 t = time_lookup_and_read(root / TARGET)
         if t.bytes_read != len(self._target):
             raise StorprofError(f"read {t.bytes_read} bytes of the {len(self._target)}-byte target")
-        names = job_names(k, self.plan.target_mib)
-        params = {"depth": k, "image_layers": self._layers[k], "target_mib": self.plan.target_mib,
-                  "caches_dropped": cold}
-        rows: tuple[tuple[str, float, dict], ...] = (("stat", t.stat_s, {}), ("open", t.open_s, {}),
-                                                     ("read", t.read_s, {"cold_read": True}))
-        for row, seconds, extra in rows:
-            sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, placement=unit.placement,
-                                  job=names[row], repeat=unit.repeat, seconds=seconds, params={**params, **extra}))
+        params = {"image_layers": self._layers[k], "caches_dropped": cold}
+        rows: tuple[tuple[str, float, dict], ...] = (("first stat", t.stat_s, {}), ("open", t.open_s, {}),
+                                                     ("first read", t.read_s, {"cold_read": True}))
+        for operation, seconds, extra in rows:
+            sink.emit(ProbeRecord(context=session.context, placement=unit.placement, repeat=unit.repeat,
+                                  seconds=seconds, params={**params, **extra},
+                                  **row(k, self.plan.target_mib, operation)))
         return f"first stat {t.stat_s * 1e6:.0f} µs, open {t.open_s * 1e6:.0f} µs, read {t.read_s * 1e3:.1f} ms"
 
     def cleanup(self, session: Session) -> None:

@@ -48,8 +48,9 @@ class LookupPlan:
         return 4 * self.files * 4096
 
 
-def job_names(files: int) -> dict[str, str]:
-    return {"cold": f"lookup {files} files cold", "warm": f"lookup {files} files warm"}
+def row(files: int, operation: str) -> dict:
+    """The fields that name one row: the "cold" pass or the "warm" one (written last)."""
+    return {"workload": WORKLOAD, "operation": operation, "files": files}
 
 
 def file_names(files: int) -> list[str]:
@@ -81,11 +82,11 @@ class Lookup:
         self._names: list[str] = []
 
     def done_keys(self, results: ResultSet) -> set[tuple]:
-        return {(PROBE, r.context.driver_spec, r.job, r.placement, r.repeat)
+        return {(PROBE, r.context.driver_spec, r.identity, r.placement, r.repeat)
                 for r in results.of(ProbeRecord) if r.workload == WORKLOAD}
 
     def units(self, spec: str, done: Done) -> list[Unit]:
-        last = job_names(self.plan.files)["warm"]
+        last = ProbeRecord.identity_of(**row(self.plan.files, "warm"))
         units = [Unit(WORKLOAD, f"lookup {self.plan.files}", placement, r, (PROBE, spec, last, placement, r))
                  for r in range(self.repeat) for placement in (self.sides if r % 2 == 0 else self.sides[::-1])]
         return [u for u in units if u.key not in done]
@@ -96,7 +97,7 @@ class Lookup:
         return None
 
     def extra_round(self, spec: str, group: str, repeat: int) -> list[Unit]:
-        last = job_names(self.plan.files)["warm"]
+        last = ProbeRecord.identity_of(**row(self.plan.files, "warm"))
         order = self.sides if repeat % 2 == 0 else self.sides[::-1]
         return [Unit(WORKLOAD, group, p, repeat, (PROBE, spec, last, p, repeat)) for p in order]
 
@@ -122,11 +123,9 @@ class Lookup:
             with fresh_container_root(session.daemon.client, self._image or "",
                                       f"{session.name_prefix}-lookup-r{unit.repeat}", session.labels) as root:
                 cold, warm = self._sample(root / LOWER_DIR.lstrip("/") / SUBDIR)
-        names = job_names(self.plan.files)
-        for row, seconds in (("cold", cold), ("warm", warm)):
-            sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, placement=unit.placement,
-                                  job=names[row], repeat=unit.repeat, seconds=seconds,
-                                  params={"files": self.plan.files, "cold": row == "cold"}))
+        for operation, seconds in (("cold", cold), ("warm", warm)):
+            sink.emit(ProbeRecord(context=session.context, placement=unit.placement, repeat=unit.repeat,
+                                  seconds=seconds, **row(self.plan.files, operation)))
         per = 1e6 / self.plan.files
         return f"cold {cold * per:.1f} µs, warm {warm * per:.1f} µs per file"
 

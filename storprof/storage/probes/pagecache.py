@@ -53,11 +53,9 @@ class PageCachePlan:
         return (self.containers + 3) * self.file_mib * MIB
 
 
-def job_names(plan: PageCachePlan) -> dict[str, str]:
-    k, f = plan.containers, plan.file_mib
-    return {"first": f"page cache: 1st of {k} readers of {f} MiB",
-            "later": f"page cache: each later reader of {f} MiB",
-            "total": f"page cache: {k} readers of {f} MiB"}
+def row(plan: PageCachePlan, operation: str) -> dict:
+    """The fields that name one row: "first reader", "later reader" (their mean) or "all readers"."""
+    return {"workload": WORKLOAD, "operation": operation, "containers": plan.containers, "size_mib": plan.file_mib}
 
 
 def cached_bytes(text: str | None = None) -> int:
@@ -124,11 +122,11 @@ class PageCache:
         self._host_file: Path | None = None
 
     def done_keys(self, results: ResultSet) -> set[tuple]:
-        return {(PROBE, r.context.driver_spec, r.job, r.placement, r.repeat)
+        return {(PROBE, r.context.driver_spec, r.identity, r.placement, r.repeat)
                 for r in results.of(ProbeRecord) if r.workload == WORKLOAD}
 
     def units(self, spec: str, done: Done) -> list[Unit]:
-        last = job_names(self.plan)["total"]
+        last = ProbeRecord.identity_of(**row(self.plan, "all readers"))       # what a finished sample writes last
         units = [Unit(WORKLOAD, "page cache", p, r, (PROBE, spec, last, p, r))
                  for r in range(self.repeat) for p in (self.sides if r % 2 == 0 else self.sides[::-1])]
         return [u for u in units if u.key not in done]
@@ -160,16 +158,16 @@ class PageCache:
                     session.daemon.client, self._image or "",
                     f"{session.name_prefix}-pagecache-r{unit.repeat}-c{i}", session.labels)) for i in range(k)]
                 readers = read_in_turn([root / LOWER_DIR.lstrip("/") / FILE for root in roots], size)
-        names = job_names(self.plan)
         later = readers[1:]
-        rows = (("first", readers[0].seconds, readers[0].growth),
-                ("later", sum(r.seconds for r in later) / len(later), round(sum(r.growth for r in later) / len(later))),
-                ("total", sum(r.seconds for r in readers), sum(r.growth for r in readers)))
-        for row, seconds, growth in rows:
-            sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, placement=unit.placement,
-                                  job=names[row], repeat=unit.repeat, seconds=seconds, bytes=int(growth),
-                                  params={"containers": k, "file_mib": self.plan.file_mib, "reader": row,
-                                          "growth_per_reader": [r.growth for r in readers]}))
+        rows = (("first reader", readers[0].seconds, readers[0].growth),
+                ("later reader", sum(r.seconds for r in later) / len(later),
+                 round(sum(r.growth for r in later) / len(later))),
+                ("all readers", sum(r.seconds for r in readers), sum(r.growth for r in readers)))
+        for operation, seconds, growth in rows:
+            sink.emit(ProbeRecord(context=session.context, placement=unit.placement, repeat=unit.repeat,
+                                  seconds=seconds, bytes=int(growth),
+                                  params={"growth_per_reader": [r.growth for r in readers]},
+                                  **row(self.plan, operation)))
         return (f"page cache +{readers[0].growth / MIB:.0f} MiB for the 1st reader, "
                 f"+{sum(r.growth for r in later) / len(later) / MIB:.1f} MiB for each later one")
 

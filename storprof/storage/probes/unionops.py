@@ -61,10 +61,12 @@ class UnionOpsPlan:
         return 4 * (small + self.tree_mib * MIB + self.tree_files * 4096 + self.chown_mib * MIB)
 
 
-def job_names(plan: UnionOpsPlan) -> dict[str, str]:
-    return {"append": f"append to {plan.small_files} files of {_size(plan.small_bytes)}",
-            "rename": f"rename a dir of {plan.tree_files} files, {plan.tree_mib} MiB",
-            "chown": f"chown a {plan.chown_mib} MiB file"}
+def row(plan: UnionOpsPlan, op: str) -> dict:
+    """The fields that name one operation's row: the files and sizes it works on."""
+    sizes = {"append": {"files": plan.small_files, "file_bytes": plan.small_bytes},
+             "rename": {"files": plan.tree_files, "size_mib": plan.tree_mib},
+             "chown": {"size_mib": plan.chown_mib}}[op]
+    return {"workload": WORKLOAD, "operation": op, **sizes}
 
 
 def _size(n: int) -> str:
@@ -160,7 +162,7 @@ class UnionOps:
         self._host_uid = 0
 
     def done_keys(self, results: ResultSet) -> set[tuple]:
-        return {(PROBE, r.context.driver_spec, r.job, r.placement, r.repeat)
+        return {(PROBE, r.context.driver_spec, r.identity, r.placement, r.repeat)
                 for r in results.of(ProbeRecord) if r.workload == WORKLOAD}
 
     def _order(self, repeat: int) -> tuple[str, ...]:
@@ -168,7 +170,7 @@ class UnionOps:
         return OPS[k:] + OPS[:k]
 
     def _key(self, spec: str, placement: str, repeat: int) -> tuple:
-        last = job_names(self.plan)[self._order(repeat)[-1]]        # the row a finished sample writes last
+        last = ProbeRecord.identity_of(**row(self.plan, self._order(repeat)[-1]))   # what a finished sample writes last
         return (PROBE, spec, last, placement, repeat)
 
     def units(self, spec: str, done: Done) -> list[Unit]:
@@ -202,16 +204,10 @@ class UnionOps:
             with fresh_container_root(session.daemon.client, self._image or "",
                                       f"{session.name_prefix}-unionops-r{unit.repeat}", session.labels) as root:
                 results = self._sample(root / LOWER_DIR.lstrip("/") / SUBDIR, unit.repeat, host=False)
-        names = job_names(self.plan)
         for r in results:
-            params = {"op": r.op, "small_files": self.plan.small_files, "small_bytes": self.plan.small_bytes,
-                      "tree_files": self.plan.tree_files, "tree_mib": self.plan.tree_mib,
-                      "chown_mib": self.plan.chown_mib}
-            if r.how:
-                params["path"] = r.how
-            sink.emit(ProbeRecord(context=session.context, workload=WORKLOAD, placement=unit.placement,
-                                  job=names[r.op], repeat=unit.repeat, seconds=r.seconds, params=params,
-                                  bytes=r.bytes))
+            sink.emit(ProbeRecord(context=session.context, placement=unit.placement, repeat=unit.repeat,
+                                  seconds=r.seconds, params={"path": r.how} if r.how else {}, bytes=r.bytes,
+                                  **row(self.plan, r.op)))
         return ", ".join(f"{r.op} {r.seconds * 1e3:.1f} ms (+{r.bytes / MIB:.1f} MiB{', ' + r.how if r.how else ''})"
                          for r in results)
 
