@@ -16,9 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from storprof.harness.workload import Sink, Unit, Workload
 from storprof.results.records import FioRecord, ProbeRecord, Record
 from storprof.stats.intervals import ratio_interval, repeats_needed
+from storprof.stats.summary import paired_ratio
 
 if TYPE_CHECKING:
     from storprof.harness.session import Session
@@ -131,32 +134,78 @@ def record_value(record: Record) -> float | None:
     return None
 
 
+def _cell_of(record: Record) -> tuple[str, str, float] | None:
+    """(job, placement, value) of a storage record, for a workload that does not say its own."""
+    value = record_value(record)
+    if value is None:
+        return None
+    # a fio run's job, a probe sample's identity (its fields: it has no job name)
+    job = record.identity if isinstance(record, ProbeRecord) else record.job   # type: ignore[attr-defined]
+    return job, record.placement, value                                      # type: ignore[attr-defined,return-value]
+
+
+def cells(workload, records: list[Record]) -> pd.DataFrame:
+    """The session's records of a workload as summary's frame: group, job, placement, run_id,
+    repeat, value. A workload with `cell_of(record)` says its own job, placement and value (the
+    network paths: job = namespace, placement = path, "host" its baseline)."""
+    cell_of = getattr(workload, "cell_of", _cell_of)
+    rows = []
+    for r in records:
+        group = workload.group_of(r)
+        cell = cell_of(r) if group is not None else None
+        if cell is not None:
+            job, placement, value = cell
+            rows.append({"group": group, "job": job, "placement": placement, "run_id": r.context.run_id,  # type: ignore[attr-defined]
+                         "repeat": r.repeat, "value": value})                                             # type: ignore[attr-defined]
+    return pd.DataFrame(rows, columns=["group", "job", "placement", "run_id", "repeat", "value"])
+
+
 def group_widths(workload, records: list[Record]) -> dict[str, tuple[float, float]]:
     """Per group of a workload, from the session's records: the widest half-width (log scale) of
-    its cells' paired-ratio intervals against host, and the log-ratios' spread in that cell."""
-    # A cell's row: a fio run's job, a probe sample's identity (its fields; it has no job name).
-    host: dict[tuple[str, str | tuple, int], float] = {}
-    cells: dict[tuple[str, str | tuple, str], dict[int, float]] = {}
-    for r in records:
-        group, value = workload.group_of(r), record_value(r)
-        if group is None or value is None:
-            continue
-        job: str | tuple = r.identity if isinstance(r, ProbeRecord) else r.job   # type: ignore[attr-defined]
-        placement, repeat = r.placement, r.repeat                      # type: ignore[attr-defined]
-        if placement == "host":
-            host[(group, job, repeat)] = value
-        else:
-            cells.setdefault((group, job, placement), {})[repeat] = value
+    its cells' paired-ratio intervals against host (summary.paired_ratio, as the tables pair), and
+    the log-ratios' spread in that cell."""
+    frame = cells(workload, records)
     out: dict[str, tuple[float, float]] = {}
-    for (group, job, _placement), values in cells.items():
-        ratios = [v / host[(group, job, rep)] for rep, v in values.items() if host.get((group, job, rep))]
-        interval = ratio_interval(ratios)
-        if interval is None or interval.n < 2:
-            continue
-        half = (math.log(interval.high) - math.log(interval.low)) / 2
-        logs = [math.log(x) for x in ratios]
-        mean = sum(logs) / len(logs)
-        sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
-        if half > out.get(group, (-1.0, 0.0))[0]:
-            out[group] = (half, sd)
+    for (group, _job), cell in frame.groupby(["group", "job"], sort=False):
+        host = cell[cell["placement"] == "host"]
+        for placement, g in cell.groupby("placement", sort=False):
+            if placement == "host":
+                continue
+            ratios = paired_ratio(g, host, "value").tolist()
+            interval = ratio_interval(ratios)
+            if interval is None or interval.n < 2:
+                continue
+            half = (math.log(interval.high) - math.log(interval.low)) / 2
+            logs = [math.log(x) for x in ratios]
+            mean = sum(logs) / len(logs)
+            sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+            if half > out.get(group, (-1.0, 0.0))[0]:
+                out[group] = (half, sd)
     return out
+
+
+# Seconds kept back from a session's share of the budget for tearing it down.
+TEARDOWN_RESERVE = 5.0
+
+
+def session_precision(target: float | None, budget_seconds: float | None, run_started: float, session_start: float,
+                      sessions_left: int) -> Precision | None:
+    """The precision target and, with a budget, this session's share of the time left: the rest
+    of the budget over the sessions still to run, less a reserve for tearing the session down."""
+    if target is None:
+        return None
+    if budget_seconds is None:
+        return Precision(target)
+    share = (run_started + budget_seconds - session_start) / max(1, sessions_left)
+    return Precision(target, deadline=session_start + share - TEARDOWN_RESERVE)
+
+
+def short_message(label: str, outcome: Outcome, target: float | None) -> str | None:
+    """'[spec] short of ±5% after 3 extra rounds: ...', the groups furthest from the target first."""
+    if not outcome.short:
+        return None
+    worst = sorted(outcome.short.items(), key=lambda kv: -kv[1])
+    listed = ", ".join(f"{name} ±{width * 100:.0f}%" for name, width in worst[:6])
+    more = f" and {len(worst) - 6} more" if len(worst) > 6 else ""
+    return (f"[{label}] short of ±{(target or 0) * 100:.0f}% after {outcome.extra_rounds} extra rounds: "
+            f"{listed}{more}")

@@ -7,7 +7,6 @@ record (state.py) lives from the first thing made to the last thing removed.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import shutil
 import sys
@@ -21,12 +20,12 @@ import requests.exceptions
 from storprof.engine import drivers
 from storprof.engine.drivers import DriverSpec
 from storprof.errors import StorprofError, first_line
-from storprof.harness.layout import RUNTIME_ROOT
+from storprof.harness.lifecycle import owned_run
 from storprof.harness.plan import SweepPlan
 from storprof.harness.progress import Progress, as_progress
-from storprof.harness.scheduler import Batch, Outcome, Precision, run_units
+from storprof.harness.scheduler import Batch, Outcome, Precision, run_units, session_precision, short_message
 from storprof.harness.session import AttachedSession, EphemeralSession, PhaseTimes, Session
-from storprof.harness.state import RunState, dead_runs
+from storprof.harness.state import RunState
 from storprof.harness.workload import Sink, Unit
 from storprof.host import safepath
 from storprof.host.facts import host_facts
@@ -35,8 +34,6 @@ from storprof.results import ResultsStore
 from storprof.results.records import DriverRecord
 
 FAILURES = (StorprofError, docker.errors.DockerException, requests.exceptions.RequestException)
-# Seconds kept back from a spec's share of the budget for tearing its session down.
-TEARDOWN_RESERVE = 5.0
 
 
 class Sweep:
@@ -62,25 +59,11 @@ class Sweep:
 
     def run(self) -> list[DriverRecord]:
         self.started = time.monotonic()
-        workdir = safepath.make_private_dir(self.plan.workdir, "work directory")
-        killed = dead_runs(workdir)
-        if killed:
-            self.progress.message(f"{workdir} holds leftovers of {len(killed)} killed run(s) ({', '.join(killed)}); "
-                                  f"'storprof clean --workdir {workdir}' removes them")
-        self.state = RunState(workdir, self.plan.run_id, sys.argv)
-        self.state.record("dir", what="run", path=str(self.run_dir))
-        try:
+        with owned_run(self.plan.workdir, self.plan.run_id, self.progress.message) as state:
+            self.state = state
             if self.plan.docker_host:
                 return [self._attached()]
             return self._ephemeral()
-        finally:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                RUNTIME_ROOT.rmdir()   # only when no other sweep still uses it
-            left = self.state.finish()
-            if left:
-                self.progress.message(f"left behind: {'; '.join(left)}; 'storprof clean --workdir {workdir}' "
-                                      "removes it")
 
     def batch(self, spec: str) -> Batch:
         """Each workload with the units it still has to run for this spec."""
@@ -145,23 +128,14 @@ class Sweep:
         return self._record(spec, status, reason, ran, time.monotonic() - start)
 
     def _precision(self, spec_start: float) -> Precision | None:
-        """The precision target and, with a budget, this spec's share of the time left: the rest of
-        the budget over the specs still to measure, less a reserve for tearing the session down."""
-        if self.plan.precision is None:
-            return None
-        if self.plan.budget_seconds is None:
-            return Precision(self.plan.precision)
-        left = self.started + self.plan.budget_seconds - spec_start
-        share = left / max(1, self._specs_left)
-        return Precision(self.plan.precision, deadline=spec_start + share - TEARDOWN_RESERVE)
+        """The precision target and, with a budget, this spec's share of the time left."""
+        return session_precision(self.plan.precision, self.plan.budget_seconds, self.started, spec_start,
+                                 self._specs_left)
 
     def _say_short(self, spec: DriverSpec, outcome: Outcome) -> None:
-        if outcome.short:
-            worst = sorted(outcome.short.items(), key=lambda kv: -kv[1])
-            listed = ", ".join(f"{name} ±{width * 100:.0f}%" for name, width in worst[:6])
-            more = f" and {len(worst) - 6} more" if len(worst) > 6 else ""
-            self.progress.message(f"[{spec}] short of ±{(self.plan.precision or 0) * 100:.0f}% after "
-                                  f"{outcome.extra_rounds} extra rounds: {listed}{more}")
+        line = short_message(str(spec), outcome, self.plan.precision)
+        if line:
+            self.progress.message(line)
 
     def _record(self, spec: DriverSpec, status: str, reason: str, runs: int = 0, seconds: float = 0.0) -> DriverRecord:
         record = DriverRecord(run_id=self.plan.run_id, driver_spec=str(spec), driver=spec.driver, fs=spec.fs,

@@ -122,6 +122,11 @@ class NetPlan:
     settings: NetSettings
     run_id: str
     seed: int = field(default_factory=lambda: random.randrange(1 << 30))
+    # As the sweep's: a target for the ratios' relative half-width, towards which the scheduler
+    # spends extra rounds after the plan's repeats (None: none, as the presets run), and the
+    # seconds the run may take in all (None: no limit on the extra rounds but their count).
+    precision: float | None = None
+    budget_seconds: float | None = None
 
     def __post_init__(self) -> None:
         self.paths = sorted(set(self.paths) | {HOST}, key=list(PATHS).index)
@@ -154,6 +159,12 @@ class NetPlan:
                 units += [(workload, path, ns) for path, ns in slots]
             out.append(units)
         return out
+
+    def extra_round(self, engine: str, workload: str, repeat: int) -> list[tuple[str, str]]:
+        """The (path, namespace) slots of one more round of a workload, in an order of its own."""
+        slots = self.slots()
+        random.Random(f"{self.seed}-{engine}-{workload}-{repeat}").shuffle(slots)
+        return slots
 
 
 def parse_choice(text: str | None, allowed: dict, what: str) -> list[str]:

@@ -8,8 +8,8 @@ recorded in the ownership record before it is made, and torn down in reverse.
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import os
 import shutil
 import subprocess
 import time
@@ -21,10 +21,13 @@ import docker.errors
 
 from storprof.engine import containers
 from storprof.engine.daemon import EphemeralDaemon
+from storprof.engine.drivers import DriverSpec
 from storprof.engine.engines import Engine
 from storprof.engine.image import BenchImage, RootfsPlan, plan_rootfs
 from storprof.errors import DaemonError, EnvironmentProblem, StorprofError, first_line
+from storprof.harness.session import PhaseTimes, Session
 from storprof.harness.state import RunState
+from storprof.host.mounts import host_fs_type
 from storprof.host.proc import run
 from storprof.host.sandbox import bwrap_argv
 from storprof.network import tools as nettools
@@ -40,8 +43,12 @@ from storprof.network.plan import (
     published_on,
     server_port,
 )
+from storprof.results import mem_total_bytes
+from storprof.results.records import RunContext
 
 REPOSITORY = "storprof-net"
+# The storage driver of every daemon `storprof net` starts (its records' context names it).
+NET_DRIVER = "overlay2"
 SERVERS = ("iperf3", "sockperf", "nginx")
 # The bridge every daemon of `storprof net` makes inside its own namespace.
 BRIDGE_CIDR = "172.17.0.1/16"
@@ -98,77 +105,87 @@ class Endpoint:
         return self.address, dialled_port(tool, self.path)
 
 
-class NetSession:
-    """One engine: a namespace and a daemon per plan namespace, the servers, the endpoints."""
+def net_context(run_id: str, engine: Engine, fs: str, docker_version: str = "") -> RunContext:
+    """What every record of one engine's net session carries: its daemons run overlay2 on the work
+    directory's filesystem (the spec the storage half would name them by), the engine, the host."""
+    spec = DriverSpec(NET_DRIVER, fs, engine.name)
+    return RunContext(run_id=run_id, driver_spec=str(spec), driver=NET_DRIVER, fs=fs, docker_version=docker_version,
+                      kernel=os.uname().release, mem_total_bytes=mem_total_bytes(), engine=engine.name)
+
+
+class NetSession(Session):
+    """One engine: a namespace and a daemon per plan namespace, the servers, the endpoints. The
+    harness Session's lifecycle (one ExitStack, teardown timed, newest first) and RunContext."""
 
     def __init__(self, engine: Engine, plan: NetPlan, workdir: Path, run_dir: Path, state: RunState,
-                 message: Callable[[str], None], index: int):
+                 message: Callable[[str], None], index: int, times: PhaseTimes | None = None):
+        super().__init__(run_id=plan.run_id, run_dir=run_dir, state=state, times=times or PhaseTimes(),
+                         message=message, scratch=workdir)
         self.engine = engine
         self.plan = plan
         self.workdir = workdir
-        self.run_dir = run_dir
-        self.state = state
-        self.message = message
         self.index = index
-        self.labels = containers.labels_for(plan.run_id)
+        self.spec = DriverSpec(NET_DRIVER, host_fs_type(workdir), engine.name)
+        self.context = net_context(plan.run_id, engine, self.spec.fs)
         self.namespaces: dict[str, NetNamespace] = {}
         self.daemons: dict[str, EphemeralDaemon] = {}
         self.endpoints: dict[tuple[str, str], Endpoint] = {}
         self.skipped: dict[str, str] = {}     # namespace -> why its daemon or servers could not run
         self.servers = installed_servers()
-        self.docker_version = ""
-        self._stack = contextlib.ExitStack()
 
     @property
     def label(self) -> str:
         return f"net@{self.engine.name}"
 
-    def __enter__(self) -> NetSession:
-        try:
-            for role in self.plan.namespaces:
-                try:
-                    self._setup_namespace(role)
-                except (StorprofError, docker.errors.DockerException) as e:
-                    # One daemon that cannot run (no netfilter module for its NAT, say) skips its
-                    # paths, with the reason; the other namespace's paths still run.
-                    self.skipped[role] = f"the {role} namespace could not be set up: {first_line(e)}"
-                    self.message(f"[{self.label} {role}] skipped: {first_line(e)}")
-            if len(self.skipped) == len(self.plan.namespaces):
-                raise StorprofError("; ".join(self.skipped.values()))
-        except BaseException:
-            self._stack.close()
-            raise
-        return self
+    @property
+    def docker_version(self) -> str:
+        return self.context.docker_version
 
-    def __exit__(self, *exc) -> None:
-        self._stack.close()
+    def _setup(self) -> None:
+        for role in self.plan.namespaces:
+            try:
+                self._setup_namespace(role)
+            except (StorprofError, docker.errors.DockerException) as e:
+                # One daemon that cannot run (no netfilter module for its NAT, say) skips its
+                # paths, with the reason; the other namespace's paths still run.
+                self.skipped[role] = f"the {role} namespace could not be set up: {first_line(e)}"
+                self.message(f"[{self.label} {role}] skipped: {first_line(e)}")
+        if len(self.skipped) == len(self.plan.namespaces):
+            raise StorprofError("; ".join(self.skipped.values()))
+
+    def _bind_source(self, placement: str) -> str | None:
+        return None
 
     def _setup_namespace(self, role: str) -> None:
         layout = self.state.layout
         ns = NetNamespace(layout.netns(role, self.index))
         self.state.record("netns", role=role, index=self.index, **ns.record())
-        self._stack.callback(ns.delete)
+        self.callback(ns.delete)
         ns.create()
         self.namespaces[role] = ns
         spec = f"[{self.label} {role}]"
         root = layout.net_root(role, self.index)
         self.state.record("dir", what="net", role=role, index=self.index, path=str(root))
-        self._stack.callback(shutil.rmtree, root, True)
+        self.callback(shutil.rmtree, root, True)
         root.mkdir(mode=0o700)
-        daemon = EphemeralDaemon(f"{self.label} {role}", "overlay2", root / "docker",
+        daemon = EphemeralDaemon(f"{self.label} {role}", NET_DRIVER, root / "docker",
                                  layout.net_runtime_dir(role, self.index),
                                  self.run_dir / "logs" / f"net-{self.engine.name}-{role}.log",
                                  engine=self.engine,
                                  netns=ns.name, network_args=network_args(role == PROXY, self.engine))
         self.state.record("daemon", role=role, index=self.index, **daemon.record())
-        self._stack.callback(daemon.stop)
-        daemon.start()
+        self.callback(daemon.stop)
+        with self.times.phase("daemon_start"):
+            daemon.start()
         self.daemons[role] = daemon
-        self.docker_version = daemon.version()
+        if not self.daemons.keys() - {role}:        # the first daemon up: the session's daemon and context
+            self.daemon = daemon
+            self.context = net_context(self.run_id, self.engine, self.spec.fs, daemon.version())
         image = BenchImage(daemon.client, self.labels, repository=REPOSITORY)
-        self._stack.callback(image.remove)
-        ref = image.ensure(net_rootfs(self.servers), self.workdir)
-        self.message(f"{spec} dockerd {self.docker_version} up in network namespace {ns.name}"
+        self.callback(image.remove)
+        with self.times.phase("image"):
+            ref = image.ensure(net_rootfs(self.servers), self.workdir)
+        self.message(f"{spec} dockerd {daemon.version()} up in network namespace {ns.name}"
                      f" (userland-proxy={'true' if role == PROXY else 'false'})")
         paths = [PATHS[p] for p in self.plan.paths if PATHS[p].namespace == role or p == HOST]
         if any(p.server == "host" for p in paths):
@@ -192,7 +209,7 @@ class NetSession:
         container = containers.serve(daemon.client, image, labels=self.labels,
                                      network_mode="host" if network == "host-network" else network,
                                      ports=ports, name=name)
-        self._stack.callback(_remove, container)
+        self.callback(_remove, container)
         for tool in self.servers:
             port = server_port(tool, path)
             container.exec_run(server_argv(tool, port, f"/bin/{tool}", f"/etc/storprof/nginx-{port}.conf"),
@@ -221,7 +238,7 @@ class NetSession:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
             log.close()
-            self._stack.callback(_stop, proc)
+            self.callback(_stop, proc)
         _wait_listening(ns.exec_argv([]), {SERVER_PORTS[t] for t in self.servers},
                         f"[{self.label}] host servers in {ns.name}")
 

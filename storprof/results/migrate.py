@@ -9,6 +9,9 @@ Why each version exists:
 - 1: the first schema.
 - 2: a probe row is named by fields (operation, size_mib, depth, files, ...), not by its display
   label in `job`; probe_from_schema_1 is the one place such a label is read back.
+- 2: net records carry a RunContext like storage records (driver, filesystem, engine of the daemon
+  the run used), and their repeats count from 0 as storage's do. A schema-1 net line gets the
+  context its daemons had (overlay2, on a filesystem it did not record) and its repeat less one.
 """
 
 from __future__ import annotations
@@ -93,6 +96,20 @@ def probe_from_schema_1(line: Line) -> Line:
 # STEPS[v][kind] makes a line of `kind` written by schema v into one of schema v + 1.
 STEPS: dict[int, dict[str, Step]] = {}
 STEPS.setdefault(1, {})["probe"] = probe_from_schema_1
+SYSTEM_ENGINE = "system"      # engines.SYSTEM, named here so that results need not import the engines
+
+
+def _net_1(line: Line) -> Line:
+    """A schema-1 net line: repeats from 0, and the context of its daemons (overlay2 on a
+    filesystem the line did not record)."""
+    engine = str(line.get("engine") or SYSTEM_ENGINE)
+    fs = "unknown"
+    spec = f"overlay2@{fs}" + ("" if engine == SYSTEM_ENGINE else f":{engine}")
+    return {"driver_spec": spec, "driver": "overlay2", "fs": fs, **line, "engine": engine,
+            "repeat": int(line.get("repeat", 1)) - 1}
+
+
+STEPS.setdefault(1, {})["net"] = _net_1
 
 
 def migrate(line: Line) -> Line:

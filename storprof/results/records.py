@@ -243,13 +243,12 @@ class DriverRecord(Record):
 
 @dataclass(frozen=True)
 class NetRecord(Record):
-    """One client run of `storprof net` over one network path (or the host baseline)."""
+    """One client run of `storprof net` over one network path (or the host baseline). Its context
+    is the session's, as for storage records: the engine, the daemon's driver and filesystem, the
+    host; repeats count from 0, as storage's do."""
 
     kind: ClassVar[str] = "net"
-    run_id: str
-    engine: str                          # the engine the run named (engines.SYSTEM or a version)
-    docker_version: str
-    kernel: str
+    context: RunContext
     namespace: str                       # which daemon's namespace: proxy (userland-proxy=true) or nat
     path: str                            # netplan.PATHS, "host" for the baseline
     workload: str                        # netplan.WORKLOADS
@@ -263,6 +262,23 @@ class NetRecord(Record):
     raw: str | None = None               # the client's own output, relative to the results directory
     error: str | None = None
     time: str = ""
+
+    @property
+    def run_id(self) -> str:
+        return self.context.run_id
+
+    @property
+    def engine(self) -> str:
+        """The engine the run named (engines.SYSTEM or a version)."""
+        return self.context.engine
+
+    @property
+    def docker_version(self) -> str:
+        return self.context.docker_version
+
+    @property
+    def kernel(self) -> str:
+        return self.context.kernel
 
 
 RECORD_TYPES: dict[str, type[Record]] = {cls.kind: cls for cls in (FioRecord, ProbeRecord, LayerRecord, DriverRecord,

@@ -55,6 +55,10 @@ def paired_ratios(a: list[float], b: list[float]) -> list[float]:
     return [x / y for x, y in zip(a, b) if y]
 
 
+# The relative half-width of a ratio's 95% interval that counts as precise enough to call a cell
+# 'no measurable difference' (--precision), for storage and network alike.
+DEFAULT_PRECISION = 0.05
+
 # What a cell's interval says, against a precision target P (a relative half-width, e.g. 0.05).
 REAL = "real difference"             # the interval excludes 1.00
 SAME = "no measurable difference"    # the interval lies within 1.00 ± P

@@ -10,11 +10,13 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+import pandas as pd
+
 from storprof.network.plan import HOST, NAT, PATHS, PROXY, WORKLOADS
 from storprof.results.records import NetRecord
-from storprof.stats.intervals import RatioInterval, classify, ratio_interval
+from storprof.stats.intervals import DEFAULT_PRECISION, RatioInterval, classify, ratio_interval
+from storprof.stats.summary import paired_ratio
 
-DEFAULT_PRECISION = 0.05
 # More is better for rates; for latencies less is.
 HIGHER_IS_BETTER = frozenset({"bits_per_second", "requests_per_second"})
 # The rows that are not "a path against its host baseline".
@@ -52,26 +54,28 @@ class NetRow:
         return 1 - r if self.higher_is_better else r - 1
 
 
-def _values(records: list[NetRecord], metric: str) -> dict[int, float]:
-    """repeat -> the metric's value, for runs that ended ok."""
-    return {r.repeat: float(r.metrics[metric]) for r in records
-            if r.status == "ok" and r.metrics.get(metric) not in (None, 0)}
+def frame(records: list[NetRecord], metric: str) -> pd.DataFrame:
+    """(run_id, repeat, value) of the runs that ended ok with the metric: what paired_ratio pairs."""
+    rows = [{"run_id": r.run_id, "repeat": r.repeat, metric: float(r.metrics[metric])} for r in records
+            if r.status == "ok" and r.metrics.get(metric) not in (None, 0)]
+    return pd.DataFrame(rows, columns=["run_id", "repeat", metric])
 
 
 def _row(engine: str, version: str, workload: str, path: str, against: str, metric: str,
          a: list[NetRecord], b: list[NetRecord], precision: float) -> NetRow:
     higher = metric in HIGHER_IS_BETTER
-    va, vb = _values(a, metric), _values(b, metric)
-    pairs = sorted(set(va) & set(vb))
-    ratios = [va[r] / vb[r] for r in pairs]
-    interval = ratio_interval(ratios)
-    values = [va[r] for r in pairs]
+    fa, fb = frame(a, metric), frame(b, metric)
+    ratios = paired_ratio(fa, fb, metric)          # the storage half's pairing: same run, same round
+    interval = ratio_interval(ratios.tolist())
+    paired = ratios.index
+    values = fa.groupby(["run_id", "repeat"])[metric].median().reindex(paired).tolist()
+    bases = fb.groupby(["run_id", "repeat"])[metric].median().reindex(paired).tolist()
     med = statistics.median(values) if values else float("nan")
     spread = (max(values) - min(values)) / 2 / med if len(values) > 1 and med else 0.0
     bad = [r for r in a + b if r.status != "ok"]
     return NetRow(engine=engine, docker_version=version, workload=workload, path=path, against=against, metric=metric,
-                  higher_is_better=higher, unit=_unit(metric), n=len(pairs), value=med,
-                  base=statistics.median([vb[r] for r in pairs]) if pairs else float("nan"), spread=spread,
+                  higher_is_better=higher, unit=_unit(metric), n=len(values), value=med,
+                  base=statistics.median(bases) if bases else float("nan"), spread=spread,
                   interval=interval, verdict=classify(interval, precision), failed=len(bad),
                   reason=bad[0].error or bad[0].status if bad else "")
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from storprof.engine.versions import short as short_version
 from storprof.results.records import LayerRecord
-from storprof.stats.intervals import classify, detectable, pooled_sd_log, ratio_interval
+from storprof.stats.intervals import DEFAULT_PRECISION, classify, detectable, pooled_sd_log, ratio_interval
 from storprof.storage.fio.fiojob import parse_size
 from storprof.storage.fio.placements import AA
 from storprof.storage.layers import growth, summarize_layers
@@ -126,9 +126,6 @@ COLUMNS = ["driver_spec", "docker", "job", "placement", "flags", "metric", "n", 
 ROW_FIELDS = ["workload", "operation", "size_mib", "depth", "files", "file_bytes", "containers", "images"]
 # Workloads with tables of their own (a search, a chain of layers, daemon restarts): no host ratio.
 OWN_VIEWS = ("daemon-start", "max-depth", "snapbench")
-# The relative half-width of a ratio's 95% interval that counts as precise enough to call a
-# cell 'no measurable difference' (--precision).
-DEFAULT_PRECISION = 0.05
 # The container placements that are not the union: the same container, the same backing
 # filesystem, no union filesystem; union divided by one of them is the storage driver's own cost.
 CONTAINER_BASES = ("bind", "volume")

@@ -13,6 +13,7 @@ from storprof.engine.versions import short as short_version
 from storprof.network.plan import PATHS, WORKLOADS
 from storprof.stats.intervals import REAL, SAME
 from storprof.stats.network import CONTROL, PROXY_VS_DNAT, NetRow, primary
+from storprof.views.tables import _fmt_ratio, fmt_interval
 
 HEADERS = ["engine", "workload", "path", "metric", "path value", "against", "baseline", "ratio [95% CI]", "n",
            "spread", "verdict"]
@@ -36,12 +37,13 @@ def human(value: float, unit: str) -> str:
 
 
 def ratio_text(row: NetRow) -> str:
+    """The storage tables' ratio and interval ('0.62x [0.58–0.66]'); one pair says so ('[n=1]')."""
     i = row.interval
     if i is None:
         return "-"
     if i.n < 2:
-        return f"{i.ratio:.2f}x [n=1]"
-    return f"{i.ratio:.2f}x [{i.low:.2f}–{i.high:.2f}]"
+        return f"{_fmt_ratio(i.ratio)} [n=1]"
+    return fmt_interval(i.ratio, i.low, i.high)
 
 
 def metric_name(metric: str) -> str:
@@ -143,20 +145,28 @@ def markdown(rows: list[NetRow]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _number(value: float | None) -> float | None:
+    """A number as JSON can hold it: NaN (nothing measured) and infinity (one pair's open
+    interval) are null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
 def records(rows: list[NetRow]) -> list[dict]:
     """The rows as plain data: CSV and JSON output, and the report's chart."""
     out = []
     for r in rows:
         i = r.interval
         out.append({"engine": r.engine, "docker_version": r.docker_version, "workload": r.workload, "path": r.path,
-                    "against": r.against, "metric": r.metric, "unit": r.unit, "value": r.value, "baseline": r.base,
-                    "ratio": i.ratio if i else None, "ci_low": i.low if i else None,
-                    "ci_high": i.high if i and math.isfinite(i.high) else None, "n": r.n, "spread": r.spread,
-                    "higher_is_better": r.higher_is_better, "verdict": r.verdict, "failed": r.failed})
+                    "against": r.against, "metric": r.metric, "unit": r.unit, "value": _number(r.value),
+                    "baseline": _number(r.base), "ratio": _number(i.ratio) if i else None,
+                    "ci_low": _number(i.low) if i else None, "ci_high": _number(i.high) if i else None, "n": r.n,
+                    "spread": _number(r.spread), "higher_is_better": r.higher_is_better, "verdict": r.verdict,
+                    "failed": r.failed})
     return out
 
 
 def machine_readable(rows: list[NetRow], fmt: str) -> str:
+    """The rows as JSON (null where nothing was measured) or CSV (an empty cell there)."""
     import json
 
     import pandas as pd

@@ -122,10 +122,10 @@ def test_an_unknown_kind_is_kept_out_not_refused(tmp_path):
 
 # --- the typed model against lines real sweeps wrote ----------------------------------------------------
 
-@pytest.mark.parametrize("fixture", ["results-quick", "results-union"])
+@pytest.mark.parametrize("fixture", ["results-quick", "results-union", "results-net"])
 def test_every_fixture_line_round_trips_through_its_record(fixture):
     for line in (FIXTURES / fixture / "results.jsonl").read_text().splitlines():
-        data = migrate(json.loads(line))          # schema-1 lines, as the reader makes them current
+        data = migrate(json.loads(line))         # schema-1 lines, as the reader makes them current
         record = record_from_json(data)
         assert record is not None
         again = record.to_json()
@@ -161,12 +161,12 @@ def _jsonschema():
     return jsonschema
 
 
-@pytest.mark.parametrize("fixture", ["results-quick", "results-union"])
+@pytest.mark.parametrize("fixture", ["results-quick", "results-union", "results-net"])
 def test_every_fixture_line_validates_against_the_schema(fixture):
     jsonschema = _jsonschema()
     validator = jsonschema.Draft202012Validator(json_schema())
     for line in (FIXTURES / fixture / "results.jsonl").read_text().splitlines():
-        data = migrate(json.loads(line))
+        data = migrate(json.loads(line))         # schema-1 lines, as the reader makes them current
         data.setdefault("loop_direct_io", None)
         errors = list(validator.iter_errors(data))
         assert not errors, (data["kind"], errors[0].message)
