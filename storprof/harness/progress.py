@@ -93,3 +93,23 @@ Progress = SweepProgress | LineProgress
 
 def as_progress(progress: Progress | Callable[[str], None]) -> Progress:
     return progress if isinstance(progress, (SweepProgress, LineProgress)) else LineProgress(progress)
+
+
+class SessionTally:
+    """A session's units on the progress total: those planned, plus any extra rounds, less those
+    done. What is left when the session ends (it failed part way) comes off the total, so an extra
+    round is counted once and a failed session does not leave the bar short of 100%."""
+
+    def __init__(self, progress: Progress, planned: int):
+        self.progress, self.left = progress, planned
+
+    def done(self) -> None:
+        self.left -= 1
+
+    def more(self, units: int) -> None:
+        self.left += units
+        self.progress.add_total(units)
+
+    def close(self) -> None:
+        self.progress.add_total(-self.left)
+        self.left = 0

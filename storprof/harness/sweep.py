@@ -22,7 +22,7 @@ from storprof.engine.drivers import DriverSpec
 from storprof.errors import StorprofError, first_line
 from storprof.harness.lifecycle import owned_run
 from storprof.harness.plan import SweepPlan
-from storprof.harness.progress import Progress, as_progress
+from storprof.harness.progress import Progress, SessionTally, as_progress
 from storprof.harness.scheduler import Batch, Outcome, Precision, run_units, session_precision, short_message
 from storprof.harness.session import AttachedSession, EphemeralSession, PhaseTimes, Session
 from storprof.harness.state import RunState
@@ -105,26 +105,25 @@ class Sweep:
     def _measure(self, spec: DriverSpec, batch: Batch, open_session: Callable[[], Session]) -> DriverRecord:
         """Run a spec's units in its session; any failure becomes the spec's status and reason."""
         start = time.monotonic()
-        left = _count(batch)
+        tally = SessionTally(self.progress, _count(batch))
         ran = 0
 
         def unit_done(unit: Unit, summary: str) -> None:
-            nonlocal left
-            left -= 1
+            tally.done()
             self.progress.unit_done(str(spec), unit.describe(), summary)
 
         try:
             with open_session() as session:
                 spec = session.spec
                 outcome = run_units(batch, session, Sink(self.store, self.progress.message), unit_done,
-                                    self._precision(start), more=self.progress.add_total)
+                                    self._precision(start), more=tally.more)
                 ran = outcome.ran
                 self._say_short(spec, outcome)
             status, reason = "ok", ""
         except FAILURES as e:
             status, reason = "failed", first_line(e)
             self.progress.message(f"[{spec}] failed: {reason}")
-        self.progress.add_total(-left)
+        tally.close()
         return self._record(spec, status, reason, ran, time.monotonic() - start)
 
     def _precision(self, spec_start: float) -> Precision | None:

@@ -17,7 +17,7 @@ from storprof.engine.engines import Engine, all_engines
 from storprof.engine.engines import find as find_engine
 from storprof.errors import StorprofError, first_line
 from storprof.harness.lifecycle import owned_run
-from storprof.harness.progress import Progress, as_progress
+from storprof.harness.progress import Progress, SessionTally, as_progress
 from storprof.harness.scheduler import run_units, session_precision, short_message
 from storprof.harness.session import PhaseTimes
 from storprof.harness.state import RunState
@@ -95,11 +95,10 @@ class NetRun:
         label = f"net@{engine.name}"
         workload = self.workload(engine.name)
         sink = Sink(self.store, self.progress.message)
-        left = len(units)
+        tally = SessionTally(self.progress, len(units))
 
         def unit_done(unit: Unit, summary: str) -> None:
-            nonlocal left
-            left -= 1
+            tally.done()
             self.progress.unit_done(label, unit.describe(), summary)
 
         start = time.monotonic()
@@ -109,7 +108,7 @@ class NetRun:
             with NetSession(engine, self.plan, self.workdir, self.run_dir, state, self.progress.message, index,
                             times=self.times) as session:
                 outcome = run_units([(workload, units)], session, sink, unit_done, precision,
-                                    more=self.progress.add_total)
+                                    more=tally.more)
                 line = short_message(label, outcome, self.plan.precision)
                 if line:
                     self.progress.message(line)
@@ -122,5 +121,5 @@ class NetRun:
                 if (path, ns, name, repeat) not in measured:
                     sink.emit(workload.record(context, repeat, name, path, ns, "failed",
                                               error=f"the session failed: {first_line(e)}"))
-        self.progress.add_total(-left)
+        tally.close()
         self.records += [r for r in sink.records if isinstance(r, NetRecord)]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from storprof.results.records import ProbeRecord
 from tests.conftest import setup_provides, sigint_default, storprof_leftovers
 
 pytestmark = [
@@ -45,7 +46,8 @@ def cells(results_dir: Path) -> Counter:
     out = Counter()
     for r in records(results_dir):
         if r["kind"] in ("fio", "probe") and r.get("status") == "ok":
-            out[(r["kind"], r["job"], r["placement"], r["repeat"])] += 1
+            name = r["job"] if r["kind"] == "fio" else tuple(r.get(k) for k in ProbeRecord.IDENTITY)
+            out[(r["kind"], name, r["placement"], r["repeat"])] += 1
     return out
 
 

@@ -120,7 +120,7 @@ def test_copy_up_on_overlay2_costs_the_first_write_and_not_on_vfs(sweep):
 def test_deep_stack_images_have_the_requested_depth(sweep):
     driver, runs, records, *_ = sweep
     # image_layers is len(RootFS.Layers) of the image as the daemon reports it through the SDK
-    built = {r["params"]["depth"]: r["params"]["image_layers"] for r in records if r.get("workload") == "deep-stack"}
+    built = {r["depth"]: r["params"]["image_layers"] for r in records if r.get("workload") == "deep-stack"}
     assert built == {k: k for k in DEPTHS}
     for k in DEPTHS:
         stats = _seconds(runs, "union", f"stack K={k} first stat")

@@ -43,3 +43,32 @@ def test_quiet_prints_nothing():
     p.unit_done("vfs@ext4", "j union r1", "s")
     p.close()
     assert out.getvalue() == ""
+
+
+class Total:
+    """What the bar's total becomes, as add_total moves it."""
+
+    def __init__(self):
+        self.total = 0
+
+    def add_total(self, units):
+        self.total += units
+
+
+def test_an_extra_round_is_counted_once_and_a_failed_session_comes_off_the_total():
+    from storprof.harness.progress import SessionTally
+    bar = Total()
+    bar.add_total(6)                       # the sweep plans 6 units for the session
+    tally = SessionTally(bar, 6)
+    for _ in range(6):
+        tally.done()
+    tally.more(3)                          # an extra round of 3
+    for _ in range(3):
+        tally.done()
+    tally.close()
+    assert bar.total == 9                  # 6 planned + 3 extra, each once
+    failed = SessionTally(bar, 4)
+    bar.add_total(4)
+    failed.done()                          # the session failed after one unit
+    failed.close()
+    assert bar.total == 10
