@@ -1,5 +1,5 @@
 """The storprof command line: one module per command group, shared options declared once."""
 
-from storprof.cli.commands import main
+from storprof.cli.app import main
 
 __all__ = ["main"]

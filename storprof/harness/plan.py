@@ -1,6 +1,6 @@
 """What a sweep will do: driver specs x workloads x placements, with their settings, before anything runs.
 
-The CLI turns options into a SweepPlan (presets, job files, probe plans, all checked); the sweep
+The CLI turns options into one SweepPlan (presets, job files, probe plans, all checked); the sweep
 asks the plan for its workloads and for the room one spec needs. Nothing here starts a daemon.
 """
 
@@ -98,9 +98,9 @@ def quick_sweep_time() -> str:
     return f"about {round(QUICK_SWEEP_SECONDS / 60)} minutes ({QUICK_SWEEP_SECONDS} s)"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweepPlan:
-    """Everything a sweep needs to know before it starts."""
+    """Everything a sweep needs to know before it starts, built once from every value (frozen)."""
 
     specs: list[DriverSpec]
     jobs: list[FioJob]

@@ -33,10 +33,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import docker.errors
-import pandas as pd
 
 from storprof.engine.daemon import EphemeralDaemon
-from storprof.engine.versions import short as short_version
 from storprof.errors import DaemonError, StorprofError, UserError
 from storprof.harness.workload import Done, Sink, Unit
 from storprof.results.records import ProbeRecord
@@ -309,39 +307,3 @@ def _start_again(session: Session) -> None:
             daemon.start()
         except DaemonError:
             pass
-
-
-START_HEADERS = ["driver", "docker", "images", "n", "start", "x 0 images", "listed", "images, containers present"]
-
-
-def start_rows(runs: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Per spec and image count: the median start (±half the range, as a share of the median), its
-    multiple of the start with no extra images, the median until the images were listed, and what
-    the daemon reported present (the bench image, and what other workloads kept, come on top)."""
-    from storprof.views.tables import fmt_seconds
-    rows: list[list[str]] = []
-    if runs.empty or "workload" not in runs:
-        return START_HEADERS, rows
-    sel = runs[runs["workload"] == WORKLOAD]
-    for spec, g in sel.groupby("driver_spec", sort=False):
-        by = g.groupby(g["images"].astype(int))
-        base = float(by.get_group(0)["seconds"].median()) if 0 in by.groups else None
-        docker_version = short_version(str(g["docker_version"].iloc[0])) if "docker_version" in g else "?"
-        for count, s in sorted(by, key=lambda kv: kv[0]):
-            seconds = s["seconds"].astype(float)
-            med = float(seconds.median())
-            spread = f" ±{(seconds.max() - seconds.min()) / 2 / med * 100:.0f}%" if len(s) > 1 and med else " ±?"
-            listed = (fmt_seconds(float(s["param_images_listed_seconds"].median()))
-                      if "param_images_listed_seconds" in s and s["param_images_listed_seconds"].notna().any()
-                      else "-")
-            rows.append([str(spec), docker_version, str(count), str(len(s)), fmt_seconds(med) + spread,
-                         f"{med / base:.2f}x" if base else "-", listed,
-                         f"{_range(s, 'param_images_present')}, {_range(s, 'param_containers_present')}"])
-    return START_HEADERS, rows
-
-
-def _range(s: pd.DataFrame, column: str) -> str:
-    values = s[column].dropna().astype(int) if column in s else pd.Series(dtype=int)
-    if values.empty:
-        return "-"
-    return str(values.min()) if values.min() == values.max() else f"{values.min()}-{values.max()}"

@@ -11,8 +11,8 @@ depth above it, so a driver that meets it costs two probes; above that it double
 ceiling, and below a failure it bisects between the deepest success and the shallowest failure.
 
 Every probe is a record, a failed one too: the failure is the finding, so its status is "ok" and
-`params.ok` says how the probe went; the rows have a view of their own (depth_rows) and stay out
-of the generic time tables (summary.OWN_VIEWS).
+`params.ok` says how the probe went; the rows have a view of their own (views/own_views.py) and
+stay out of the generic time tables (summary.OWN_VIEWS).
 """
 
 from __future__ import annotations
@@ -23,14 +23,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import docker.errors
-import pandas as pd
 
 from storprof.engine import containers
 from storprof.engine.image import plan_rootfs
 from storprof.errors import DaemonError, UserError, first_line
 from storprof.harness.workload import Done, Sink, Unit
 from storprof.results.records import ProbeRecord
-from storprof.stats.summary import docker_short
 from storprof.storage.probes.copyup import PROBE
 from storprof.storage.probes.deepstack import TARGET, build_stack_image, target_bytes
 from storprof.storage.probes.filetiming import container_root
@@ -154,7 +152,7 @@ class MaxDepth:
         took = f"{tried} probes, {time.perf_counter() - started:.0f} s"
         if failed is None:
             return f"ran {ok} layers, the ceiling ({took})"
-        return f"deepest that ran: {ok or 0} layers; {failed} failed at {_short(first_error, 80)} ({took})"
+        return f"deepest that ran: {ok or 0} layers; {failed} failed at {shorten(first_error, 80)} ({took})"
 
     def _probe(self, session: Session, depth: int, base, target: bytes) -> Probe:
         client = session.daemon.client
@@ -206,7 +204,7 @@ def _full_text(e: BaseException) -> str:
 
 def _what_failed(e: BaseException, keep: int = 400) -> str:
     """A long error (a failed mount names every layer) keeps its start and its end, where the errno is."""
-    return _short(_full_text(e), keep)
+    return shorten(_full_text(e), keep)
 
 
 _MOUNT_DATA = re.compile(r'data: "([^"]*)"')
@@ -222,29 +220,6 @@ def mount_facts(text: str) -> dict:
     return {"lowerdirs": len(lower.group(1).split(":")), "mount_data_bytes": len(data.group(1).encode())}
 
 
-DEPTH_HEADERS = ["driver", "docker", "deepest that ran", "first that failed", "at", "error", "probes"]
-
-
-def depth_rows(runs: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Per spec: the deepest image that ran, the shallowest that failed, where and why."""
-    rows: list[list[str]] = []
-    if runs.empty or "workload" not in runs:
-        return DEPTH_HEADERS, rows
-    probes = runs[runs["workload"] == WORKLOAD]
-    for spec, g in probes.groupby("driver_spec", sort=False):
-        ok = g[g["param_ok"].map(lambda v: v is True)]
-        bad = g[g["param_ok"].map(lambda v: v is False)].sort_values("param_depth")
-        first = bad.iloc[0] if not bad.empty else None
-        deepest = str(int(ok["param_depth"].max())) if not ok.empty else "none"
-        if first is None:
-            rows.append([str(spec), docker_short(g), deepest, f"none up to {int(g['param_ceiling'].max())}", "", "",
-                         str(len(g))])
-        else:
-            rows.append([str(spec), docker_short(g), deepest, str(int(first["param_depth"])), str(first["param_stage"]),
-                         _short(str(first["param_error"])), str(len(g))])
-    return DEPTH_HEADERS, rows
-
-
-def _short(error: str, width: int = 100) -> str:
+def shorten(error: str, width: int = 100) -> str:
     """The start of an error and its end (the errno of a failed mount is last)."""
     return error if len(error) <= width else f"{error[:width // 2 - 2]} … {error[-(width // 2 - 2):]}"

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import docker.errors
-import pandas as pd
 
 from storprof.engine import containers
 from storprof.engine.image import plan_rootfs
@@ -263,54 +262,3 @@ class SnapBench:
         self._images.clear()
         remove_image(client, self._base)
         self._base = None
-
-
-BENCH_HEADERS = ["driver", "docker", "layers", "n", "prepare / layer", "write / layer", "commit / layer",
-                 "total", "x fastest"]
-
-
-def _one_chain(g: pd.DataFrame) -> pd.DataFrame:
-    """A spec's records of one chain: the one with the most records, the last such (a resumed
-    spec may have a cut-off chain before it)."""
-    if "param_chain" not in g or g["param_chain"].nunique() < 2:
-        return g
-    counts = g.groupby("param_chain", sort=False).size()
-    best = counts[counts == counts.max()].index[-1]
-    return g[g["param_chain"] == best]
-
-
-def _multiple(ratio: float) -> str:
-    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
-
-
-def bench_rows(runs: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Per spec, as the original reports: prepare, write and commit, median per layer (±half the
-    range, n layers), the total over all layers and stages, and that total as a multiple of the
-    fastest spec's."""
-    from storprof.views.tables import fmt_seconds
-    if runs.empty or "workload" not in runs:
-        return BENCH_HEADERS, []
-    sel = runs[runs["workload"] == WORKLOAD]
-    specs: list[tuple[str, str, str, int, list[str], float]] = []
-    for spec, g in sel.groupby("driver_spec", sort=False):
-        g = _one_chain(g)
-        cells, total, n = [], 0.0, 0
-        for stage in STAGES:
-            s = g[g["operation"] == stage]["seconds"].astype(float)
-            if s.empty:
-                cells.append("-")
-                continue
-            med = float(s.median())
-            spread = (s.max() - s.min()) / 2 / med if len(s) > 1 and med else None
-            cells.append(fmt_seconds(med) + (f" ±{spread * 100:.0f}%" if spread is not None else " ±?"))
-            total += float(s.sum())
-            n = max(n, len(s))
-        first = g.iloc[0]
-        shape = (f"{int(first['param_layers'])}×{int(first['param_files'])}×{int(first['param_file_kib'])} KiB"
-                 if "param_layers" in g else "?")
-        docker_version = str(first.get("docker_version", "?")).split("+")[0]
-        specs.append((str(spec), docker_version, shape, n, cells, total))
-    fastest = min((t for *_, t in specs if t > 0), default=0.0)
-    rows = [[spec, version, shape, str(n), *cells, fmt_seconds(total), _multiple(total / fastest) if fastest else "-"]
-            for spec, version, shape, n, cells, total in specs]
-    return BENCH_HEADERS, rows

@@ -26,7 +26,7 @@ from storprof.results import ResultSet
 from storprof.results.records import NetRecord
 from storprof.results.text import printable
 from storprof.stats.summary import DEFAULT_PRECISION, layer_tables, noise_floor, summarize
-from storprof.views import charts
+from storprof.views import charts, own_views
 from storprof.views import tables as tbl
 from storprof.views.verdicts import rankings, spec_summaries
 
@@ -132,11 +132,12 @@ def _measurement_sections(results: ResultSet, over: pd.DataFrame, ops: pd.DataFr
         copied = charts.copied_up_chart(over[timed])
         out.append(Section("Union operations", charts.union_operation_charts(runs) + ([copied] if copied else []),
                            [Table(*tbl.time_rows(over[timed]), tbl.TIME_NOTE)]))
-    for title, headers, rows, note in tbl.own_view_tables(runs) if not runs.empty else []:
+    for title, headers, rows, note in own_views.own_view_tables(runs) if not runs.empty else []:
         out.append(Section(title, tables=[Table(headers, rows, note)]))
-    config = tbl.config_rows(runs) if not runs.empty else []
+    config = own_views.config_rows(runs) if not runs.empty else []
     if config:
-        out.append(Section("Union configuration", tables=[Table(tbl.CONFIG_HEADERS, config, tbl.CONFIG_NOTE)]))
+        out.append(Section("Union configuration",
+                           tables=[Table(own_views.CONFIG_HEADERS, config, own_views.CONFIG_NOTE)]))
     if not ops.empty:
         by_spec = ops.groupby("driver_spec", sort=False)
         rows = [[spec, *row] for spec, g in by_spec for row in tbl.layer_rows(g)]

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
-from storprof.engine.unionconfig import SWITCHABLE
-from storprof.host import safepath
 from storprof.results.records import DriverRecord
 from storprof.stats.intervals import REAL, SAME, UNKNOWN
 from storprof.stats.summary import CACHE_RATIO, FLAGS, MAX_CV, MIN_REPEATS, ROW_FIELDS, NoiseFloor
@@ -23,7 +20,6 @@ from storprof.storage.fio.placements import AA, PLACEMENTS
 def flag_notes(used: set[str]) -> list[str]:
     return [f"{mark} {why.format(cache_ratio=CACHE_RATIO, cv_pct=round(MAX_CV * 100), min_repeats=MIN_REPEATS)}"
             for mark, why in FLAGS.items() if mark in used]
-
 
 
 def _fmt_value(metric: str, value: float) -> str:
@@ -296,21 +292,6 @@ def format_driver_status(status: list[DriverRecord], fmt: str = "simple") -> str
     return tabulate(driver_rows(status), headers=DRIVER_HEADERS, tablefmt=fmt, disable_numparse=True)
 
 
-def write_tables(over: pd.DataFrame, status: list[DriverRecord], out_dir: Path,
-                 runs: pd.DataFrame | None = None) -> list[Path]:
-    """overhead.csv (numbers, one row per cell) and overhead.md (the table people read)."""
-    out_dir = Path(out_dir)
-    csv_path = out_dir / "overhead.csv"
-    md_path = out_dir / "overhead.md"
-    safepath.replace(csv_path, exported(over).to_csv(index=False))
-    md = ["# storprof overhead", "", format_table(over, "github"), "", table_notes(over), "",
-          *([own, ""] if (own := format_own_views(runs, "github") if runs is not None and not runs.empty else "")
-            else []),
-          "## Drivers", "", format_driver_status(status, "github"), ""]
-    safepath.replace(md_path, "\n".join(md))
-    return [csv_path, md_path]
-
-
 LAYER_HEADERS = ["operation", "variant", "n", "p50 ms", "p95 ms", "x host copy", "space used"]
 SLOPE_HEADERS = ["growth of", "slope", "R²", "n"]
 
@@ -344,15 +325,6 @@ def format_layers(ops: pd.DataFrame, slopes: pd.DataFrame, fmt: str = "simple") 
                                   tablefmt=fmt, disable_numparse=True))
         parts.append("")
     return "\n".join(parts)
-
-
-def write_layer_tables(ops: pd.DataFrame, slopes: pd.DataFrame, out_dir: Path) -> list[Path]:
-    out_dir = Path(out_dir)
-    paths = [out_dir / "layers.csv", out_dir / "layers-growth.csv", out_dir / "layers.md"]
-    safepath.replace(paths[0], ops.to_csv(index=False))
-    safepath.replace(paths[1], slopes.to_csv(index=False))
-    safepath.replace(paths[2], "# storprof layer timing\n\n" + format_layers(ops, slopes, "github") + "\n")
-    return paths
 
 
 def answers_line(over: pd.DataFrame, precision: float, most: int = 6) -> str:
@@ -453,68 +425,3 @@ def _compact_row(spec, over, fio, jobs, copy, create) -> list[str]:
 COMPACT_NOTE = ("union JOB: fio on the container's top layer ÷ on the host, 95% interval (≈ within the precision "
                 "target of 1.00, ? not yet known, plain: a real difference; >1x faster). copy-up: the first write "
                 "into the largest lower-layer file; create: container create, p50.")
-
-
-CONFIG_HEADERS = ["driver", "daemon says", "overlay parameters", "backing mount options"]
-CONFIG_NOTE = ("What union costs depend on, as each session found it: the daemon's driver status (docker info; "
-               "Native Overlay Diff false means commits and builds diff by walking both trees), overlay's "
-               "module parameters when the daemon mounted its layers (redirect_dir: a renamed lower directory "
-               "is recorded, not copied; metacopy: chown/chmod copy metadata only), and the backing "
-               "filesystem's mount options.")
-
-
-def config_rows(runs: pd.DataFrame) -> list[list[str]]:
-    """One row per driver spec: the configuration its records carry (records.RunContext)."""
-    if runs.empty or "driver_spec" not in runs:
-        return []
-    rows = []
-    for spec, g in runs.groupby("driver_spec", sort=False):
-        first = g.iloc[0]
-        status = first.get("driver_status") if isinstance(first.get("driver_status"), dict) else {}
-        params = first.get("overlay_params") if isinstance(first.get("overlay_params"), dict) else {}
-        said = ", ".join(f"{k}: {v}" for k, v in status.items() if k not in ("Backing Filesystem", "Supports d_type"))
-        on = " ".join(f"{k}={v}" for k, v in params.items() if k in SWITCHABLE)   # all of them are in the records
-        mount = first.get("backing_mount_options")
-        if said or on or (isinstance(mount, str) and mount):     # results from before storprof recorded these: none
-            rows.append([str(spec), said or "-", on or "-", mount if isinstance(mount, str) and mount else "-"])
-    return rows
-
-
-def own_view_tables(runs: pd.DataFrame) -> list[tuple[str, list[str], list[list[str]], str]]:
-    """The workloads with tables of their own (summary.OWN_VIEWS): title, headers, rows, note."""
-    import importlib
-    out: list[tuple[str, list[str], list[list[str]], str]] = []
-    if runs.empty or "workload" not in runs:
-        return out
-    for workload, title, rows_of, note in (
-            ("snapbench", "containerd's snapshotter benchmark, through Docker", "storage.snapbench:bench_rows",
-             SNAPBENCH_NOTE),
-            ("max-depth", "The deepest image each driver creates and runs", "storage.maxdepth:depth_rows", DEPTH_NOTE),
-            ("daemon-start", "Daemon start against the images it holds", "storage.daemonstart:start_rows", START_NOTE)):
-        sel = runs[runs["workload"] == workload]
-        if not sel.empty:
-            module, function = rows_of.split(":")     # imported here: those modules import the views' helpers
-            headers, rows = getattr(importlib.import_module(f"storprof.{module}"), function)(sel)
-            if rows:
-                out.append((title, headers, rows, note))
-    return out
-
-
-SNAPBENCH_NOTE = ("Per layer of a chain (containerd's snapshots/benchsuite shape): prepare = create and start a "
-                  "container of the layer below, write = new files and 4-byte writes into the middle of files of "
-                  "lower layers, commit = docker commit; median per layer (±half the range) over the layers.")
-DEPTH_NOTE = ("A search over image depth: each probe loads an image of K layers, then creates and starts a "
-              "container and reads a file in its bottom layer; the first depth that fails and its error.")
-START_NOTE = ("dockerd stopped and started again on the same data root holding N extra images: seconds until "
-              "its API answers, median (±half the range) over the restarts; x 0 images: against the start with none.")
-
-
-def format_own_views(runs: pd.DataFrame, fmt: str = "simple") -> str:
-    parts = []
-    rows = config_rows(runs)
-    if rows:
-        parts += ["Union configuration", tabulate(rows, headers=CONFIG_HEADERS, tablefmt=fmt, disable_numparse=True),
-                  ""]
-    for title, headers, rows, note in own_view_tables(runs):
-        parts += [title, tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True), note, ""]
-    return "\n".join(parts)

@@ -22,7 +22,8 @@ from storprof.engine.engines import all_engines, newest_with_containerd_store
 from storprof.harness.plan import SweepPlan
 from storprof.harness.sweep import Sweep
 from storprof.results import ResultSet
-from storprof.storage.maxdepth import MaxDepthPlan, depth_rows
+from storprof.storage.maxdepth import MaxDepthPlan
+from storprof.views.own_views import depth_rows
 from tests.conftest import require_or_skip, setup_provides, storprof_leftovers
 
 pytestmark = [

@@ -18,7 +18,8 @@ from storprof.engine.drivers import DriverSpec
 from storprof.harness.plan import SweepPlan
 from storprof.harness.sweep import Sweep
 from storprof.results import ResultSet
-from storprof.storage.snapbench import CREATE, REMOVE, UPDATE, SnapBenchPlan, bench_rows, layer_actions
+from storprof.storage.snapbench import CREATE, REMOVE, UPDATE, SnapBenchPlan, layer_actions
+from storprof.views.own_views import bench_rows
 from tests.conftest import setup_provides, storprof_leftovers
 
 pytestmark = [

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pandas as pd
 
 from storprof.results import ResultSet
-from storprof.storage.daemonstart import START_HEADERS, DaemonStart, DaemonStartPlan, job_name, start_rows
+from storprof.storage.daemonstart import DaemonStart, DaemonStartPlan, job_name
+from storprof.views.own_views import START_HEADERS, start_rows
 from storprof.views.tables import fmt_seconds
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "results-daemon-start"

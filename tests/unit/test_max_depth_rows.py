@@ -10,7 +10,8 @@ import pandas as pd
 
 from storprof.results import ResultSet
 from storprof.stats import summary
-from storprof.storage.maxdepth import DEPTH_HEADERS, MaxDepth, MaxDepthPlan, depth_rows, mount_facts, next_depth
+from storprof.storage.maxdepth import MaxDepth, MaxDepthPlan, mount_facts, next_depth
+from storprof.views.own_views import DEPTH_HEADERS, depth_rows
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "results-max-depth"
 

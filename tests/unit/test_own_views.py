@@ -11,8 +11,8 @@ from storprof.results import ResultSet
 from storprof.stats import compare
 from storprof.stats.summary import summarize
 from storprof.storage.maxdepth import next_depth
-from storprof.storage.snapbench import bench_rows
-from storprof.views import tables
+from storprof.views import own_views
+from storprof.views.own_views import bench_rows
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -60,7 +60,7 @@ def test_bench_rows_from_a_real_run_in_the_original_shape():
 def test_own_view_rows_stay_out_of_the_ratio_tables_and_appear_in_their_own():
     runs = ResultSet.load(FIXTURES / "results-snapbench").runs
     assert summarize(runs).empty
-    text = tables.format_own_views(runs)
+    text = own_views.format_own_views(runs)
     assert "containerd's snapshotter benchmark" in text and "c8d-native@ext4:28.5.2" in text
     results = ResultSet.load(FIXTURES / "results-max-depth")
     assert compare.deepest(results.runs)["overlay2@ext4"] == 125

@@ -68,7 +68,7 @@ class Toy:
         self.plan, self.repeat = plan, repeat
 
 
-@dataclass
+@dataclass(frozen=True)      # as SweepPlan is
 class ToySweepPlan(SweepPlan):
     toy: ToyPlan | None = None
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from storprof.results import ResultSet
-from storprof.storage.snapbench import BENCH_HEADERS, CREATE, REMOVE, UPDATE, bench_rows, layer_actions
+from storprof.storage.snapbench import CREATE, REMOVE, UPDATE, layer_actions
+from storprof.views.own_views import BENCH_HEADERS, bench_rows
 from storprof.views.tables import fmt_seconds
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "results-snapbench-small"

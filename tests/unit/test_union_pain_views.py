@@ -13,7 +13,7 @@ from storprof.results import ResultSet
 from storprof.stats import compare
 from storprof.stats.summary import summarize
 from storprof.storage.probes.pagecache import cached_bytes
-from storprof.views import charts, tables, verdicts
+from storprof.views import charts, own_views, tables, verdicts
 
 PAIN = Path(__file__).parent.parent / "fixtures" / "results-pain"
 RENAME = "rename a dir of 200 files, 16 MiB"
@@ -67,7 +67,7 @@ def test_sentences_say_copied_shared_or_own_copy(over):
 
 
 def test_configuration_rows_name_the_diff_path_and_the_switched_parameters(results):
-    rows = {r[0]: r for r in tables.config_rows(results.runs)}
+    rows = {r[0]: r for r in own_views.config_rows(results.runs)}
     assert "Native Overlay Diff: true" in rows["overlay2@ext4"][1]
     assert "Native Overlay Diff: false" in rows["overlay2@ext4+metacopy+redirect_dir"][1]
     assert "redirect_dir=Y" in rows["overlay2@ext4+metacopy+redirect_dir"][2]
