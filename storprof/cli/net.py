@@ -7,9 +7,12 @@ import time
 import click
 
 from storprof.cli.options import (
+    budget_option,
     format_option,
     one_line_errors,
     out_option,
+    parse_precision,
+    precision_option,
     quiet_option,
     resume_option,
     say,
@@ -22,6 +25,7 @@ from storprof.operations import net as net_run
 from storprof.operations.workdir import make_workdir
 from storprof.results import ResultSet
 from storprof.results.records import NetRecord
+from storprof.stats.intervals import DEFAULT_PRECISION
 from storprof.stats.network import net_rows
 from storprof.views.result_files import write_net_table
 from storprof.views.terminal import net_blocks
@@ -37,13 +41,18 @@ from storprof.views.terminal import net_blocks
 @click.option("--seconds", type=int, help="Seconds each client run measures [5; quick 2].")
 @click.option("--repeat", type=int, help="Rounds of every path and workload [5; quick 3].")
 @click.option("--quick", is_flag=True, help="2-second runs, 3 rounds: about 4 minutes.")
+@precision_option("Aim every ratio's 95% interval at ±this (e.g. 5% or 0.05): after --repeat rounds, extra "
+                  "rounds go to the paths furthest from it [5% with --budget; off without --budget or --precision].")
+@budget_option("Minutes the run may take: shared out among the engines, each spends what is left of its share "
+               "on extra rounds [no extra rounds].")
 @workdir_option("Where the daemons' data roots and the run's scratch files go.")
 @out_option("Results directory [storprof-results/<time>].")
 @resume_option("Continue an interrupted run in its results directory (runs that ended ok are kept).")
 @format_option()
 @quiet_option("No progress bar and no line per finished run.")
 @one_line_errors
-def net_cmd(path_list, workload_list, engine_list, seconds, repeat, quick, workdir, out, resume_dir, fmt, quiet):
+def net_cmd(path_list, workload_list, engine_list, seconds, repeat, quick, precision, budget, workdir, out, resume_dir,
+            fmt, quiet):
     """What Docker's network paths cost: docker-proxy, iptables DNAT, the bridge and host networking,
     each against the same server on the host, in network namespaces of storprof's own."""
     from storprof.network import plan as netplan
@@ -56,18 +65,21 @@ def net_cmd(path_list, workload_list, engine_list, seconds, repeat, quick, workd
         raise UserError(f"--seconds must be a whole number from 1 to {netplan.MAX_SECONDS}")
     if repeat is not None and not 1 <= repeat <= netplan.MAX_REPEAT:
         raise UserError(f"--repeat must be a whole number from 1 to {netplan.MAX_REPEAT}")
+    target, budget_seconds = parse_precision(precision, budget)
     if resume_dir and out:
         raise UserError("--resume continues in its own directory; leave out --out")
     net_run.check_machine()
     names = net_run.engine_names(split(engine_list) if engine_list is not None else None)
     settings = NetSettings(seconds=seconds or preset.seconds, repeat=repeat or preset.repeat)
     meta = {"command": "net", "net": {"paths": paths, "workloads": workloads, "engines": names,
-                                      "seconds": settings.seconds, "repeat": settings.repeat, "quick": quick}}
+                                      "seconds": settings.seconds, "repeat": settings.repeat, "quick": quick},
+            "precision": target, "budget_seconds": budget_seconds}
     previous = net_run.previous_results(resume_dir, settings.seconds) if resume_dir else None
     workdir = make_workdir(workdir, on_disk=True)
-    plan = NetPlan(engines=names, paths=paths, workloads=workloads, settings=settings, run_id=new_run_id())
+    plan = NetPlan(engines=names, paths=paths, workloads=workloads, settings=settings, run_id=new_run_id(),
+                   precision=target, budget_seconds=budget_seconds)
     run = net_run.run_net(plan, resume_dir or out, meta, workdir, quiet, previous)
-    rows = net_rows(ResultSet.load(run.results_dir).of(NetRecord))
+    rows = net_rows(ResultSet.load(run.results_dir).of(NetRecord), target or DEFAULT_PRECISION)
     write_net_table(run.results_dir, rows)
     say(*net_blocks(rows, fmt))
     click.echo(f"\nResults: {run.results_dir}  (net.md, results.jsonl, raw/net/)")

@@ -4,13 +4,15 @@ gives its own help), one-line errors, and printing what the views made."""
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from pathlib import Path
 
 import click
 
-from storprof.errors import StorprofError
+from storprof.errors import StorprofError, UserError
 from storprof.results.text import one_line, printable
+from storprof.stats.intervals import DEFAULT_PRECISION
 
 # Root's own places: work and state below /var/lib/storprof, runtime below /run/storprof (layout.py).
 DEFAULT_WORKDIR = Path("/var/lib/storprof/work")
@@ -53,6 +55,27 @@ def image_option(help: str):
 
 def storage_opt_option(help: str | None = None):
     return click.option("--storage-opt", "storage_opts", multiple=True, metavar="DRIVER.KEY=VALUE", help=help)
+
+
+def precision_option(help: str):
+    return click.option("--precision", type=str, help=help)
+
+
+def budget_option(help: str):
+    return click.option("--budget", type=click.FloatRange(0.5, 10080), help=help)
+
+
+def parse_precision(text: str | None, budget_minutes: float | None) -> tuple[float | None, float | None]:
+    """(precision target, budget in seconds) from --precision and --budget (minutes): adaptive
+    rounds need one or the other; a budget alone aims at the default target."""
+    budget = budget_minutes * 60 if budget_minutes else None
+    if text is None:
+        return (DEFAULT_PRECISION if budget is not None else None), budget
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(%?)", text.strip())
+    value = float(match.group(1)) / (100 if match.group(2) else 1) if match else -1.0
+    if not 0.005 <= value <= 0.5:
+        raise UserError(f"--precision takes a relative half-width from 0.5% to 50% (such as 5% or 0.05), got {text!r}")
+    return value, budget
 
 
 def results_dir_argument(name: str = "results_dir"):

@@ -12,12 +12,15 @@ import time
 import click
 
 from storprof.cli.options import (
+    budget_option,
     docker_host_option,
     drivers_option,
     format_option,
     image_option,
     one_line_errors,
     out_option,
+    parse_precision,
+    precision_option,
     quiet_option,
     resume_option,
     say,
@@ -43,7 +46,6 @@ from storprof.host.cpu import fio_cpus
 from storprof.host.proc import require
 from storprof.operations import sweep as sweep_run
 from storprof.results import ResultSet
-from storprof.stats.summary import DEFAULT_PRECISION
 from storprof.storage.fio.job import builtin_job_names
 from storprof.storage.fio.options import ALLOWED, MAX_SECONDS, refusable_by_flag
 from storprof.storage.fio.placements import AA, PLACEMENTS
@@ -94,10 +96,10 @@ IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._/-]{0,200}(?::[A-Za-z0-9_][A-Za-z0-9_.
               help="CPUs fio runs on (fio cpus_allowed): auto = those not taking the disk's interrupts, "
               "none = no pinning, or a list such as 0-3.")
 @storage_opt_option("Passed to the ephemeral dockerd of that driver as --storage-opt (repeatable).")
-@click.option("--precision", type=str, help="Aim every ratio's 95% interval at ±this (e.g. 5% or 0.05): after "
+@precision_option("Aim every ratio's 95% interval at ±this (e.g. 5% or 0.05): after "
               "--repeat rounds, extra rounds go to the cells furthest from it [5%; off without --budget or "
               "--precision].")
-@click.option("--budget", type=click.FloatRange(0.5, 10080), help="Minutes the sweep may take: shared out among "
+@budget_option("Minutes the sweep may take: shared out among "
               "the specs, each spends what is left of its share on extra rounds [--quick: 8].")
 @click.option("--allow-option", "allow_options", multiple=True, metavar="NAME",
               help="Let a fio option that storprof does not allow by default through in job files "
@@ -202,15 +204,8 @@ def _plan_options(preset: Preset, copyup_sizes, stack_depths, lookup_files, max_
 
 
 def _precision(text: str | None, budget_minutes: float | None, preset: Preset) -> tuple[float | None, float | None]:
-    """(precision target, budget in seconds): adaptive repeats need one or the other."""
-    budget = budget_minutes if budget_minutes is not None else preset.budget_minutes
-    if text is None:
-        return (DEFAULT_PRECISION if budget is not None else None), (budget * 60 if budget else None)
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(%?)", text.strip())
-    value = float(match.group(1)) / (100 if match.group(2) else 1) if match else -1.0
-    if not 0.005 <= value <= 0.5:
-        raise UserError(f"--precision takes a relative half-width from 0.5% to 50% (such as 5% or 0.05), got {text!r}")
-    return value, (budget * 60 if budget else None)
+    """(precision target, budget in seconds): the preset's budget where --budget does not say."""
+    return parse_precision(text, budget_minutes if budget_minutes is not None else preset.budget_minutes)
 
 
 def _job_settings(size, runtime, ramp_time, cpus, allow_options) -> JobSettings:

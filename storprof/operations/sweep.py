@@ -70,8 +70,9 @@ def ready_machine(workdir: Path, driver_list: list[str], docker_host: str | None
     engines = all_engines()
     specs = [drivers.DriverSpec.parse(t, host_fs, engines) for t in driver_list] or drivers.default_specs(host_fs,
                                                                                                           engines)
-    for spec in specs if layers else []:
-        layers.validate(spec.driver)
+    if layers is not None:
+        for spec in specs:
+            layers.validate(spec.driver)
     return Machine(specs, workdir)
 
 

@@ -90,7 +90,7 @@ def _net_section(results: ResultSet) -> Section | None:
     from storprof.network.plan import PATHS, WORKLOADS
     from storprof.stats.network import net_rows
     from storprof.views import network as netviews
-    rows = net_rows(results.of(NetRecord))
+    rows = net_rows(results.of(NetRecord), float(results.meta.get("precision") or DEFAULT_PRECISION))
     if not rows:
         return None
     chart = charts.net_chart(netviews.records(rows))

@@ -29,5 +29,5 @@ class ResultSummary:
         runs = result_set.runs
         precision = float(result_set.meta.get("precision") or DEFAULT_PRECISION)
         ops, slopes = layer_tables(result_set.layers)
-        net = net_rows(result_set.of(NetRecord)) if result_set.of(NetRecord) else []
+        net = net_rows(result_set.of(NetRecord), precision) if result_set.of(NetRecord) else []
         return cls(precision, summarize(runs, precision) if not runs.empty else runs, ops, slopes, net)

@@ -233,3 +233,15 @@ def test_a_daemon_address_whose_part_begins_with_a_dash_is_refused(tmp_path, add
     code, msg = run(["sweep", "--docker-host", address, "--out", str(tmp_path / "out")])
     assert code == 2 and "--docker-host takes" in msg and "\n" not in msg.strip()
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["sweep", "net"])
+@pytest.mark.parametrize("args, fragment", [
+    (["--precision", "70%"], "--precision takes a relative half-width"),
+    (["--precision", "five"], "--precision takes a relative half-width"),
+    (["--budget", "0.1"], "Invalid value for '--budget'"),
+])
+def test_precision_and_budget_are_checked_alike_by_sweep_and_net(tmp_path, command, args, fragment):
+    code, msg = run([command, "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "out"), *args])
+    assert code == 2 and fragment in msg, msg
+    assert not (tmp_path / "out").exists() and not (tmp_path / "w").exists()
