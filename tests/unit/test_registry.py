@@ -90,3 +90,10 @@ def test_a_new_workload_is_one_entry_and_its_plan_field(monkeypatch):
     assert sized.backing_size_bytes() - bare.backing_size_bytes() == 5 << 20
     with pytest.raises(UserError, match="toy takes"):
         probe_plans(["toy"], ("host",), THOROUGH, {"toy": ToyPlan(0)})
+
+
+def test_the_workloads_with_tables_of_their_own_are_registered_and_agree():
+    from storprof.stats.summary import OWN_VIEWS
+    from storprof.views.own_views import OWN_TABLES
+    assert {entry[0] for entry in OWN_TABLES} == set(OWN_VIEWS)
+    assert set(OWN_VIEWS) <= set(registry.PROBES)
