@@ -272,7 +272,7 @@ def test_fio_argv():
     assert fio_argv("/run/job.fio") == ["fio", "--output-format=json", "/run/job.fio"]
 
 
-# --- safety validation (every attack class in detail: test_job_allowlist.py) --------------------------
+# --- safety validation (every attack class in detail: test_fio_check.py) --------------------------
 
 HOSTILE = [
     ("filename=/dev/sda", "filename", "chooses where fio writes"),

@@ -1,104 +1,132 @@
-"""The table's arithmetic, checked against a real quick sweep's results.jsonl, computed independently."""
+"""storprof report on a real quick sweep saved under tests/fixtures/results-union: every section,
+every chart, the flags and the machine, in report.html (self-contained) and report.md."""
 
-import json
-import math
-import statistics
+import base64
+import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
-import scipy.stats
 from click.testing import CliRunner
 
 from storprof import cli
 from storprof.results import ResultSet
 from storprof.stats import summary
 from storprof.views import tables
+from storprof.views.report import CHART_DIR, write_report
 
-SWEEP = Path(__file__).parent.parent / "fixtures" / "results-quick"
-
-
-def _records():
-    return [json.loads(ln) for ln in (SWEEP / "results.jsonl").read_text().splitlines()]
+SWEEP = Path(__file__).parent.parent / "fixtures" / "results-union"
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _value(rec):
-    m = rec["metrics"]
-    return m["total_iops"] if rec["primary_metric"] == "iops" else m["total_bw_bytes"]
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    md, page = write_report(SWEEP, out)
+    return md.read_text(), page.read_text(), out
 
 
-def test_ratios_are_geometric_means_of_per_repeat_ratios_to_host_with_t_intervals():
-    recs = [r for r in _records() if r["kind"] == "fio" and r["status"] == "ok"]
+SECTIONS = ("The answer", "Heat map", "Overhead against the host", "Latency percentiles", "Union operations",
+            "Layer timing", "Drivers", "Machine and run")
+
+
+def test_every_section_is_in_both_documents_in_reading_order_with_contents(written):
+    md, page, _ = written
+    assert re.findall(r"<h2>(.*?)</h2>", page) == list(SECTIONS)
+    assert re.findall(r"^## (.*)$", md, re.M) == list(SECTIONS)
+    nav = re.search(r"<nav>(.*?)</nav>", page).group(1)
+    assert re.findall(r"href='#([^']+)'", nav) == re.findall(r"<section id='([^']+)'>", page)
+
+
+def test_the_answer_comes_first_and_the_heat_map_is_the_first_picture(written):
+    _, page, _ = written
+    answer = page.index("<h2>The answer</h2>")
+    assert answer < page.index("<img")
+    assert re.findall(r"<figcaption>(.*?)</figcaption>", page)[0].startswith("Heat map")
+    items = re.findall(r"<li><b>(.*?)</b> \(Docker", page[answer:page.index("</section>", answer)])
+    specs = list(dict.fromkeys(ResultSet.load(SWEEP).runs["driver_spec"]))
+    assert items == specs
+    assert "Fastest 4 KiB random writes on the top layer" in page
+
+
+def test_each_section_has_its_chart_before_its_table_and_long_tables_are_collapsed(written):
+    _, page, _ = written
+    for name in ("Overhead against the host", "Union operations", "Layer timing"):
+        start = page.index(f"<h2>{name}</h2>")
+        section = page[start:page.index("</section>", start)]
+        assert "<img" in section and "<table>" in section and section.index("<img") < section.index("<table>")
+        assert "<details><summary>The table:" in section
+
+
+def test_one_ratio_and_one_latency_chart_per_fio_job_and_the_probe_and_layer_charts(written):
+    md, page, out = written
+    jobs = list(dict.fromkeys(ResultSet.load(SWEEP).runs.query("primary_metric != 'time'")["job"]))
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
+    for job in jobs:
+        assert f"{job}: ratio to host" in captions
+        assert f"{job}: latency p50 / p99 / p99.9" in captions
+    for caption in ("Copy-up time by file size", "Deep-stack lookup by depth", "Commit time by layer size",
+                    "Container create time by image depth", "Space used per container"):
+        assert caption in captions
+    images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
+    assert len(images) == len(captions) == len(re.findall(r"!\[", md))
+    assert "Heat map: throughput ratio to host per driver spec and job" in captions
+    assert all(base64.b64decode(i).startswith(PNG) for i in images)           # embedded, self-contained
+    assert "src='http" not in page and "<script" not in page and "href='http" not in page
+    assert not re.search(r"(src|href)=['\"](?!data:|#)", page)                 # nothing fetched from anywhere
+    assert all((out / CHART_DIR / Path(p).name).read_bytes().startswith(PNG)
+               for p in re.findall(r"\]\((" + CHART_DIR + r"/[^)]+)\)", md))
+
+
+def test_the_tables_are_the_same_in_markdown_html_and_the_terminal(written):
+    md, page, _ = written
     over = summary.summarize(ResultSet.load(SWEEP).runs)
-    assert len(over) == len({(r["driver_spec"], r["job"], r["placement"]) for r in recs})
-    checked = 0
-    for (spec, job), _ in over.groupby(["driver_spec", "job"]):
-        host = {r["repeat"]: _value(r) for r in recs
-                if (r["driver_spec"], r["job"], r["placement"]) == (spec, job, "host")}
-        for placement in ("union", "volume", "bind"):
-            mine = {r["repeat"]: _value(r) for r in recs
-                    if (r["driver_spec"], r["job"], r["placement"]) == (spec, job, placement)}
-            ratios = [mine[k] / host[k] for k in sorted(mine) if k in host]
-            row = over[(over.driver_spec == spec) & (over.job == job) & (over.placement == placement)].iloc[0]
-            assert row["ratio"] == pytest.approx(statistics.geometric_mean(ratios))
-            logs = [math.log(r) for r in ratios]
-            half = scipy.stats.t.ppf(0.975, len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
-            assert row["ratio_low"] == pytest.approx(math.exp(statistics.mean(logs) - half))
-            assert row["ratio_high"] == pytest.approx(math.exp(statistics.mean(logs) + half))
-            assert row["n"] == len(mine)
-            vals = list(mine.values())
-            assert row["median"] == pytest.approx(statistics.median(vals))
-            checked += 1
-    assert checked >= 3 * 6
+    _, rows = tables.table_rows(over[over["metric"] != "time"])
+    for row in rows:
+        assert "| " + " | ".join(row) in md.replace("  ", " ") or all(cell in md for cell in row)
+        assert all(cell.replace("&", "&amp;") in page for cell in row)
 
 
-def test_paired_ratio_cancels_drift_between_repeats():
-    # a machine twice as fast in repeat 1: every placement equal to host within its repeat
-    runs = pd.DataFrame({"repeat": [0, 0, 1, 1], "placement": ["host", "bind"] * 2,
-                         "value": [100.0, 100.0, 200.0, 200.0]})
-    host, bind = runs[runs.placement == "host"], runs[runs.placement == "bind"]
-    assert list(summary.paired_ratio(bind, host, "value")) == [1.0, 1.0]
-    assert bind["value"].median() / host["value"].median() == 1.0
+def test_flags_and_machine_metadata_are_shown(written):
+    md, page, _ = written
+    used = set("".join(summary.summarize(ResultSet.load(SWEEP).runs)["flags"]))
+    assert used, "the fixture sweep has flagged cells (fuse-overlayfs)"
+    for line in tables.flag_notes(used):
+        assert line in md
+    for field in ("kernel", "cpu_model", "mem_total", "storprof_version", "command"):
+        assert re.search(rf"\| {field} +\|", md) and re.search(rf"<td>\s*{field}\s*</td>", page)
 
 
-def test_fsync_job_latency_is_the_fsync_latency():
-    recs = [r for r in _records() if r["kind"] == "fio" and r["job"] == "fsync-write-4k" and r["status"] == "ok"]
-    assert recs, "the fixture sweep has the fsync job"
-    over = summary.summarize(ResultSet.load(SWEEP).runs)
-    spec = recs[0]["driver_spec"]
-    host = [r["metrics"]["sync_lat_p99_ns"] for r in recs if r["driver_spec"] == spec and r["placement"] == "host"]
-    row = over[(over.driver_spec == spec) & (over.job == "fsync-write-4k") & (over.placement == "host")].iloc[0]
-    assert row["p99_ns"] == pytest.approx(statistics.median(host))
-
-
-def test_table_has_a_row_per_driver_and_job_and_every_cell_filled():
-    over = summary.summarize(ResultSet.load(SWEEP).runs)
-    headers, rows = tables.table_rows(over)
-    assert headers[:5] == ["driver", "docker", "job", "n", "host"]
-    assert {row[1] for row in rows} == {"20.10.24"}              # the engine each row was measured on
-    assert len(rows) == len(over.groupby(["driver_spec", "job"]))
-    assert all(cell not in ("", "-") for row in rows for cell in row)
-
-
-def test_fuse_overlayfs_union_direct_cells_are_flagged():
-    over = summary.summarize(ResultSet.load(SWEEP).runs)
-    fuse = over[over.driver_spec.str.startswith("fuse-overlayfs") & (over.placement == "union")]
-    if fuse.empty:
-        pytest.skip("fixture sweep has no fuse-overlayfs")
-    direct_jobs = {r["job"] for r in _records() if r["kind"] == "fio" and r.get("direct")}
-    for _, row in fuse.iterrows():
-        assert ("†" in row["flags"]) == (row["job"] in direct_jobs)
-    assert not over[over.placement != "union"]["flags"].str.contains("†").any()
-    assert "†" in tables.format_table(over)
-
-
-def test_relative_spread():
-    assert summary.relative_spread(pd.Series([90.0, 100.0, 110.0])) == pytest.approx(0.1)
-    assert summary.relative_spread(pd.Series([5.0])) == 0.0
-
-
-def test_table_command_matches_the_golden_output():
-    result = CliRunner().invoke(cli.main, ["table", str(SWEEP)], catch_exceptions=False)
+def test_report_command_writes_both_files_and_prints_the_table(tmp_path):
+    result = CliRunner().invoke(cli.main, ["report", str(SWEEP), "--out", str(tmp_path)], catch_exceptions=False)
     assert result.exit_code == 0
-    golden = (SWEEP / "table.golden.txt").read_text()
-    assert result.output == golden
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "report.md").is_file()
+    assert "Report: " in result.output and "randread-4k" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "plain"])
+def test_table_formats(fmt):
+    result = CliRunner().invoke(cli.main, ["table", str(SWEEP), "--format", fmt], catch_exceptions=False)
+    assert result.exit_code == 0 and "randread-4k" in result.output
+    if fmt == "json":
+        import json
+        data = json.loads(result.output)
+        assert {"overhead", "layers", "layer_growth", "drivers"} <= set(data)
+    if fmt == "markdown":
+        assert result.output.lstrip().startswith("| driver")
+
+
+def test_bad_directories_give_one_line(tmp_path):
+    result = CliRunner().invoke(cli.main, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "not a storprof results directory" in result.stderr
+    (tmp_path / "results.jsonl").write_text("")
+    result = CliRunner().invoke(cli.main, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "no finished measurement" in result.stderr
+
+
+def test_report_into_a_place_that_cannot_hold_it_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(cli.main, ["report", str(SWEEP), "--out", str(blocker)])
+    assert result.exit_code == 2 and "cannot write the report into" in result.stderr
+    result = CliRunner().invoke(cli.main, ["report", str(blocker)])
+    assert result.exit_code == 2 and "not a storprof results directory" in result.stderr
