@@ -183,7 +183,7 @@ def _job_settings(results: ResultSet) -> dict[str, dict]:
 def _incomparable_jobs(a: ResultSet, b: ResultSet) -> dict[str, str]:
     sa, sb = _job_settings(a), _job_settings(b)
     out = {}
-    for job in set(sa) & set(sb):
+    for job in sorted(set(sa) & set(sb)):
         diff = [f"{k} {sa[job][k]} against {sb[job][k]}" for k in JOB_SETTINGS if sa[job][k] != sb[job][k]]
         if diff:
             out[job] = "measured with " + ", ".join(diff)
