@@ -112,7 +112,7 @@ def test_killed_sweep_resumes_to_the_full_set_of_cells():
 
 
 def test_resume_refuses_other_settings_and_non_results_directories(tmp_path):
-    from tests.unit.test_report import SWEEP
+    from tests.unit.test_tables import SWEEP
     copy = tmp_path / "r"
     shutil.copytree(SWEEP, copy)
     done = subprocess.run([sys.executable, "-m", "storprof.cli", "sweep", "--quick", "--size", "64m",

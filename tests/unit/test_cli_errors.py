@@ -144,7 +144,7 @@ def test_unknown_directive_in_a_job_file(tmp_path):
 def test_truncated_results_file_is_used_with_a_one_line_warning(tmp_path):
     import shutil
 
-    from tests.unit.test_report import SWEEP
+    from tests.unit.test_tables import SWEEP
     copy = tmp_path / "r"
     shutil.copytree(SWEEP, copy)
     with open(copy / "results.jsonl", "a") as f:

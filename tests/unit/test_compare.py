@@ -140,7 +140,7 @@ def test_nothing_in_common_is_a_clear_error():
 
 
 def test_settings_that_differ_are_said_and_other_sizes_are_not_compared():
-    from tests.unit.test_report import SWEEP
+    from tests.unit.test_tables import SWEEP
     a, b = ResultSet.load(SWEEP), ResultSet.load(SWEEP)
     b.meta = {**b.meta, "kernel": "7.0.0", "hostname": "elsewhere"}
     assert any(d.startswith("kernel:") for d in compare(a, b).differences)
@@ -152,7 +152,7 @@ def test_settings_that_differ_are_said_and_other_sizes_are_not_compared():
 
 
 def test_compare_command_on_two_results_directories(tmp_path):
-    from tests.unit.test_report import SWEEP
+    from tests.unit.test_tables import SWEEP
     result = CliRunner().invoke(cli.main, ["compare", str(SWEEP), str(SWEEP), "--all"], catch_exceptions=False)
     assert result.exit_code == 0
     assert "0 of" in result.output and "not significant" in result.output     # a sweep against itself
