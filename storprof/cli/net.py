@@ -42,7 +42,7 @@ from storprof.views.terminal import net_blocks
 @click.option("--repeat", type=int, help="Rounds of every path and workload [5; quick 3].")
 @click.option("--quick", is_flag=True, help="2-second runs, 3 rounds: about 4 minutes.")
 @precision_option("Aim every ratio's 95% interval at ±this (e.g. 5% or 0.05): after --repeat rounds, extra "
-                  "rounds go to the paths furthest from it [5% with --budget; off without --budget or --precision].")
+                  "rounds go to the workload whose paths are furthest from it [5% with --budget; off without either].")
 @budget_option("Minutes the run may take: shared out among the engines, each spends what is left of its share "
                "on extra rounds [no extra rounds].")
 @workdir_option("Where the daemons' data roots and the run's scratch files go.")
