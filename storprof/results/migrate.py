@@ -105,8 +105,10 @@ def _net_1(line: Line) -> Line:
     engine = str(line.get("engine") or SYSTEM_ENGINE)
     fs = "unknown"
     spec = f"overlay2@{fs}" + ("" if engine == SYSTEM_ENGINE else f":{engine}")
-    return {"driver_spec": spec, "driver": "overlay2", "fs": fs, **line, "engine": engine,
-            "repeat": int(line.get("repeat", 1)) - 1}
+    repeat = line.get("repeat")
+    # a repeat that is not a whole number stays as it is, for the field check to name
+    counted = repeat - 1 if isinstance(repeat, int) and not isinstance(repeat, bool) else repeat
+    return {"driver_spec": spec, "driver": "overlay2", "fs": fs, **line, "engine": engine, "repeat": counted}
 
 
 STEPS.setdefault(1, {})["net"] = _net_1
@@ -116,8 +118,9 @@ def migrate(line: Line) -> Line:
     """`line` as the current schema writes it (a new dict; `line` is not changed)."""
     version = line.get("schema_version", 1)
     out = dict(line)
+    kind = out.get("kind")
     while version < SCHEMA_VERSION:
-        step = STEPS.get(version, {}).get(out.get("kind", ""))
+        step = STEPS.get(version, {}).get(kind) if isinstance(kind, str) else None
         out = step(out) if step else out
         version += 1
         out["schema_version"] = version

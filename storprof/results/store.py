@@ -201,7 +201,6 @@ class ResultSet:
             for number, data in read_lines(path):
                 where = f"{path}:{number}"
                 check_version(data, where)
-                data = migrate(data)
                 kind = data.get("kind")
                 if not isinstance(kind, str):
                     raise UserError(f"{where}: a line without a 'kind' string")

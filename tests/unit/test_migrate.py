@@ -104,3 +104,17 @@ def test_net_repeats_of_a_schema_1_directory_count_from_0():
     old = sorted({d["repeat"] for d in lines if d["kind"] == "net"})
     loaded = sorted({r.repeat for r in ResultSet.load(FIXTURES / "results-net").of(NetRecord)})
     assert loaded == [k - 1 for k in old] and loaded[0] == 0
+
+
+@pytest.mark.parametrize("change", [{"kind": ["net"]}, {"repeat": "2"}, {"repeat": None}, {"repeat": True},
+                                    {"job": ["x"]}, {"params": "x"}])
+def test_a_malformed_schema_1_line_is_left_for_the_field_check_not_a_traceback(change):
+    for fixture, kind in (("results-net", "net"), ("results-union", "probe")):
+        line = next(json.loads(t) for t in (FIXTURES / fixture / "results.jsonl").read_text().splitlines()
+                    if json.loads(t)["kind"] == kind)
+        bad = {**line, **change}
+        out = migrate(bad)                                  # never raises
+        assert out["schema_version"] == SCHEMA_VERSION
+        for key in change:
+            if key in out and key != "repeat":
+                assert out[key] == change[key]
