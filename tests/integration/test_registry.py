@@ -64,10 +64,12 @@ class Toy:
 
     def prepare(self, session, sink) -> None:
         sink.message(f"[{session.label}] toy: a {self.plan.kib} KiB write and fsync")
+        self._host = session.host_dir / "toy"
+        self._host.mkdir(parents=True, exist_ok=True)
 
     def run(self, unit: Unit, session, sink) -> str:
         if unit.placement == "host":
-            seconds = self._write(session.host_dir)
+            seconds = self._write(self._host)
         else:
             with fresh_container_root(session.daemon.client, session.context.image or "",
                                       f"{session.name_prefix}-toy-r{unit.repeat}", session.labels) as root:
@@ -90,7 +92,7 @@ class Toy:
         return seconds
 
     def cleanup(self, session) -> None:
-        pass
+        self._host.rmdir()
 
 
 @dataclass(frozen=True)
