@@ -269,7 +269,7 @@ def test_render_refuses_targets_fio_would_misread(directory, filename):
 
 
 def test_fio_argv():
-    assert fio_argv("/run/job.fio") == ["fio", "--output-format=json", "/run/job.fio"]
+    assert fio_argv("/run/job.fio") == ["fio", "--clocksource=clock_gettime", "--output-format=json", "/run/job.fio"]
 
 
 # --- safety validation (every attack class in detail: test_fio_check.py) --------------------------
