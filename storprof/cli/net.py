@@ -21,6 +21,7 @@ from storprof.cli.options import (
 )
 from storprof.errors import StorprofError, UserError
 from storprof.harness.layout import new_run_id
+from storprof.harness.timeaccount import STATISTICS
 from storprof.operations import net as net_run
 from storprof.operations.workdir import make_workdir
 from storprof.results import ResultSet
@@ -29,6 +30,7 @@ from storprof.stats.intervals import DEFAULT_PRECISION
 from storprof.stats.network import net_rows
 from storprof.views.result_files import write_net_table
 from storprof.views.terminal import net_blocks
+from storprof.views.timeaccount import time_account_lines
 
 
 @click.command("net")
@@ -78,10 +80,13 @@ def net_cmd(path_list, workload_list, engine_list, seconds, repeat, quick, preci
     workdir = make_workdir(workdir, on_disk=True)
     plan = NetPlan(engines=names, paths=paths, workloads=workloads, settings=settings, run_id=new_run_id(),
                    precision=target, budget_seconds=budget_seconds)
-    run = net_run.run_net(plan, resume_dir or out, meta, workdir, quiet, previous)
-    rows = net_rows(ResultSet.load(run.results_dir).of(NetRecord), target or DEFAULT_PRECISION)
-    write_net_table(run.results_dir, rows)
-    say(*net_blocks(rows, fmt))
+    run = net_run.run_net(plan, resume_dir or out, meta, workdir, quiet, previous, started)
+    with run.account.phase(STATISTICS):
+        rows = net_rows(ResultSet.load(run.results_dir).of(NetRecord), target or DEFAULT_PRECISION)
+        write_net_table(run.results_dir, rows)
+        blocks = net_blocks(rows, fmt)
+    account = run.finish_account()
+    say(*blocks, *([] if fmt in ("csv", "json") else ["", *time_account_lines(account)]))
     click.echo(f"\nResults: {run.results_dir}  (net.md, results.jsonl, raw/net/)")
     click.echo(f"Again: storprof table {run.results_dir}   Charts: storprof report {run.results_dir}")
     click.echo(f"Total wall time: {time.monotonic() - started:.0f} s")

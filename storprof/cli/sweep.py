@@ -42,6 +42,7 @@ from storprof.harness.plan import (
     probe_plans,
     quick_sweep_time,
 )
+from storprof.harness.timeaccount import STATISTICS
 from storprof.host.cpu import fio_cpus
 from storprof.host.proc import require
 from storprof.operations import sweep as sweep_run
@@ -56,6 +57,7 @@ from storprof.storage.probes.lookup import LookupPlan
 from storprof.views.result_files import write_result_tables
 from storprof.views.result_summary import ResultSummary
 from storprof.views.terminal import answer_blocks, table_blocks
+from storprof.views.timeaccount import time_account_lines
 
 # What --image takes: an image reference.
 IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._/-]{0,200}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
@@ -139,7 +141,8 @@ def sweep(driver_list, job_list, placement_list, size, runtime, ramp_time, repea
                      aa_jobs=None if placement_list else preset.aa_jobs)
     meta = {"quick": quick, "fio_cpus_allowed": settings.cpus_allowed, "allowed_options": sorted(set(allow_options)),
             "fio_timeout": fio_timeout, "precision": target, "budget_seconds": budget_seconds}
-    _show(sweep_run.run_sweep(plan, resume_dir or out, meta, shlex.join(sys.argv), quiet, previous), fmt, started)
+    _show(sweep_run.run_sweep(plan, resume_dir or out, meta, shlex.join(sys.argv), quiet, previous, started), fmt,
+          started)
 
 
 @click.command("layers")
@@ -176,16 +179,20 @@ def layers(driver_list, samples, layer_sizes, depths, bulk, large_images, quick,
     machine = sweep_run.ready_machine(workdir, split(driver_list), docker_host, layer_plan)
     plan = SweepPlan(specs=machine.specs, jobs=[], placements=("host",), repeat=1, workdir=machine.workdir,
                      docker_host=docker_host, image=image, storage_opts=storage_opts, layers=layer_plan)
-    _show(sweep_run.run_sweep(plan, out, {"quick": quick}, shlex.join(sys.argv), quiet), fmt, started)
+    _show(sweep_run.run_sweep(plan, out, {"quick": quick}, shlex.join(sys.argv), quiet, started=started), fmt, started)
 
 
 def _show(run: sweep_run.SweepRun, fmt: str, started: float) -> None:
     """The tables beside the results, then on the terminal the answer (or, for csv and json,
-    every table), from one summary of the results."""
-    result_set = ResultSet.load(run.results_dir)
-    summary = ResultSummary.of(result_set)
-    write_result_tables(result_set, summary)
-    say(*(table_blocks(result_set, summary, fmt) if fmt in ("csv", "json") else answer_blocks(result_set, summary)))
+    every table), from one summary of the results; then, but for csv and json, where the time went."""
+    with run.account.phase(STATISTICS):
+        result_set = ResultSet.load(run.results_dir)
+        summary = ResultSummary.of(result_set)
+        write_result_tables(result_set, summary)
+        machine = fmt in ("csv", "json")
+        blocks = table_blocks(result_set, summary, fmt) if machine else answer_blocks(result_set, summary)
+    account = run.finish_account()
+    say(*blocks, *([] if machine else ["", *time_account_lines(account)]))
     click.echo(f"\nResults: {run.results_dir}  (overhead.csv/.md, layers.csv/.md, results.jsonl, raw/)")
     click.echo(f"Every cell: storprof table {run.results_dir}   Charts: storprof report {run.results_dir}")
     click.echo(f"Total wall time: {time.monotonic() - started:.0f} s")

@@ -57,7 +57,7 @@ def run_units(batch: Batch, session: Session, sink: Sink, unit_done: Callable[[U
         for workload, units in batch:
             if not units:
                 continue
-            with session.times.phase(f"workload:{workload.name}"):
+            with session.times.phase(workload.name):
                 workload.prepare(session, sink)
                 prepared.append(workload)
                 for unit in units:
@@ -66,7 +66,7 @@ def run_units(batch: Batch, session: Session, sink: Sink, unit_done: Callable[[U
             _extra_rounds(prepared, session, sink, unit_done, precision, costs, outcome, more)
     finally:
         for workload in reversed(prepared):
-            with session.times.phase(f"workload:{workload.name}"):
+            with session.times.phase(workload.name):
                 workload.cleanup(session)
     return outcome
 
@@ -117,7 +117,7 @@ def _extra_rounds(prepared: list[Workload], session: Session, sink: Sink, unit_d
         repeat = max(costs.repeats.get((workload.name, group), {-1})) + 1
         units = workload.extra_round(session.label, group, repeat)        # type: ignore[attr-defined]
         more(len(units))
-        with session.times.phase(f"workload:{workload.name}"):
+        with session.times.phase(workload.name):
             for unit in units:
                 outcome.ran += _run(workload, unit, session, sink, unit_done, costs)
         outcome.extra_rounds += 1

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from storprof.engine import containers, drivers, unionconfig
@@ -26,30 +24,15 @@ from storprof.engine.image import BenchImage, RootfsPlan
 from storprof.engine.unionconfig import OverlayParams
 from storprof.errors import StorprofError
 from storprof.harness.state import RunState
+from storprof.harness.timeaccount import BACKING_FS, CONTAINERS, DAEMON_START, IMAGE, TEARDOWN, TimeAccount
 from storprof.host import backing
 from storprof.host.mounts import host_fs_type
 from storprof.results import mem_total_bytes
 from storprof.results.records import Backing, RunContext
 from storprof.storage.fio.placements import AA, ContainerTarget, HostTarget, Target
 
-
-class PhaseTimes:
-    """Seconds spent per phase of the sweep (daemon start, image import, containers, teardown, ...),
-    which the harness benchmark reads to say where time outside measuring goes."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            self.seconds[name] += time.monotonic() - start
-
-    def __getitem__(self, name: str) -> float:
-        return self.seconds[name]
+# The account sessions charge their phases to (the name older callers import).
+PhaseTimes = TimeAccount
 
 
 class Session:
@@ -61,7 +44,7 @@ class Session:
     host_dir: Path | None = None          # the host baseline's directory (None when attached)
     data_root: Path | None = None         # the daemon's data root, where this machine can see it
 
-    def __init__(self, run_id: str, run_dir: Path, state: RunState, times: PhaseTimes,
+    def __init__(self, run_id: str, run_dir: Path, state: RunState, times: TimeAccount,
                  message: Callable[[str], None], user_image: str | None = None, scratch: Path | None = None):
         self.run_id = run_id
         self.run_dir = run_dir
@@ -103,12 +86,12 @@ class Session:
     def callback(self, fn: Callable, *args) -> None:
         """Undo something at teardown, newest first (timed as teardown)."""
         def undo() -> None:
-            with self.times.phase("teardown"):
+            with self.times.phase(TEARDOWN):
                 fn(*args)
         self._stack.callback(undo)
 
     def _import_bench_image(self) -> str:
-        with self.times.phase("image"):
+        with self.times.phase(IMAGE):
             image = BenchImage(self.daemon.client, self.labels, self.user_image)
             self.callback(image.remove)
             return image.ensure(bench_rootfs(), self.scratch) if not self.user_image else image.ensure()
@@ -142,7 +125,7 @@ class Session:
             return HostTarget(self.host_dir, self.run_dir / "jobs", placement)
         if placement == AA:
             raise StorprofError("the host-aa control needs the host baseline: not with an attached daemon")
-        with self.times.phase("containers"):
+        with self.times.phase(CONTAINERS):
             target = ContainerTarget(self.daemon.client, image or self.context.image or "", placement, self.labels,
                                      name=f"{self.name_prefix}-{placement}", bind_source=self._bind_source(placement),
                                      lower_files=lower_files)
@@ -186,7 +169,8 @@ class EphemeralSession(Session):
         fs = backing.BackingFS(self.spec.fs, self.workdir, layout.backing_name(slug), self.size_bytes)
         self.state.record("backing", slug=slug, **fs.record())
         self.callback(fs.teardown)
-        fs.setup()
+        with self.times.phase(BACKING_FS):
+            fs.setup()
         if self.spec.overlay:
             params = OverlayParams(self.spec.overlay)
             params.read_before()
@@ -195,7 +179,7 @@ class EphemeralSession(Session):
             params.apply()
             self.message(f"[{self.spec}] overlay module parameters {', '.join(params.names)} on for this session "
                          f"(host-wide for new overlay mounts; put back at its end)")
-        with self.times.phase("daemon_start"):
+        with self.times.phase(DAEMON_START):
             daemon = EphemeralDaemon(str(self.spec), info.storage_driver, layout.data_root(slug),
                                      layout.runtime_dir(self.index), self.log_dir / f"{slug}.log",
                                      storage_opts=self.storage_opts, engine=engine,

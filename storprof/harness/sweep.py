@@ -24,8 +24,9 @@ from storprof.harness.lifecycle import owned_run
 from storprof.harness.plan import SweepPlan
 from storprof.harness.progress import Progress, SessionTally, as_progress
 from storprof.harness.scheduler import Batch, Outcome, Precision, run_units, session_precision, short_message
-from storprof.harness.session import AttachedSession, EphemeralSession, PhaseTimes, Session
+from storprof.harness.session import AttachedSession, EphemeralSession, Session
 from storprof.harness.state import RunState
+from storprof.harness.timeaccount import PLAN, TimeAccount
 from storprof.harness.workload import Sink, Unit
 from storprof.host import safepath
 from storprof.host.facts import host_facts
@@ -40,12 +41,13 @@ class Sweep:
     """Runs a SweepPlan into a ResultsStore; `run()` returns one DriverRecord per driver spec."""
 
     def __init__(self, plan: SweepPlan, store: ResultsStore, progress: Progress | Callable[[str], None],
-                 done: frozenset = frozenset()):
+                 done: frozenset = frozenset(), times: TimeAccount | None = None):
         self.plan = plan
         self.store = store
         self.progress = as_progress(progress)
         self.done = done                        # resume keys of what the results directory holds
-        self.times = PhaseTimes()
+        self.times = times or TimeAccount()   # each spec's account reaches meta.json as the spec ends
+        self.times.on_spec_end = lambda account: store.save_time_account(account.to_meta())
         self.workloads = plan.workloads()
         self.sink = Sink(store, self.progress.message)
         self.state: RunState | None = None
@@ -70,9 +72,10 @@ class Sweep:
         return [(w, w.units(spec, self.done)) for w in self.workloads]
 
     def _ephemeral(self) -> list[DriverRecord]:
-        facts = host_facts(host_fs_type(self.plan.workdir))
-        runnable = [s for s in self.plan.specs if not drivers.unavailable(s, facts=facts)]
-        batches = {str(spec): self.batch(str(spec)) for spec in self.plan.specs}
+        with self.times.phase(PLAN):
+            facts = host_facts(host_fs_type(self.plan.workdir))
+            runnable = [s for s in self.plan.specs if not drivers.unavailable(s, facts=facts)]
+            batches = {str(spec): self.batch(str(spec)) for spec in self.plan.specs}
         self.progress.add_total(sum(_count(b) for b in batches.values()))
         outcomes = []
         for index, spec in enumerate(self.plan.specs):
@@ -94,7 +97,8 @@ class Sweep:
     def _attached(self) -> DriverRecord:
         start = time.monotonic()
         try:
-            session = self.attached_session()
+            with self.times.phase(PLAN):
+                session = self.attached_session()
         except FAILURES as e:
             self.progress.message(f"[attached] failed: {first_line(e)}")
             return self._record(DriverSpec("unknown", "unknown"), "failed", first_line(e), 0, time.monotonic() - start)
@@ -113,7 +117,7 @@ class Sweep:
             self.progress.unit_done(str(spec), unit.describe(), summary)
 
         try:
-            with open_session() as session:
+            with self.times.spec(str(spec)), open_session() as session:
                 spec = session.spec
                 outcome = run_units(batch, session, Sink(self.store, self.progress.message), unit_done,
                                     self._precision(start), more=tally.more)

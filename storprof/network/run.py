@@ -19,8 +19,8 @@ from storprof.errors import StorprofError, first_line
 from storprof.harness.lifecycle import owned_run
 from storprof.harness.progress import Progress, SessionTally, as_progress
 from storprof.harness.scheduler import run_units, session_precision, short_message
-from storprof.harness.session import PhaseTimes
 from storprof.harness.state import RunState
+from storprof.harness.timeaccount import PLAN, TimeAccount
 from storprof.harness.workload import Sink, Unit
 from storprof.host.mounts import host_fs_type
 from storprof.host.proc import run
@@ -56,7 +56,7 @@ class NetRun:
     """Runs a NetPlan into a ResultsStore; `run()` returns the NetRecords it wrote."""
 
     def __init__(self, plan: NetPlan, store: ResultsStore, progress: Progress | Callable[[str], None],
-                 workdir: Path, done: frozenset[Key] = frozenset()):
+                 workdir: Path, done: frozenset[Key] = frozenset(), times: TimeAccount | None = None):
         self.plan = plan
         self.store = store
         self.progress = as_progress(progress)
@@ -64,7 +64,8 @@ class NetRun:
         self.done = done
         self.versions = tool_versions()
         self.run_dir = workdir / plan.run_id
-        self.times = PhaseTimes()
+        self.times = times or TimeAccount()   # each engine's account reaches meta.json as it ends
+        self.times.on_spec_end = lambda account: store.save_time_account(account.to_meta())
         self.records: list[NetRecord] = []
         self.started = time.monotonic()
 
@@ -78,10 +79,11 @@ class NetRun:
     def run(self) -> list[NetRecord]:
         self.started = time.monotonic()
         with owned_run(self.workdir, self.plan.run_id, self.progress.message) as state:
-            self.run_dir.mkdir(mode=0o700)
-            (self.run_dir / WRK_SCRIPT).write_text(nettools.WRK_REPORT_LUA)
-            engines = all_engines()
-            todo = {name: self.units(name) for name in self.plan.engines}
+            with self.times.phase(PLAN):
+                self.run_dir.mkdir(mode=0o700)
+                (self.run_dir / WRK_SCRIPT).write_text(nettools.WRK_REPORT_LUA)
+                engines = all_engines()
+                todo = {name: self.units(name) for name in self.plan.engines}
             self.progress.add_total(sum(len(u) for u in todo.values()))
             for index, name in enumerate(self.plan.engines):
                 if not todo[name]:
@@ -105,8 +107,8 @@ class NetRun:
         precision = session_precision(self.plan.precision, self.plan.budget_seconds, self.started, start,
                                       engines_left)
         try:
-            with NetSession(engine, self.plan, self.workdir, self.run_dir, state, self.progress.message, index,
-                            times=self.times) as session:
+            with self.times.spec(label), NetSession(engine, self.plan, self.workdir, self.run_dir, state,
+                                                    self.progress.message, index, times=self.times) as session:
                 outcome = run_units([(workload, units)], session, sink, unit_done, precision,
                                     more=tally.more)
                 line = short_message(label, outcome, self.plan.precision)

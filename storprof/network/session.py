@@ -25,8 +25,9 @@ from storprof.engine.drivers import DriverSpec
 from storprof.engine.engines import Engine
 from storprof.engine.image import BenchImage, RootfsPlan, plan_rootfs
 from storprof.errors import DaemonError, EnvironmentProblem, StorprofError, first_line
-from storprof.harness.session import PhaseTimes, Session
+from storprof.harness.session import Session
 from storprof.harness.state import RunState
+from storprof.harness.timeaccount import DAEMON_START, IMAGE, TimeAccount
 from storprof.host.mounts import host_fs_type
 from storprof.host.proc import run
 from storprof.host.sandbox import bwrap_argv
@@ -118,8 +119,8 @@ class NetSession(Session):
     harness Session's lifecycle (one ExitStack, teardown timed, newest first) and RunContext."""
 
     def __init__(self, engine: Engine, plan: NetPlan, workdir: Path, run_dir: Path, state: RunState,
-                 message: Callable[[str], None], index: int, times: PhaseTimes | None = None):
-        super().__init__(run_id=plan.run_id, run_dir=run_dir, state=state, times=times or PhaseTimes(),
+                 message: Callable[[str], None], index: int, times: TimeAccount | None = None):
+        super().__init__(run_id=plan.run_id, run_dir=run_dir, state=state, times=times or TimeAccount(),
                          message=message, scratch=workdir)
         self.engine = engine
         self.plan = plan
@@ -175,7 +176,7 @@ class NetSession(Session):
                                  netns=ns.name, network_args=network_args(role == PROXY, self.engine))
         self.state.record("daemon", role=role, index=self.index, **daemon.record())
         self.callback(daemon.stop)
-        with self.times.phase("daemon_start"):
+        with self.times.phase(DAEMON_START):
             daemon.start()
         self.daemons[role] = daemon
         if not self.daemons.keys() - {role}:        # the first daemon up: the session's daemon and context
@@ -183,7 +184,7 @@ class NetSession(Session):
             self.context = net_context(self.run_id, self.engine, self.spec.fs, daemon.version())
         image = BenchImage(daemon.client, self.labels, repository=REPOSITORY)
         self.callback(image.remove)
-        with self.times.phase("image"):
+        with self.times.phase(IMAGE):
             ref = image.ensure(net_rootfs(self.servers), self.workdir)
         self.message(f"{spec} dockerd {daemon.version()} up in network namespace {ns.name}"
                      f" (userland-proxy={'true' if role == PROXY else 'false'})")

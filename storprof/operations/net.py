@@ -4,6 +4,7 @@ validates the options and builds the NetPlan."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from storprof.engine.engines import all_engines
 from storprof.engine.engines import find as find_engine
 from storprof.errors import UserError
 from storprof.harness.interrupt import interruptible
+from storprof.harness.timeaccount import PLAN, TimeAccount
 from storprof.network.plan import NetPlan
 from storprof.network.run import BASE_TOOLS, NetRun, done_keys, missing_tools
 from storprof.results import ResultSet
@@ -22,6 +24,12 @@ class NetResult:
     results_dir: Path
     records: list
     resumed_any: bool
+    account: TimeAccount            # charge the statistics and views to it, then finish_account()
+    store: results.ResultsStore
+
+    def finish_account(self) -> dict:
+        """The run is over: its time account, closed and kept in meta.json."""
+        return self.account.finish(self.store)
 
     @property
     def measured_any(self) -> bool:
@@ -60,9 +68,14 @@ def previous_results(resume_dir: Path, seconds: int) -> ResultSet:
 
 
 def run_net(plan: NetPlan, out: Path | None, meta: dict, workdir: Path, quiet: bool,
-            previous: ResultSet | None = None) -> NetResult:
-    """Run the plan (only the rounds `previous` lacks, when resuming into it) into a results directory."""
-    done = done_keys(previous, plan) if previous is not None else frozenset()
-    store = results.ResultsStore(out or results.default_out_dir(), meta, resume=previous is not None)
-    records = interruptible(store.dir, quiet, lambda progress: NetRun(plan, store, progress, workdir, done=done).run())
-    return NetResult(store.dir, records, bool(done))
+            previous: ResultSet | None = None, started: float | None = None) -> NetResult:
+    """Run the plan (only the rounds `previous` lacks, when resuming into it) into a results directory.
+    The time account starts at `started` (when the command began; its checks until now are planning)."""
+    account = TimeAccount(started)
+    account.add(PLAN, time.monotonic() - account.started)
+    with account.phase(PLAN):
+        done = done_keys(previous, plan) if previous is not None else frozenset()
+        store = results.ResultsStore(out or results.default_out_dir(), meta, resume=previous is not None)
+    records = interruptible(store.dir, quiet,
+                            lambda progress: NetRun(plan, store, progress, workdir, done=done, times=account).run())
+    return NetResult(store.dir, records, bool(done), account, store)

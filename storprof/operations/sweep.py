@@ -16,6 +16,7 @@ from storprof.errors import StorprofError, UserError
 from storprof.harness.interrupt import interruptible
 from storprof.harness.plan import SweepPlan
 from storprof.harness.sweep import Sweep
+from storprof.harness.timeaccount import PLAN, TimeAccount
 from storprof.host import backing
 from storprof.host.mounts import host_fs_type
 from storprof.host.proc import require
@@ -39,10 +40,16 @@ class Machine:
 class SweepRun:
     results_dir: Path
     outcomes: list
+    account: TimeAccount            # charge the statistics and views to it, then finish_account()
+    store: results.ResultsStore
 
     @property
     def measured_any(self) -> bool:
         return any(o.status == "ok" for o in self.outcomes)
+
+    def finish_account(self) -> dict:
+        """The run is over: its time account, closed and kept in meta.json."""
+        return self.account.finish(self.store)
 
 
 def previous_results(results_dir: Path) -> ResultSet:
@@ -99,18 +106,23 @@ def plan_meta(plan: SweepPlan, command: str) -> dict:
 
 
 def run_sweep(plan: SweepPlan, out: Path | None, meta: dict, command: str, quiet: bool,
-              previous: ResultSet | None = None) -> SweepRun:
+              previous: ResultSet | None = None, started: float | None = None) -> SweepRun:
     """Run the plan (only what `previous` lacks, when resuming into it) into a results directory
-    whose meta.json holds the plan, `command` and `meta`."""
-    done: frozenset = frozenset()
-    if previous is not None:
-        plan.check_resumable(previous)
-        done = plan.done_keys(previous)
-    if not plan.docker_host:
-        backing.require_free_space(plan.workdir, plan.backing_size_bytes(),
-                                   "one driver's data root, fio files, images and layers "
-                                   "(use a smaller --size or --layer-sizes)")
-    store = results.ResultsStore(out or results.default_out_dir(), {**plan_meta(plan, command), **meta},
-                                 resume=previous is not None)
-    outcomes = interruptible(store.dir, quiet, lambda progress: Sweep(plan, store, progress, done=done).run())
-    return SweepRun(store.dir, outcomes)
+    whose meta.json holds the plan, `command` and `meta`. The time account starts at `started`
+    (time.monotonic() when the command began; its checks until now are planning)."""
+    account = TimeAccount(started)
+    account.add(PLAN, time.monotonic() - account.started)
+    with account.phase(PLAN):
+        done: frozenset = frozenset()
+        if previous is not None:
+            plan.check_resumable(previous)
+            done = plan.done_keys(previous)
+        if not plan.docker_host:
+            backing.require_free_space(plan.workdir, plan.backing_size_bytes(),
+                                       "one driver's data root, fio files, images and layers "
+                                       "(use a smaller --size or --layer-sizes)")
+        store = results.ResultsStore(out or results.default_out_dir(), {**plan_meta(plan, command), **meta},
+                                     resume=previous is not None)
+    outcomes = interruptible(store.dir, quiet,
+                             lambda progress: Sweep(plan, store, progress, done=done, times=account).run())
+    return SweepRun(store.dir, outcomes, account, store)

@@ -127,7 +127,8 @@ class ResultsStore:
         full_meta = {"schema_version": SCHEMA_VERSION,
                      "started": datetime.now(UTC).isoformat(timespec="seconds"),
                      **machine_metadata(), **meta}
-        safepath.replace(self.dir / META_FILE, json.dumps(full_meta, indent=2, sort_keys=True) + "\n")
+        self._meta, self._resumed = full_meta, False
+        self._write_meta()
 
     def _reopen(self, meta: dict) -> None:
         """Resume: keep meta.json (adding this run to its `resumed` list) and cut a half-written
@@ -154,8 +155,18 @@ class ResultsStore:
                 os.close(fd)
         old.setdefault("resumed", []).append({
             "time": datetime.now(UTC).isoformat(timespec="seconds"), **meta})
-        safepath.replace(meta_path, json.dumps(old, indent=2, sort_keys=True) + "\n")
+        self._meta, self._resumed = old, True
+        self._write_meta()
         safepath.real_subdir(self.dir / "raw", "results directory")
+
+    def _write_meta(self) -> None:
+        safepath.replace(self.dir / META_FILE, json.dumps(self._meta, indent=2, sort_keys=True) + "\n")
+
+    def save_time_account(self, account: dict) -> None:
+        """Keep this run's time account (harness/timeaccount.py) in meta.json, replacing the one
+        written when the previous spec ended; a resumed run's goes in its entry of `resumed`."""
+        (self._meta["resumed"][-1] if self._resumed else self._meta)["time_account"] = account
+        self._write_meta()
 
     def save_raw(self, rel_path: str, text: str) -> str:
         """Keep fio's own output; returns the path relative to the results directory."""

@@ -21,8 +21,10 @@ from storprof.harness.plan import SweepPlan
 from storprof.harness.sweep import Sweep
 from storprof.harness.workload import Unit
 from storprof.results import ResultSet
+from storprof.results.files import read_meta
 from storprof.results.records import ProbeRecord
 from storprof.storage.probes.filetiming import fresh_container_root
+from storprof.views.timeaccount import time_account_lines
 from tests.conftest import setup_provides, storprof_leftovers
 
 pytestmark = [
@@ -95,6 +97,25 @@ class Toy:
         self._host.rmdir()
 
 
+def _the_time_account_adds_up(results_dir: Path, sweep: Sweep, wall: float, spec_seconds: float) -> None:
+    """meta.json's account (written as the spec ended) and the sweep's at its end: the spec's
+    phases sum to its wall time, which is the spec's own clock (DriverRecord.seconds), and the
+    run's phases plus the spec's wall to the wall time measured around the sweep, each within 2%."""
+    saved = read_meta(results_dir / results.META_FILE)["time_account"]["specs"]["vfs@ext4"]
+    account = sweep.times.to_meta()
+    spec = account["specs"]["vfs@ext4"]
+    assert saved == spec
+    phases = spec["phases"]
+    assert sum(phases.values()) == pytest.approx(spec["wall_seconds"], rel=0.02), account
+    assert spec["wall_seconds"] == pytest.approx(spec_seconds, rel=0.02), (account, spec_seconds)
+    assert all(phases.get(p, 0) > 0 for p in ("daemon_start", "image", "toy", "teardown")), phases
+    assert phases["other"] <= 0.25 * spec["wall_seconds"], phases        # the phases name where it went
+    run_total = sum(account["run"].values()) + spec["wall_seconds"]
+    assert run_total == pytest.approx(account["wall_seconds"], rel=0.02), account
+    assert account["wall_seconds"] == pytest.approx(wall, rel=0.02), (account, wall)
+    print(time_account_lines(account))
+
+
 @dataclass(frozen=True)
 class ToySweepPlan(SweepPlan):
     toy: ToyPlan | None = None
@@ -111,9 +132,14 @@ def test_a_workload_registered_here_runs_through_sweep_table_and_report(monkeypa
                             workdir=workdir, toy=ToyPlan())
         store = results.ResultsStore(out, {"test": True})
         lines: list[str] = []
-        outcomes = Sweep(plan, store, lines.append).run()
+        sweep = Sweep(plan, store, lines.append)
+        started = time.monotonic()
+        outcomes = sweep.run()
+        wall = time.monotonic() - started
+        sweep.times.close()
         assert [o.status for o in outcomes] == ["ok"], (outcomes, lines[-5:])
         assert not storprof_leftovers(str(workdir))
+        _the_time_account_adds_up(store.dir, sweep, wall, outcomes[0].seconds)
         toy = [r for r in ResultSet.load(store.dir).of(ProbeRecord) if r.workload == "toy"]
         assert sorted((r.placement, r.repeat) for r in toy) == [(p, r) for p in ("host", "union") for r in range(3)]
         assert all(r.seconds > 0 and r.context.driver_spec == "vfs@ext4" for r in toy)

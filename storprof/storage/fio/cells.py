@@ -14,13 +14,14 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from storprof.errors import FioError, StorprofError
+from storprof.harness.timeaccount import FIO_MEASURING, FIO_RAMP, FIO_STARTUP
 from storprof.harness.workload import Done, Sink, Unit
 from storprof.results.records import FioRecord
 from storprof.storage.fio.fiojob import FioJob
 from storprof.storage.fio.job import precondition_job
-from storprof.storage.fio.options import MAX_FILES
+from storprof.storage.fio.options import MAX_FILES, time_seconds
 from storprof.storage.fio.placements import AA, LOWER_DIR, ContainerTarget, FioRun, HostTarget, Target
-from storprof.storage.fio.result import parse_fio_output
+from storprof.storage.fio.result import FioResult, parse_fio_output
 from storprof.storage.probes.filetiming import container_root, drop_cached_pages
 from storprof.storage.probes.lowerlayer import image_with_files, remove_image
 
@@ -228,7 +229,7 @@ class FioCells:
     def run(self, unit: Unit, session: Session, sink: Sink) -> str:
         """Run one job once on one target, emit its record (and keep fio's JSON); returns a summary."""
         job, target = self._scaled.get(unit.group) or self.jobs[unit.group], self.targets[unit.placement]
-        with session.times.phase("fio"):
+        with session.times.phase(FIO_STARTUP):       # less what fio measured, below (_account)
             if job.own_files:
                 # Metadata jobs: a fresh directory per run, kept until the placement goes (see
                 # docs/findings.md, 'ext4 and recently deleted inodes').
@@ -251,6 +252,7 @@ class FioCells:
         except FioError as e:
             sink.emit(replace(record, error=str(e)))
             return f"FAILED: {e}"
+        _account(session, job, fio_run, result)
         if copied_up:
             error = "the read copied the lower-layer file up to the top layer"
             sink.emit(replace(record, error=error, metrics=result.metrics()))
@@ -272,6 +274,15 @@ def _params(job: FioJob) -> dict:
     if not job.own_files:
         params.update(data_file=data_file_name(job), file_state=file_state(job))
     return params
+
+
+def _account(session: Session, job: FioJob, fio_run: FioRun, result: FioResult) -> None:
+    """Of a timed run's wall time, charged to fio start-up, what fio measured (its runtime_ms) is
+    fio measuring and the job's ramp_time (I/O fio does not measure) fio ramp."""
+    measured = min(result.runtime_ms / 1000, fio_run.wall_seconds)
+    ramp = min(time_seconds(job.option("ramp_time") or "0") or 0.0, fio_run.wall_seconds - measured)
+    session.times.move(FIO_STARTUP, FIO_MEASURING, measured)
+    session.times.move(FIO_STARTUP, FIO_RAMP, ramp)
 
 
 def _drop_lower_files_from_cache(target: ContainerTarget, files: dict[str, str]) -> None:
