@@ -163,9 +163,8 @@ def compare(a: ResultSet, b: ResultSet, alpha: float = ALPHA, drift: list[Result
         ma = pd.concat([ma, net_measurements(a.of(NetRecord))], ignore_index=True)
         mb = pd.concat([mb, net_measurements(b.of(NetRecord))], ignore_index=True)
     calibrations = [_measured(c, {**incomparable, **_incomparable_jobs(a, c)}) for c in drift]
-    drifts = drift_of(pd.concat([session_logs(m, side) for m, side in
-                                 [(ma, "A"), (mb, "B")] + [(c, f"drift {i}") for i, c in enumerate(calibrations)]],
-                                ignore_index=True))
+    drifts = drift_of(_once_each(session_logs(m, side) for m, side in
+                                 [(ma, "A"), (mb, "B")] + [(c, f"drift {i}") for i, c in enumerate(calibrations)]))
     group = KEY + ["metric"]
     a_groups = {k: g["value"].astype(float).tolist() for k, g in ma.groupby(group, sort=False)}
     b_groups = {k: g["value"].astype(float).tolist() for k, g in mb.groupby(group, sort=False)}
@@ -186,6 +185,14 @@ def compare(a: ResultSet, b: ResultSet, alpha: float = ALPHA, drift: list[Result
     change = table["ratio"].map(lambda r: abs(math.log(r)) if r and r > 0 else -1.0)
     table = table.loc[change.sort_values(ascending=False, kind="stable").index].reset_index(drop=True)
     return Comparison(table, _differences(a, b), [f"{job}: {why}" for job, why in incomparable.items()])
+
+
+def _once_each(sides) -> pd.DataFrame:
+    """The sides' session medians, a session (run id and spec) counted once: a directory compared
+    with itself, or given again as --drift, holds no more sessions than it ran."""
+    logs = pd.concat(list(sides), ignore_index=True)
+    first_side = logs.groupby("session", sort=False)["side"].transform("first")
+    return logs[logs["side"] == first_side]
 
 
 def _row(key: tuple, va: list[float] | None, vb: list[float] | None, tested: Drift | str | None) -> dict:
