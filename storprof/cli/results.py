@@ -71,12 +71,15 @@ def report_cmd(results_dir: Path, out: Path | None, fmt: str):
 @results_dir_argument("b_dir")
 @format_option()
 @click.option("--all", "show_all", is_flag=True, help="Also list the rows that are not significant.")
+@click.option("--drift", "drift_dirs", multiple=True, type=click.Path(path_type=Path), metavar="DIR",
+              help="Another sweep of the same configuration on this host (repeatable): its sessions add to "
+                   "the measure of the drift between sessions that a difference must exceed.")
 @one_line_errors
 @views_of_input
-def compare_cmd(a_dir: Path, b_dir: Path, fmt: str, show_all: bool):
-    """Did B get faster or slower than A, and is it real? (Welch's t-test on the logs, FDR 5%)"""
+def compare_cmd(a_dir: Path, b_dir: Path, fmt: str, show_all: bool, drift_dirs: tuple[Path, ...]):
+    """Did B get faster or slower than A, by more than this host's drift between sessions? (FDR 5%)"""
     from storprof.stats.compare import compare, summary_line
-    result = compare(load_to_read(a_dir), load_to_read(b_dir))
+    result = compare(load_to_read(a_dir), load_to_read(b_dir), drift=[load_to_read(d) for d in drift_dirs])
     table = result.table
     shown = table if show_all else table[~table["verdict"].isin(["not significant"])]
     say(*[f"A and B differ in {line}" for line in result.differences], err=True)

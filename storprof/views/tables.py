@@ -244,7 +244,8 @@ def _fmt_metric(metric: str, value) -> str:
 
 
 def format_comparison(table: pd.DataFrame, fmt: str = "simple") -> str:
-    """compare's rows: A, B, B/A, p and the verdict; metrics in their own units."""
+    """compare's rows: A, B, B/A, p, the drift between sessions it was tested against, and the verdict;
+    metrics in their own units."""
     if fmt in ("csv", "json"):
         return table.to_csv(index=False).rstrip("\n") if fmt == "csv" else table.to_json(orient="records", indent=2)
     rows = []
@@ -254,8 +255,9 @@ def format_comparison(table: pd.DataFrame, fmt: str = "simple") -> str:
                      f"{_fmt_metric(metric, r.a)} (n={r.n_a})", f"{_fmt_metric(metric, r.b)} (n={r.n_b})",
                      "-" if r.ratio is None or pd.isna(r.ratio) else f"{r.ratio:.3f}",
                      "-" if r.p_value is None or pd.isna(r.p_value) else f"{r.p_value:.3f}",
-                     "-" if r.q_value is None or pd.isna(r.q_value) else f"{r.q_value:.3f}", r.verdict])
-    headers = ["driver", "placement", "job", "metric", "A", "B", "B/A", "p", "q (FDR)", "verdict"]
+                     "-" if r.q_value is None or pd.isna(r.q_value) else f"{r.q_value:.3f}",
+                     "-" if r.drift_note is None or pd.isna(r.drift_note) else r.drift_note, r.verdict])
+    headers = ["driver", "placement", "job", "metric", "A", "B", "B/A", "p", "q (FDR)", "drift", "verdict"]
     return tabulate(rows, headers=headers, tablefmt="pipe" if fmt == "markdown" else fmt, disable_numparse=True)
 
 

@@ -1,6 +1,12 @@
 """compare on real sweeps: two identical sweeps back to back (an A/A pair) are not called different,
 and a sweep made while another fio loads the same disk is called slower (needs root).
 
+compare tests a row against the drift between sessions (each spec is a session), which it measures
+from the sweeps' own sessions on one backing filesystem: one spec a sweep would leave every row
+"not yet known". So each sweep runs two specs on the host's filesystem (overlay2 and vfs, a session
+each), and the A/A sweep is also given to the loaded comparison as --drift, a third sweep of the
+same configuration (3 degrees of freedom instead of 2).
+
 Within one sweep, the same injection is seen from the other side: a background load slows the
 raw figures of every placement alike, so the within-sweep ratios to host must not call it a
 container cost."""
@@ -27,7 +33,7 @@ pytestmark = [
     setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed"),
 ]
 
-ARGS = ["--drivers", "overlay2", "--jobs", "randread-4k", "--placements", "host,bind", "--size", "32m",
+ARGS = ["--drivers", "overlay2,vfs", "--jobs", "randread-4k", "--placements", "host,bind", "--size", "32m",
         "--runtime", "0.5", "--ramp-time", "0", "--repeat", "6", "--no-layers", "--quiet"]
 
 
@@ -68,20 +74,19 @@ def test_an_aa_pair_is_not_called_different_and_a_disk_load_is():
         a1, a2, loaded = (ResultSet.load(out / n) for n in ("a1", "a2", "loaded"))
 
         aa = compare(a1, a2)
-        assert len(aa.table) >= 5                                   # iops and p99 of both, the ratio
-        # The within-sweep ratio cancels the machine's drift between the two sweeps, so an A/A pair
-        # must not call it different. The raw rows do not: on this machine two identical sweeps a
-        # minute apart have differed by 17% and by 2x on host and bind alike, and Welch's test on
-        # repeats calls that real (issue 29: compare's unit of replication is the sweep).
-        steady = called(aa)[called(aa).metric == "ratio to host"]
-        assert steady.empty, steady.to_string()
+        assert len(aa.table) >= 10                                  # iops and p99 of both, the ratios, 2 specs
+        assert aa.table["p_value"].notna().all(), aa.table.to_string()     # two sessions a side: all tested
+        # The issue's check: two identical sweeps, at most one row called different. Welch's test on
+        # the repeats called 3 of 10 (issue 29); against the drift between sessions none should be.
+        assert len(called(aa)) <= 1, called(aa).to_string()
 
-        ab = compare(a1, loaded)
-        host = ab.table[(ab.table.placement == "host") & (ab.table.metric == "iops")].iloc[0]
-        assert host.verdict == "slower" and host.ratio < 0.9, ab.table.to_string()
-        assert host.q_value < 0.05
-        ratio = ab.table[ab.table.metric == "ratio to host"].iloc[0]
-        assert ratio.ratio == pytest.approx(1.0, abs=0.3)          # the load slows host and bind alike
+        ab = compare(a1, loaded, drift=[a2])
+        hosts = ab.table[(ab.table.placement == "host") & (ab.table.metric == "iops")]
+        assert len(hosts) == 2 and (hosts.drift_df == 3).all(), ab.table.to_string()
+        assert (hosts.verdict == "slower").all() and (hosts.ratio < 0.9).all(), ab.table.to_string()
+        assert (hosts.q_value < 0.05).all()
+        ratios = ab.table[ab.table.metric == "ratio to host"]
+        assert ratios.ratio.between(0.7, 1.3).all()                 # the load slows host and bind alike
         assert not storprof_leftovers(str(workdir))
     finally:
         shutil.rmtree(load_dir, ignore_errors=True)
