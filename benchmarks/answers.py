@@ -113,7 +113,7 @@ def time_account(results_dir: Path) -> tuple[float, float] | None:
         return None
     wall = account.get("wall_seconds")
     specs = account.get("specs") or {}
-    measuring = sum((s.get("phases") or {}).get("fio measuring", 0.0) for s in specs.values())
+    measuring = sum((s.get("phases") or {}).get("fio_measuring", 0.0) for s in specs.values())
     return (float(wall), float(measuring)) if wall else None
 
 
