@@ -68,7 +68,7 @@ def _value(line: dict) -> tuple[tuple, float] | None:
         value = metrics.get("total_bw_bytes" if line.get("primary_metric") == "bw" else "total_iops")
         return (("fio", line.get("job")), value) if value else None
     if line.get("kind") == "probe":
-        seconds = line.get("seconds")
+        seconds = line.get("seconds", (line.get("metrics") or {}).get("seconds"))
         key = ("probe",) + tuple(line.get(name) for name in PROBE_IDENTITY)
         return (key, seconds) if seconds and seconds > 0 else None
     return None
