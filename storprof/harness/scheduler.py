@@ -3,9 +3,11 @@
 Each workload hands over its units already interleaved (placements rotated within a repeat,
 repeats outermost), so a unit's neighbours in time are its pairs. Every workload first runs its
 minimum repeats; then, with a precision target, the scheduler spends further rounds (one more
-repeat of one group, all its placements back to back, rotated) on the group whose widest ratio
-interval is furthest from the target, while the session's time lasts. A group that would need
-more rounds than allowed to reach the target is left alone and reported as out of reach.
+repeat of one group, all its placements back to back, rotated) while the session's time lasts.
+A round goes to the group most likely to answer one of its open cells (a placement's paired
+ratio to host) per second it costs; a cell is answered when its interval excludes 1.00 under
+the stricter stopping rule, or is within the target (stats/sequential.py says why). A cell that
+cannot be answered in the time or the repeats left is given up and named.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from storprof.harness.workload import Sink, Unit, Workload
 from storprof.results.records import FioRecord, ProbeRecord, Record
-from storprof.stats.intervals import ratio_interval, repeats_needed
+from storprof.stats import sequential as seq
+from storprof.stats.intervals import ratio_interval
 from storprof.stats.summary import paired_ratio
 
 if TYPE_CHECKING:
@@ -38,13 +42,28 @@ class Precision:
     max_repeats: int = 30          # no group gets more rounds than this
 
 
+@dataclass(frozen=True)
+class GivenUp:
+    """A cell the scheduler stopped spending rounds on before it had an answer, and why."""
+
+    workload: str
+    group: str
+    cell: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.workload} {self.group} {self.cell} ({self.reason})"
+
+
 @dataclass
 class Outcome:
-    """What a session's scheduling did: units run, and the groups left short of the target."""
+    """What a session's scheduling did: units run, the groups left with a cell not yet answered,
+    and the cells given up."""
 
     ran: int = 0
     extra_rounds: int = 0
     short: dict[str, float] = field(default_factory=dict)    # 'workload group' -> widest half-width
+    given_up: list[GivenUp] = field(default_factory=list)
 
 
 def run_units(batch: Batch, session: Session, sink: Sink, unit_done: Callable[[Unit, str], None],
@@ -100,20 +119,17 @@ def _run(workload: Workload, unit: Unit, session: Session, sink: Sink, unit_done
 
 def _extra_rounds(prepared: list[Workload], session: Session, sink: Sink, unit_done, precision: Precision,
                   costs: RoundCosts, outcome: Outcome, more: Callable[[int], None]) -> None:
-    target = math.log1p(precision.target)
+    rule: seq.Rule | None = None
+    gave_up: dict[tuple[str, str, str], str] = {}
     while True:
-        widths = {(w, g): width for w in prepared if hasattr(w, "group_of")
-                  for g, width in group_widths(w, sink.records).items()}
-        reachable = {key: width for key, (width, sd) in widths.items()
-                     if width > target and costs.rounds(key[0].name, key[1]) < precision.max_repeats
-                     and repeats_needed(sd, precision.target) <= precision.max_repeats}
-        outcome.short = {f"{w.name} {g}": math.expm1(width) for (w, g), (width, _) in widths.items() if width > target}
-        if not reachable:
+        states = [c for w in prepared if hasattr(w, "group_of") for c in cell_states(w, sink.records)]
+        if rule is None:      # one look per repeat from the fewest pairs a cell has now
+            first = min((c.n for c in states), default=2)
+            rule = seq.Rule(precision.target, precision.max_repeats, min_repeats=max(2, first))
+        choice = _next_round(states, rule, precision, costs, outcome, gave_up)
+        if choice is None:
             return
-        workload, group = max(reachable, key=lambda key: reachable[key])
-        cost = costs.per_round(workload.name, group)
-        if precision.deadline is not None and time.monotonic() + cost > precision.deadline:
-            return
+        workload, group = choice
         repeat = max(costs.repeats.get((workload.name, group), {-1})) + 1
         units = workload.extra_round(session.label, group, repeat)        # type: ignore[attr-defined]
         more(len(units))
@@ -121,6 +137,48 @@ def _extra_rounds(prepared: list[Workload], session: Session, sink: Sink, unit_d
             for unit in units:
                 outcome.ran += _run(workload, unit, session, sink, unit_done, costs)
         outcome.extra_rounds += 1
+
+
+def _next_round(states: list[CellState], rule: seq.Rule, precision: Precision, costs: RoundCosts,
+                outcome: Outcome, gave_up: dict[tuple[str, str, str], str]) -> tuple[Workload, str] | None:
+    """The group one more round goes to, or None; gives up the cells out of reach (kept in
+    `gave_up`) and says in `outcome` what is still open."""
+    if not states:
+        outcome.short, outcome.given_up = {}, []
+        return None
+    groups = list(dict.fromkeys((c.workload, c.group) for c in states))
+    member = np.array([[(c.workload, c.group) == g for g in groups] for c in states], dtype=float)
+    n, mean, sd = (np.array([getattr(c, k) for c in states], dtype=float) for k in ("n", "mean", "sd"))
+    n = n.astype(int)
+    cost = np.array([costs.per_round(w.name, g) for w, g in groups])
+    done = np.array([costs.rounds(w.name, g) for w, g in groups])
+    left = math.inf if precision.deadline is None else precision.deadline - time.monotonic()
+    open_ = seq.answers(rule, n, mean, sd) == seq.UNANSWERED
+    needed = np.maximum(seq.rounds_to_answer(rule, n, mean, sd), 1)
+    cell_cost = member @ cost
+    for i in np.nonzero(open_)[0]:
+        c = states[i]
+        if c.name in gave_up:
+            continue
+        if n[i] + needed[i] > rule.max_repeats:
+            gave_up[c.name] = f"needs more than {rule.max_repeats} repeats"
+        elif needed[i] * cell_cost[i] > left:
+            gave_up[c.name] = (f"needs {needed[i]} more rounds, {needed[i] * cell_cost[i]:.0f} s, "
+                               f"{max(left, 0.0):.0f} s left")
+    # what is reported is what users will read: the plain interval (the rule's caution aside)
+    plain = seq.answers(seq.as_users_see(rule), n, mean, sd) == seq.UNANSWERED
+    unanswered = {c.name for c, o in zip(states, plain) if o}
+    outcome.short = {f"{w.name} {g}": math.expm1(max(c.half for c in states if (c.workload, c.group) == (w, g)))
+                     for w, g in groups if any(c.name in unanswered for c in states if (c.workload, c.group) == (w, g))}
+    outcome.given_up = [GivenUp(*name, reason) for name, reason in gave_up.items() if name in unanswered]
+    open_ &= np.array([c.name not in gave_up for c in states])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rounds_left = np.minimum(rule.max_repeats - done, np.where(cost > 0, np.floor(left / cost), math.inf))
+    rates = seq.group_rates(rule, n, mean, sd, open_, member, cost, rounds_left)
+    runnable = ((open_.astype(float) @ member) > 0) & (rounds_left >= 1)
+    if not runnable.any():
+        return None
+    return groups[int(np.argmax(np.where(runnable, rates, -1.0)))]
 
 
 def record_value(record: Record) -> float | None:
@@ -160,13 +218,30 @@ def cells(workload, records: list[Record]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["group", "job", "placement", "run_id", "repeat", "value"])
 
 
-def group_widths(workload, records: list[Record]) -> dict[str, tuple[float, float]]:
-    """Per group of a workload, from the session's records: the widest half-width (log scale) of
-    its cells' paired-ratio intervals against host (summary.paired_ratio, as the tables pair), and
-    the log-ratios' spread in that cell."""
+@dataclass(frozen=True)
+class CellState:
+    """One cell of a workload's group in this session: its paired log-ratios to host as n, mean
+    and sd, and the half-width (log scale) of its 95% interval."""
+
+    workload: Workload
+    group: str
+    cell: str
+    n: int
+    mean: float
+    sd: float
+    half: float
+
+    @property
+    def name(self) -> tuple[str, str, str]:
+        return (self.workload.name, self.group, self.cell)
+
+
+def cell_states(workload, records: list[Record]) -> list[CellState]:
+    """Every cell of at least two pairs against host, from the session's records, paired as the
+    tables pair (summary.paired_ratio)."""
     frame = cells(workload, records)
-    out: dict[str, tuple[float, float]] = {}
-    for (group, _job), cell in frame.groupby(["group", "job"], sort=False):
+    out = []
+    for (group, job), cell in frame.groupby(["group", "job"], sort=False):
         host = cell[cell["placement"] == "host"]
         for placement, g in cell.groupby("placement", sort=False):
             if placement == "host":
@@ -175,12 +250,26 @@ def group_widths(workload, records: list[Record]) -> dict[str, tuple[float, floa
             interval = ratio_interval(ratios)
             if interval is None or interval.n < 2:
                 continue
-            half = (math.log(interval.high) - math.log(interval.low)) / 2
-            logs = [math.log(x) for x in ratios]
-            mean = sum(logs) / len(logs)
-            sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
-            if half > out.get(group, (-1.0, 0.0))[0]:
-                out[group] = (half, sd)
+            n, mean, sd = seq.log_stats(ratios)
+            name = " ".join([*_job_words(job, workload.name, group), placement])
+            out.append(CellState(workload, group, name, n, mean, sd, interval.half_width))
+    return out
+
+
+def _job_words(job, workload: str, group: str) -> list[str]:
+    """What names a cell's job beyond its workload and group (a probe's identity is a tuple)."""
+    parts = job if isinstance(job, tuple) else (job,)
+    return [str(x) for x in parts if x is not None and str(x) not in (workload, group)]
+
+
+def group_widths(workload, records: list[Record]) -> dict[str, tuple[float, float]]:
+    """Per group of a workload, from the session's records: the widest half-width (log scale) of
+    its cells' paired-ratio intervals against host (summary.paired_ratio, as the tables pair), and
+    the log-ratios' spread in that cell."""
+    out: dict[str, tuple[float, float]] = {}
+    for c in cell_states(workload, records):
+        if c.half > out.get(c.group, (-1.0, 0.0))[0]:
+            out[c.group] = (c.half, c.sd)
     return out
 
 
@@ -201,11 +290,17 @@ def session_precision(target: float | None, budget_seconds: float | None, run_st
 
 
 def short_message(label: str, outcome: Outcome, target: float | None) -> str | None:
-    """'[spec] short of ±5% after 3 extra rounds: ...', the groups furthest from the target first."""
-    if not outcome.short:
+    """'[spec] short of ±5% after 3 extra rounds: ...', the groups furthest from the target first,
+    then the cells given up, each with its reason."""
+    if not outcome.short and not outcome.given_up:
         return None
     worst = sorted(outcome.short.items(), key=lambda kv: -kv[1])
     listed = ", ".join(f"{name} ±{width * 100:.0f}%" for name, width in worst[:6])
     more = f" and {len(worst) - 6} more" if len(worst) > 6 else ""
-    return (f"[{label}] short of ±{(target or 0) * 100:.0f}% after {outcome.extra_rounds} extra rounds: "
+    line = (f"[{label}] short of ±{(target or 0) * 100:.0f}% after {outcome.extra_rounds} extra rounds: "
             f"{listed}{more}")
+    if outcome.given_up:
+        named = "; ".join(str(g) for g in outcome.given_up[:6])
+        rest = f"; and {len(outcome.given_up) - 6} more" if len(outcome.given_up) > 6 else ""
+        line += f". Given up: {named}{rest}"
+    return line
