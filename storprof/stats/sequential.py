@@ -45,6 +45,10 @@ PRECISE_FROM = 6
 MOST = 1000          # the n the critical-value tables reach
 
 
+RULE_SUMMARY = (f"real: the {1 - STOP_ALPHA:.0%} t-interval split over the looks excludes 1.00; "
+                f"precise: the 95% half-width within the target from {PRECISE_FROM} pairs")
+
+
 @dataclass(frozen=True)
 class Rule:
     """The stopping rule: the precision target, the repeats a cell may get, the early stop's alpha

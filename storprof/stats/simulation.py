@@ -1,6 +1,7 @@
-"""Simulated sessions of the scheduler's extra rounds, on the noise measured on this machine, to
-check the stopping rule: does the final 95% interval of an A/A cell still contain 1.00 about 95%
-of the time, and how many cells get an answer in a fixed budget? Thousands of sessions run at
+"""Simulated sessions of the scheduler's extra rounds, on the noise measured on this machine.
+
+They check the stopping rule: does the final 95% interval of an A/A cell still contain 1.00 about
+95% of the time, and how many cells get an answer in a fixed budget? Thousands of sessions run at
 once (numpy, seeded); the new rule's decisions are stats/sequential.py's own functions.
 
 The fake workload is the quick sweep's storage jobs (issue 29): per job the spread of one run

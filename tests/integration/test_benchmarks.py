@@ -61,3 +61,11 @@ def test_repeats_benchmark_smoke():
 
 
 SMOKED["repeats.py"] = test_repeats_benchmark_smoke
+
+
+def test_sequential_benchmark_smoke():
+    out = smoke("sequential.py", timeout=120)
+    assert "A/A cell covers 1.00" in out and "answered 0.97x" in out and "target" in out
+
+
+SMOKED["sequential.py"] = test_sequential_benchmark_smoke
