@@ -165,12 +165,7 @@ def _next_round(states: list[CellState], rule: seq.Rule, precision: Precision, c
         elif needed[i] * cell_cost[i] > left:
             gave_up[c.name] = (f"needs {needed[i]} more rounds, {needed[i] * cell_cost[i]:.0f} s, "
                                f"{max(left, 0.0):.0f} s left")
-    # what is reported is what users will read: the plain interval (the rule's caution aside)
-    plain = seq.answers(seq.as_users_see(rule), n, mean, sd) == seq.UNANSWERED
-    unanswered = {c.name for c, o in zip(states, plain) if o}
-    outcome.short = {f"{w.name} {g}": math.expm1(max(c.half for c in states if (c.workload, c.group) == (w, g)))
-                     for w, g in groups if any(c.name in unanswered for c in states if (c.workload, c.group) == (w, g))}
-    outcome.given_up = [GivenUp(*name, reason) for name, reason in gave_up.items() if name in unanswered]
+    _report(states, seq.answers(seq.as_users_see(rule), n, mean, sd) == seq.UNANSWERED, gave_up, outcome)
     open_ &= np.array([c.name not in gave_up for c in states])
     with np.errstate(divide="ignore", invalid="ignore"):
         rounds_left = np.minimum(rule.max_repeats - done, np.where(cost > 0, np.floor(left / cost), math.inf))
@@ -179,6 +174,20 @@ def _next_round(states: list[CellState], rule: seq.Rule, precision: Precision, c
     if not runnable.any():
         return None
     return groups[int(np.argmax(np.where(runnable, rates, -1.0)))]
+
+
+def _report(states: list[CellState], unanswered: np.ndarray, gave_up: dict[tuple[str, str, str], str],
+            outcome: Outcome) -> None:
+    """What users will read as not yet known (the plain interval, the rule's caution aside): the
+    groups with such a cell, at their widest half-width, and those of its cells given up."""
+    open_names = {c.name for c, o in zip(states, unanswered) if o}
+    widest: dict[str, float] = {}
+    for c in states:
+        key = f"{c.workload.name} {c.group}"
+        widest[key] = max(widest.get(key, 0.0), math.expm1(c.half))
+    outcome.short = {key: widest[key] for key in dict.fromkeys(f"{w} {g}" for w, g, _ in
+                                                               (c.name for c in states if c.name in open_names))}
+    outcome.given_up = [GivenUp(*name, reason) for name, reason in gave_up.items() if name in open_names]
 
 
 def record_value(record: Record) -> float | None:
