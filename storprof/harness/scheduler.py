@@ -153,27 +153,15 @@ def _next_round(states: list[CellState], rule: seq.Rule, precision: Precision, c
     cost = np.array([costs.per_round(w.name, g) for w, g in groups])
     done = np.array([costs.rounds(w.name, g) for w, g in groups])
     left = math.inf if precision.deadline is None else precision.deadline - time.monotonic()
-    open_ = seq.answers(rule, n, mean, sd) == seq.UNANSWERED
-    needed = np.maximum(seq.rounds_to_answer(rule, n, mean, sd), 1)
+    before = np.array([c.name in gave_up for c in states])
+    choice, given_up, needed = seq.choose(rule, n, mean, sd, member, cost, done, left, before)
     cell_cost = member @ cost
-    for i in np.nonzero(open_)[0]:
-        c = states[i]
-        if c.name in gave_up:
-            continue
-        if n[i] + needed[i] > rule.max_repeats:
-            gave_up[c.name] = f"needs more than {rule.max_repeats} repeats"
-        elif needed[i] * cell_cost[i] > left:
-            gave_up[c.name] = (f"needs {needed[i]} more rounds, {needed[i] * cell_cost[i]:.0f} s, "
-                               f"{max(left, 0.0):.0f} s left")
+    for i in np.nonzero(given_up & ~before)[0]:
+        gave_up[states[i].name] = (f"needs more than {rule.max_repeats} repeats" if n[i] + needed[i] > rule.max_repeats
+                                   else f"needs {needed[i]} more rounds, {needed[i] * cell_cost[i]:.0f} s, "
+                                        f"{max(left, 0.0):.0f} s left")
     _report(states, seq.answers(seq.as_users_see(rule), n, mean, sd) == seq.UNANSWERED, gave_up, outcome)
-    open_ &= np.array([c.name not in gave_up for c in states])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rounds_left = np.minimum(rule.max_repeats - done, np.where(cost > 0, np.floor(left / cost), math.inf))
-    rates = seq.group_rates(rule, n, mean, sd, open_, member, cost, rounds_left)
-    runnable = ((open_.astype(float) @ member) > 0) & (rounds_left >= 1)
-    if not runnable.any():
-        return None
-    return groups[int(np.argmax(np.where(runnable, rates, -1.0)))]
+    return groups[int(choice)] if choice >= 0 else None
 
 
 def _report(states: list[CellState], unanswered: np.ndarray, gave_up: dict[tuple[str, str, str], str],

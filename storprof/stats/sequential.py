@@ -176,6 +176,31 @@ def group_rates(rule: Rule, n, mean, sd, open_cells, member, cost, rounds_left) 
     return best
 
 
+def choose(rule: Rule, n, mean, sd, member, cost, rounds_done, left, given_up) -> tuple[np.ndarray, ...]:
+    """One step of the allocation: gives up the open cells out of reach (even at their optimistic
+    spread they need more than max_repeats, or more rounds than the seconds `left` pay for), then
+    picks the group with the best rate among those with an open cell and a round left.
+    Cells on the last axis (n, mean, sd, given_up); groups on the last axis of cost and
+    rounds_done. Returns (the group's index, -1 for none; given_up with the new ones; the rounds
+    each cell needs)."""
+    member = np.asarray(member, dtype=float)
+    cost = np.asarray(cost, dtype=float)
+    open_ = answers(rule, n, mean, sd) == UNANSWERED
+    needed = np.maximum(rounds_to_answer(rule, n, mean, sd), 1)
+    cell_cost = cost @ member.T
+    left = np.asarray(left, dtype=float)
+    reach = (np.asarray(n) + needed <= rule.max_repeats) & (needed * cell_cost <= left[..., None])
+    given_up = np.asarray(given_up) | (open_ & ~reach)
+    open_ &= ~given_up
+    with np.errstate(divide="ignore", invalid="ignore"):
+        affordable = np.where(cost > 0, np.floor(left[..., None] / cost), np.inf)
+    rounds_left = np.minimum(rule.max_repeats - np.asarray(rounds_done), affordable)
+    rates = group_rates(rule, n, mean, sd, open_, member, cost, rounds_left)
+    runnable = ((open_.astype(float) @ member) > 0) & (rounds_left >= 1)
+    choice = np.where(runnable.any(axis=-1), np.where(runnable, rates, -1.0).argmax(axis=-1), -1)
+    return choice, given_up, needed
+
+
 def log_stats(values) -> tuple[int, float, float]:
     """(n, mean, sd) of the logs of positive ratios; sd nan below two."""
     logs = np.log([v for v in values if v is not None and v > 0 and math.isfinite(v)])

@@ -148,17 +148,7 @@ def _repeats_needed(sd, rule: seq.Rule) -> np.ndarray:
 
 
 def _best_rate(rule: seq.Rule, cell_n, mean, sd, sessions: Sessions, n, left, given_up) -> np.ndarray:
-    """The sequential rule: give up what cannot be answered in the time left, then the group with
-    the best rate of answers per second; -1 when no group has an open cell."""
-    state = seq.answers(rule, cell_n, mean, sd)
-    open_ = state == seq.UNANSWERED
-    cell_cost = sessions.cost[sessions.group_of]
-    needed = np.maximum(seq.rounds_to_answer(rule, cell_n, mean, sd), 1)
-    given_up |= open_ & ((cell_n + needed > rule.max_repeats) | (needed * cell_cost > left[:, None]))
-    open_ &= ~given_up
-    rounds_left = np.minimum(rule.max_repeats - n, np.floor(left[:, None] / sessions.cost))
-    rates = seq.group_rates(rule, cell_n, mean, sd, open_, sessions.member, sessions.cost, rounds_left)
-    runnable = ((open_.astype(float) @ sessions.member) > 0) & (rounds_left >= 1)
-    rates = np.where(runnable, rates, -1.0)
-    choice = rates.argmax(axis=1)
-    return np.where(runnable.any(axis=1), choice, -1)
+    """The sequential rule, the scheduler's own step (sequential.choose); -1 when it runs nothing."""
+    choice, gave, _ = seq.choose(rule, cell_n, mean, sd, sessions.member, sessions.cost, n, left, given_up)
+    given_up[...] = gave
+    return choice
