@@ -43,12 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=29)
     parser.add_argument("--budget", type=float, action="append", help="seconds of extra rounds (repeatable)")
-    parser.add_argument("--drift", type=float, default=0.0, help="sd of drift within a round, log scale")
     args = parser.parse_args(argv)
     count = 150 if args.smoke else args.sessions
     budgets = args.budget or [60.0, 150.0]
-    if count < 10 or any(b <= 0 for b in budgets) or not 0 <= args.drift < 0.5:
-        print("sequential.py: --sessions at least 10, budgets above 0, --drift in [0, 0.5)", file=sys.stderr)
+    if count < 10 or any(b <= 0 for b in budgets):
+        print("sequential.py: --sessions at least 10, budgets above 0", file=sys.stderr)
         return 2
     start = time.monotonic()
     header = ["budget", "rule", "A/A cell covers 1.00", "true-1.00 cells cover", *(f"answered {x:.2f}x"
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
           "answered (95% interval excludes 1.00 or is within ±5%): higher than before, in the same budget\n")
     for title, alone in (("the quick sweep's jobs (a round runs every placement of a job)", False),
                          ("every cell a group of its own (a probe's one side against host)", True)):
-        sessions = sim.Sessions(count, seed=args.seed, drift=args.drift, alone=alone)
+        sessions = sim.Sessions(count, seed=args.seed, alone=alone)
         print(title)
         print(tabulate(rows(sessions, budgets), headers=header, disable_numparse=True))
         print()

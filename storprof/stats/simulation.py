@@ -52,7 +52,7 @@ class Sessions:
     """The pairs every simulated session would draw, fixed in advance: both rules see the same data."""
 
     def __init__(self, sessions: int, seed: int = 29, max_repeats: int = 30, noise: dict | None = None,
-                 drift: float = 0.0, alone: bool = False):
+                 alone: bool = False):
         noise = noise or NOISE
         rng = np.random.default_rng(seed)
         self.cells = list(noise)
@@ -71,9 +71,8 @@ class Sessions:
         own_sd = np.sqrt(sd ** 2 - host_sd[self.group_of] ** 2)
         host = rng.normal(0, 1, (sessions, max_repeats, len(groups))) * host_sd
         own = rng.normal(0, 1, (sessions, max_repeats, len(self.cells))) * own_sd
-        # drift within a round (placements run one after another) does not cancel: a small share
-        wander = rng.normal(0, drift, (sessions, max_repeats, len(self.cells)))
-        self.logs = np.log(self.truth)[:, None, :] + own - host[:, :, self.group_of] + wander
+        # drift between rounds moves host and placements alike and cancels in the paired ratio
+        self.logs = np.log(self.truth)[:, None, :] + own - host[:, :, self.group_of]
 
     def final(self, n: np.ndarray, target: float, seconds: np.ndarray) -> Result:
         """The plain 95% t-interval of every cell on its first n pairs, as users see it."""
