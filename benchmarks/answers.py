@@ -143,7 +143,8 @@ def rows_for(name: str, wall: float, results_dir: Path) -> list[list]:
     return [
         [name, "specs", f"{len(specs)}: {', '.join(specs)}", "every spec the host runs"],
         [name, "wall time", f"{wall:.0f} s", f"≤ {TARGETS['wall']:.0f} s"],
-        [name, "fio measuring share", f"{share:.0%}" if account else "no time account", f"≥ {TARGETS['measuring']:.0%}"],
+        [name, "fio measuring share", f"{share:.0%}" if account else "no time account",
+         f"≥ {TARGETS['measuring']:.0%}"],
         [name, f"cells answered at ±{PRECISION:.0%}", f"{counted.answered} of {counted.cells} ({answered:.0%})",
          f"≥ {TARGETS['answered']:.0%} (aim 90%)"],
         [name, "A/A intervals containing 1.00", f"{counted.aa_covering} of {counted.aa_cells} ({coverage:.0%})",
@@ -157,20 +158,21 @@ BASELINE = ["--no-settle", "--allocation", "widest"]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="one tiny sweep each: the benchmark runs, figures mean nothing")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one tiny sweep each: the benchmark runs, figures mean nothing")
     parser.add_argument("--only", choices=("new", "baseline"), help="run one configuration")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("answers: run as root (the sweep starts its own daemons)")
     rows: list[list] = []
-    with backing.bench_workdir(backing.BENCH_WORKDIR) as bench:
-        with tempfile.TemporaryDirectory(prefix="answers-", dir=bench) as scratch:
-            for name, extra in (("new", []), ("baseline", BASELINE)):
-                if args.only and args.only != name:
-                    continue
-                wall, out = run_sweep(name, extra, Path(scratch) / f"out-{name}", Path(scratch) / f"work-{name}",
-                                      args.smoke)
-                rows += rows_for(name, wall, out)
+    with backing.bench_workdir(backing.BENCH_WORKDIR) as bench, \
+            tempfile.TemporaryDirectory(prefix="answers-", dir=bench) as scratch:
+        for name, extra in (("new", []), ("baseline", BASELINE)):
+            if args.only and args.only != name:
+                continue
+            wall, out = run_sweep(name, extra, Path(scratch) / f"out-{name}", Path(scratch) / f"work-{name}",
+                                  args.smoke)
+            rows += rows_for(name, wall, out)
     print(tabulate(rows, headers=["configuration", "figure", "measured", "target"]))
     return 0
 

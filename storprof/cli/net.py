@@ -44,7 +44,8 @@ from storprof.views.timeaccount import time_account_lines
 @click.option("--repeat", type=int, help="Rounds of every path and workload [5; quick 3].")
 @click.option("--quick", is_flag=True, help="2-second runs, 3 rounds: about 4 minutes.")
 @precision_option("Aim every ratio's 95% interval at ±this (e.g. 5% or 0.05): after --repeat rounds, extra "
-                  "rounds go to the workload whose paths are furthest from it [5% with --budget; off without either].")
+                  "rounds go where one more round is most likely to answer a path's ratio [5% with --budget; "
+                  "off without either].")
 @budget_option("Minutes the run may take: shared out among the engines, each spends what is left of its share "
                "on extra rounds [no extra rounds].")
 @workdir_option("Where the daemons' data roots and the run's scratch files go.")

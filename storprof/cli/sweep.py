@@ -99,7 +99,8 @@ IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._/-]{0,200}(?::[A-Za-z0-9_][A-Za-z0-9_.
               "none = no pinning, or a list such as 0-3.")
 @storage_opt_option("Passed to the ephemeral dockerd of that driver as --storage-opt (repeatable).")
 @precision_option("Aim every ratio's 95% interval at ±this (e.g. 5% or 0.05): after "
-              "--repeat rounds, extra rounds go to the cells furthest from it [5%; off without --budget or "
+              "--repeat rounds, extra rounds go where one more round is most likely to answer a cell (a real "
+              "difference, or within ±this), until each is answered or given up [5%; off without --budget or "
               "--precision].")
 @budget_option("Minutes the sweep may take: shared out among "
               "the specs, each spends what is left of its share on extra rounds [--quick: 8].")

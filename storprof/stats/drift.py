@@ -52,7 +52,9 @@ class Drift:
     @property
     def relative(self) -> float | None:
         """One session's drift as a fraction: 0.04 is ±4% between sessions."""
-        return math.exp(math.sqrt(self.var_log)) - 1 if self.known else None
+        if self.var_log is None or not self.known:
+            return None
+        return math.exp(math.sqrt(self.var_log)) - 1
 
     def note(self) -> str:
         if not self.known:
@@ -61,7 +63,7 @@ class Drift:
 
     def p_value(self, d: float) -> float | None:
         """Two-sided p of a difference d of two sessions' log medians against this drift."""
-        if not self.known:
+        if self.var_log is None or not self.known:
             return None
         se = math.sqrt(2 * self.var_log)
         if se == 0:

@@ -18,7 +18,6 @@ from storprof.errors import UserError
 from storprof.results import ResultSet
 from storprof.stats.compare import compare, summary_line, verdict, welch_p_value
 
-
 RUN_IDS = itertools.count()
 
 
@@ -150,7 +149,8 @@ def test_the_false_discovery_rate_spares_a_user_from_chance_rows():
     cells = [(f"d{i}@ext4", "host", "j") for i in range(60)]
     for seed in range(40):
         rng = random.Random(seed)
-        def sweep():
+
+        def sweep(rng=rng):
             out = {}
             for c in cells:
                 session = 1000 * math.exp(rng.gauss(0, 0.05))
