@@ -103,7 +103,8 @@ IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._/-]{0,200}(?::[A-Za-z0-9_][A-Za-z0-9_.
               "difference, or within ±this), until each is answered or given up [5%; off without --budget or "
               "--precision].")
 @budget_option("Minutes the sweep may take: shared out among "
-              "the specs, each spends what is left of its share on extra rounds [--quick: 8].")
+              "the specs, daemons, images and base rounds included (runs past the second repeat are left out once a "
+              "spec's share is spent); each spends what is left of its share on extra rounds [--quick: 9.5].")
 @click.option("--allow-option", "allow_options", multiple=True, metavar="NAME",
               help="Let a fio option that storprof does not allow by default through in job files "
               "(repeatable; recorded in meta.json). fio still runs in its sandbox.")

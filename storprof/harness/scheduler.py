@@ -64,6 +64,13 @@ class Outcome:
     extra_rounds: int = 0
     short: dict[str, float] = field(default_factory=dict)    # 'workload group' -> widest half-width
     given_up: list[GivenUp] = field(default_factory=list)
+    cut: dict[str, int] = field(default_factory=dict)        # workload -> base units the budget left out
+
+
+# Under a budget, the repeats every unit runs even when the session's share is spent: two pairs
+# give a cell an interval; the repeats past them are left out once the deadline has passed, so
+# the budget bounds the base rounds too, not only the extra ones.
+BUDGET_FLOOR_REPEATS = 2
 
 
 def run_units(batch: Batch, session: Session, sink: Sink, unit_done: Callable[[Unit, str], None],
@@ -80,6 +87,10 @@ def run_units(batch: Batch, session: Session, sink: Sink, unit_done: Callable[[U
                 workload.prepare(session, sink)
                 prepared.append(workload)
                 for unit in units:
+                    if _past_deadline(precision) and unit.repeat >= BUDGET_FLOOR_REPEATS:
+                        outcome.cut[workload.name] = outcome.cut.get(workload.name, 0) + 1
+                        more(-1)
+                        continue
                     outcome.ran += _run(workload, unit, session, sink, unit_done, costs)
         if precision is not None:
             _extra_rounds(prepared, session, sink, unit_done, precision, costs, outcome, more)
@@ -88,6 +99,10 @@ def run_units(batch: Batch, session: Session, sink: Sink, unit_done: Callable[[U
             with session.times.phase(workload.name):
                 workload.cleanup(session)
     return outcome
+
+
+def _past_deadline(precision: Precision | None) -> bool:
+    return precision is not None and precision.deadline is not None and time.monotonic() > precision.deadline
 
 
 class RoundCosts:
@@ -289,13 +304,17 @@ def session_precision(target: float | None, budget_seconds: float | None, run_st
 def short_message(label: str, outcome: Outcome, target: float | None) -> str | None:
     """'[spec] short of ±5% after 3 extra rounds: ...', the groups furthest from the target first,
     then the cells given up, each with its reason."""
-    if not outcome.short and not outcome.given_up:
+    if not outcome.short and not outcome.given_up and not outcome.cut:
         return None
     worst = sorted(outcome.short.items(), key=lambda kv: -kv[1])
     listed = ", ".join(f"{name} ±{width * 100:.0f}%" for name, width in worst[:6])
     more = f" and {len(worst) - 6} more" if len(worst) > 6 else ""
     line = (f"[{label}] short of ±{(target or 0) * 100:.0f}% after {outcome.extra_rounds} extra rounds: "
             f"{listed}{more}")
+    if outcome.cut:
+        cut = ", ".join(f"{name} {count}" for name, count in outcome.cut.items())
+        line += (f". The budget was spent before the base rounds ended: runs past repeat "
+                 f"{BUDGET_FLOOR_REPEATS} left out ({cut})")
     if outcome.given_up:
         named = "; ".join(str(g) for g in outcome.given_up[:6])
         rest = f"; and {len(outcome.given_up) - 6} more" if len(outcome.given_up) > 6 else ""

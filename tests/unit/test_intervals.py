@@ -195,6 +195,26 @@ def test_a_cell_the_deadline_leaves_no_room_for_is_given_up_at_once_and_named(mo
     assert line.endswith(f"Given up: fake noisy union ({outcome.given_up[0].reason})")
 
 
+def test_the_budget_bounds_the_base_rounds_past_the_floor(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(scheduler.time, "monotonic", clock)
+    work = NoisyGroups(clock, {"quiet": 0.005, "noisy": 0.1})
+    sink = FakeSink()
+    added = []
+    # 4 units a repeat, a second each: repeats 0 and 1 end at 8 s, past the deadline of 6 s; they
+    # run (the floor), and repeats 2 to 4 are left out, counted and said
+    outcome = run_units([(work, work.units(5))], FakeSession(), sink, lambda u, s: None,
+                        Precision(0.05, deadline=6.0), more=added.append)
+    assert {r.repeat for r in sink.records} == {0, 1} and clock.now == 8.0
+    assert outcome.cut == {"fake": 12} and sum(added) == -12 and outcome.extra_rounds == 0
+    line = scheduler.short_message("fake@ext4", outcome, 0.05)
+    assert "budget was spent before the base rounds ended: runs past repeat 2 left out (fake 12)" in line
+    # without a budget every base round runs
+    sink = FakeSink()
+    outcome = run_units([(work, work.units(5))], FakeSession(), sink, lambda u, s: None, None)
+    assert {r.repeat for r in sink.records} == {0, 1, 2, 3, 4} and outcome.cut == {}
+
+
 def test_the_time_left_goes_to_the_cell_it_can_answer(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(scheduler.time, "monotonic", clock)
