@@ -69,3 +69,14 @@ def test_sequential_benchmark_smoke():
 
 
 SMOKED["sequential.py"] = test_sequential_benchmark_smoke
+
+
+@setup_provides(shutil.which("dockerd") is not None, "dockerd is not installed")
+def test_answers_benchmark_smoke():
+    out = smoke("answers.py", timeout=900)
+    for name in ("new", "baseline"):
+        for figure in ("wall time", "fio measuring share", "cells answered at ±5%", "A/A intervals containing 1.00"):
+            assert any(line.startswith(name) and figure in line for line in out.splitlines()), (name, figure, out)
+
+
+SMOKED["answers.py"] = test_answers_benchmark_smoke
