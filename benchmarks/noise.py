@@ -30,6 +30,7 @@ from tabulate import tabulate
 from storprof.errors import StorprofError
 from storprof.harness.plan import QUICK
 from storprof.host import backing, safepath, writeback
+from storprof.host.cpu import fio_cpus
 from storprof.storage.fio.cells import data_file_name
 from storprof.storage.fio.job import load_job, precondition_job
 from storprof.storage.fio.result import parse_fio_output
@@ -94,9 +95,11 @@ def _leave_dirty(path: Path, mib: int) -> None:
             f.write(block)
 
 
-def run_once(job_name: str, cond: Condition, directory: Path, devices: list[Path], runtime: float) -> dict:
-    """One fio run under `cond`; its IOPS and what the disk did around it."""
-    job = load_job(job_name).with_overrides(size=cond.size, runtime=runtime, ramp_time=cond.ramp)
+def run_once(job_name: str, cond: Condition, directory: Path, devices: list[Path], runtime: float,
+             cpus: str | None) -> dict:
+    """One fio run under `cond`, pinned as the sweep pins it; its IOPS and what the disk did."""
+    job = load_job(job_name).with_overrides(size=cond.size, runtime=runtime, ramp_time=cond.ramp,
+                                            cpus_allowed=cpus)
     if cond.dirty_mib:
         _leave_dirty(directory / "neighbour.dat", cond.dirty_mib)
     settled = writeback.settle(directory) if cond.settle else None
@@ -144,8 +147,9 @@ def measure(root: Path, rounds: int, runtime: float, conditions: tuple[Condition
         directory = fs.path / "fio"
         directory.mkdir()
         devices, _ = writeback.devices_under(directory)
+        cpus = fio_cpus("auto")         # the sweep's default --cpus
         progress(f"ext4 image on {fs.loop_device} (direct I/O {fs.direct_io}); devices "
-                 f"{', '.join(d.name for d in devices)}")
+                 f"{', '.join(d.name for d in devices)}; fio on CPUs {cpus or 'any'}")
         for size in sorted({c.size for c in conditions}):
             for name in JOBS:
                 job = load_job(name).with_overrides(size=size, runtime=runtime, ramp_time=0)
@@ -156,7 +160,7 @@ def measure(root: Path, rounds: int, runtime: float, conditions: tuple[Condition
             for j, name in enumerate(JOBS):
                 k = (r + j) % len(conditions)
                 for cond in conditions[k:] + conditions[:k]:
-                    runs.append(run_once(name, cond, directory, devices, runtime))
+                    runs.append(run_once(name, cond, directory, devices, runtime, cpus))
             progress(f"  round {r + 1}/{rounds}")
         for p in list(directory.iterdir()):
             p.unlink()

@@ -3,8 +3,8 @@
 Back-to-back short runs hand each other their writeback: a run's dirty pages (a buffered fsync
 job's, the journal's, a loop image's) are written while the next run measures, and the disk's
 queue may still hold the previous run's requests. settle() writes the target filesystem's dirty
-data (syncfs of that filesystem only; for a loop-mounted image also the filesystem holding the
-image), then polls /proc/meminfo and the block devices' in-flight counts until writeback is idle
+data (syncfs of that filesystem only; for a loop image without direct I/O also the filesystem
+holding the image), then polls /proc/meminfo and the block devices' in-flight counts until writeback is idle
 or a deadline passes. Measured in docs/noise.md.
 """
 
@@ -97,9 +97,11 @@ def _sys_block_dir(dev: int) -> Path | None:
 
 
 def devices_under(path: str | Path) -> tuple[list[Path], list[Path]]:
-    """(sysfs directories of the block devices under directory `path`, directories to syncfs):
-    the filesystem's own device and, for a loop device, the device and filesystem holding its
-    backing file (one level: storprof's loop images sit on a plain disk)."""
+    """(sysfs directories of the block devices to watch under directory `path`, directories to
+    syncfs): the filesystem's own device and directory. A loop device without direct I/O adds
+    the device and filesystem holding its backing file (its writes sit dirty in the host's page
+    cache); one with direct I/O adds nothing, since its requests stay in flight on the loop device
+    until the disk below completes them, and the disk below is shared with every other user."""
     fd = _open_dir(path)
     try:
         dev = os.fstat(fd).st_dev
@@ -107,20 +109,22 @@ def devices_under(path: str | Path) -> tuple[list[Path], list[Path]]:
         os.close(fd)
     devices, dirs = [], [Path(path)]
     block = _sys_block_dir(dev)
-    if block is not None:
-        devices.append(block)
+    if block is None:
+        return devices, dirs
+    devices.append(block)
+    try:
+        backing = Path((block / "loop" / "backing_file").read_text().strip())
+        direct = (block / "loop" / "dio").read_text().strip() == "1"
+    except OSError:
+        return devices, dirs
+    if not direct and backing.is_absolute():
         try:
-            backing = Path((block / "loop" / "backing_file").read_text().strip())
+            below = _sys_block_dir(os.lstat(backing).st_dev)
         except OSError:
-            backing = None
-        if backing is not None and backing.is_absolute():
-            try:
-                below = _sys_block_dir(os.lstat(backing).st_dev)
-            except OSError:
-                below = None
-            if below is not None:
-                devices.append(below)
-                dirs.append(backing.parent)
+            below = None
+        if below is not None:
+            devices.append(below)
+            dirs.append(backing.parent)
     return devices, dirs
 
 
@@ -168,8 +172,8 @@ def wait_quiet(devices: list[Path], timeout: float = TIMEOUT, *, clock: Callable
 
 
 def settle(path: str | Path, timeout: float = TIMEOUT, clock: Callable[[], float] = time.monotonic) -> Quiet:
-    """syncfs the filesystem of host directory `path` (and a loop image's own filesystem), then
-    wait_quiet(). `path` is a directory storprof made on the host, never one a container names."""
+    """syncfs the filesystem of host directory `path` (and, below a buffered loop device, the
+    filesystem holding its image), then wait_quiet(). `path` is a directory storprof made on the host, never one a container names."""
     start = clock()
     devices, dirs = devices_under(path)
     for d in dirs:
