@@ -196,9 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write every run's figures here")
     ap.add_argument("--after-dirty", action="store_true",
                     help="instead: each run after 128 MiB of buffered writes, with and without a settle")
+    ap.add_argument("--conditions", help="a comma-separated subset of: " + ", ".join(c.name for c in CONDITIONS))
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args(argv)
     conditions = AFTER_DIRTY if args.after_dirty else CONDITIONS
+    if args.conditions:
+        named = {c.name: c for c in CONDITIONS}
+        unknown = [n for n in args.conditions.split(",") if n not in named]
+        if unknown:
+            print(f"noise: unknown condition(s) {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        conditions = tuple(named[n] for n in args.conditions.split(","))
     if args.smoke:
         args.rounds, args.runtime = 3, 0.2
         conditions = tuple(Condition(c.name, c.settle, "16m", dirty_mib=c.dirty_mib // 16) for c in conditions[:2])
