@@ -122,7 +122,7 @@ def measuring_seconds(results_dir: Path) -> float:
 
 def run_sweep(name: str, source: Path, out: Path, workdir: Path, smoke: bool) -> float:
     """`storprof sweep --quick` of the storprof in `source` (or a tiny one for --smoke); its wall time."""
-    argv = [sys.executable, "-m", "storprof", "sweep", "--quick", "--out", str(out), "--workdir", str(workdir),
+    argv = [sys.executable, "-m", "storprof.cli", "sweep", "--quick", "--out", str(out), "--workdir", str(workdir),
             "--quiet"]
     if smoke:
         argv += ["--drivers", "vfs@ext4", "--jobs", "randread-4k", "--repeat", "2", "--budget", "1", "--no-layers"]

@@ -80,3 +80,12 @@ def test_answers_benchmark_smoke():
 
 
 SMOKED["answers.py"] = test_answers_benchmark_smoke
+
+
+def test_noise_benchmark_smoke():
+    out = smoke("noise.py", timeout=300)
+    assert "consecutive log-ratio sd" in out and "settle" in out and "target" in out
+    assert "today" in out and "randwrite-4k" in out and "fsync-write-4k" in out
+
+
+SMOKED["noise.py"] = test_noise_benchmark_smoke

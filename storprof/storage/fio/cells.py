@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from storprof.errors import FioError, StorprofError
-from storprof.harness.timeaccount import FIO_MEASURING, FIO_RAMP, FIO_STARTUP
+from storprof.harness.timeaccount import FIO_MEASURING, FIO_RAMP, FIO_STARTUP, SETTLE
 from storprof.harness.workload import Done, Sink, Unit
+from storprof.host import writeback
 from storprof.results.records import FioRecord
 from storprof.storage.fio.fiojob import FioJob
 from storprof.storage.fio.job import precondition_job
@@ -229,6 +230,8 @@ class FioCells:
     def run(self, unit: Unit, session: Session, sink: Sink) -> str:
         """Run one job once on one target, emit its record (and keep fio's JSON); returns a summary."""
         job, target = self._scaled.get(unit.group) or self.jobs[unit.group], self.targets[unit.placement]
+        with session.times.phase(SETTLE):
+            settle_disk(session)
         with session.times.phase(FIO_STARTUP):       # less what fio measured, below (_account)
             if job.own_files:
                 # Metadata jobs: a fresh directory per run, kept until the placement goes (see
@@ -264,6 +267,21 @@ class FioCells:
     def cleanup(self, session: Session) -> None:
         self.targets = {}         # the session removes the containers, volumes and images
         self._scaled = {}
+
+
+def settle_disk(session: Session) -> None:
+    """Before a timed run: write out what earlier runs and probes left dirty on the backing
+    filesystem and wait (bounded) for the disk to go idle, so no run measures another's writeback
+    (docs/noise.md). Every placement of a session shares that filesystem, and its data root is a
+    host directory storprof made or the daemon reports, never a path from inside a container.
+    Where this machine cannot see it (an attached remote daemon) there is nothing to settle."""
+    where = session.data_root or session.host_dir
+    if where is None:
+        return
+    try:
+        writeback.settle(where)
+    except OSError:
+        pass          # a settle is a courtesy to the measurement, never a reason to fail it
 
 
 def _params(job: FioJob) -> dict:
