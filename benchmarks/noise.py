@@ -14,6 +14,7 @@ not gate (exit 0; 2 for bad input). Plain fio, no daemon. Run as root:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -131,7 +132,7 @@ def spreads(values: list[float]) -> tuple[float, float, float]:
     """(sd of the log ratio of consecutive runs, the same from the median absolute deviation (a
     burst of someone else's load moves it less), sd of log IOPS)."""
     logs = [math.log(v) for v in values if v > 0]
-    steps = [b - a for a, b in zip(logs, logs[1:])]
+    steps = [b - a for a, b in itertools.pairwise(logs)]
     if len(steps) < 2:
         return math.nan, math.nan, math.nan
     mid = statistics.median(steps)
@@ -236,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(runs, indent=1))
     print(tabulate(table(runs, conditions), headers=[
         "job", "condition", "n", "median IOPS", "consecutive log-ratio sd", "same, from MAD", "sd log IOPS",
-        "target", "dirty+writeback before (MiB)", "disk MiB written in run", "settle", "CPU stall in run"], disable_numparse=True))
+        "target", "dirty+writeback before (MiB)", "disk MiB written in run", "settle", "CPU stall in run"],
+        disable_numparse=True))
     print(f"\nconditions interleaved run by run, {args.rounds} rounds, {args.runtime:g} s runs; "
           f"'today' is the quick sweep's {QUICK.size} files without a settle; wall time "
           f"{time.monotonic() - started:.0f} s")

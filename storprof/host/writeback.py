@@ -107,7 +107,8 @@ def devices_under(path: str | Path) -> tuple[list[Path], list[Path]]:
         dev = os.fstat(fd).st_dev
     finally:
         os.close(fd)
-    devices, dirs = [], [Path(path)]
+    devices: list[Path] = []
+    dirs = [Path(path)]
     block = _sys_block_dir(dev)
     if block is None:
         return devices, dirs
@@ -173,7 +174,8 @@ def wait_quiet(devices: list[Path], timeout: float = TIMEOUT, *, clock: Callable
 
 def settle(path: str | Path, timeout: float = TIMEOUT, clock: Callable[[], float] = time.monotonic) -> Quiet:
     """syncfs the filesystem of host directory `path` (and, below a buffered loop device, the
-    filesystem holding its image), then wait_quiet(). `path` is a directory storprof made on the host, never one a container names."""
+    filesystem holding its image), then wait_quiet(). `path` is a directory storprof made on the
+    host, never one a container names."""
     start = clock()
     devices, dirs = devices_under(path)
     for d in dirs:
