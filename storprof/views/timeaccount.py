@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from storprof.views.tables import COMPACT_WIDTH
+
 # The words for each phase the harness names; a workload's own time is under its registered name,
 # said as that name ("copyup", "layers"), except fio's, which is what is left around its runs.
 PHASE_WORDS = {
@@ -66,7 +68,24 @@ def run_line(account: dict) -> str:
 
 
 def time_account_lines(account: dict | None) -> list[str]:
-    """A line per spec in the order they ran, then the run's; nothing without an account."""
+    """A line per spec in the order they ran, then the run's, each wrapped to the answer's width
+    (continuations indented); nothing without an account."""
     if not account:
         return []
-    return [*(spec_line(label, spec) for label, spec in (account.get("specs") or {}).items()), run_line(account)]
+    lines = [*(spec_line(label, spec) for label, spec in (account.get("specs") or {}).items()), run_line(account)]
+    return [wrap_parts(line) for line in lines]
+
+
+def wrap_parts(line: str, width: int = COMPACT_WIDTH) -> str:
+    """Wrap after the commas between phases (never between a number and its unit), continuations
+    indented by two."""
+    parts = line.split(", ")
+    rows, current = [], parts[0]
+    for part in parts[1:]:
+        if len(current) + 2 + len(part) <= width:
+            current += ", " + part
+        else:
+            rows.append(current + ",")
+            current = "  " + part
+    rows.append(current)
+    return "\n".join(rows)

@@ -203,7 +203,11 @@ def test_meta_json_holds_the_account_as_each_spec_ends_and_the_line_is_made_from
     final = account.finish(store)
     meta = read_meta(tmp_path / "r" / META_FILE)
     assert meta["time_account"] == final and meta["command"] == "storprof sweep"
-    assert time_account_lines(meta["time_account"]) == [
+    lines = time_account_lines(meta["time_account"])
+    # wrapped to the answer's width, continuations indented by two
+    assert max(len(physical) for line in lines for physical in line.splitlines()) <= 120
+    assert "\n  " in lines[0]
+    assert [line.replace("\n  ", " ") for line in lines] == [
         "[overlay2@ext4] where the time went: 55 s — fio measuring 22 s (40%), fio start-up 11 s (20%), image 9.0 s, "
         "daemon 4.0 s, copyup 3.0 s, teardown 3.0 s, backing fs 2.0 s, other 1.0 s",
         "where the time went, whole run: 60 s — 1 spec 55 s (fio measuring 22 s, 37% of the run), "
