@@ -82,7 +82,7 @@ def wrap_parts(line: str, width: int = COMPACT_WIDTH) -> str:
     parts = line.split(", ")
     rows, current = [], parts[0]
     for part in parts[1:]:
-        if len(current) + 2 + len(part) <= width:
+        if len(current) + 2 + len(part) < width:      # room for the comma the row may end with
             current += ", " + part
         else:
             rows.append(current + ",")

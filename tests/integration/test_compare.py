@@ -54,8 +54,8 @@ def disk_load(directory: Path) -> subprocess.Popen:
     # its own session: fio runs the job in a forked process, which killing fio alone would leave
     # loading the disk for the tests after this one
     return subprocess.Popen(["fio", "--name=load", f"--directory={directory}", "--size=512m", "--rw=randrw",
-                             "--bs=64k", "--direct=1", "--ioengine=libaio", "--iodepth=32", "--numjobs=2", "--time_based",
-                             "--runtime=600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             "--bs=64k", "--direct=1", "--ioengine=libaio", "--iodepth=32", "--numjobs=2",
+                             "--time_based", "--runtime=600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
 
 
