@@ -31,9 +31,6 @@ from storprof.results import mem_total_bytes
 from storprof.results.records import Backing, RunContext
 from storprof.storage.fio.placements import AA, ContainerTarget, HostTarget, Target
 
-# The account sessions charge their phases to (the name older callers import).
-PhaseTimes = TimeAccount
-
 
 class Session:
     """What workloads get: the daemon, the context, directories, and a factory for targets."""

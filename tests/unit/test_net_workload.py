@@ -109,8 +109,8 @@ class _Session:
     label = f"net@{ENGINE}"
 
     def __init__(self):
-        from storprof.harness.session import PhaseTimes
-        self.times = PhaseTimes()
+        from storprof.harness.timeaccount import TimeAccount
+        self.times = TimeAccount()
 
 
 def test_the_scheduler_spends_extra_rounds_on_the_widest_net_workload():
