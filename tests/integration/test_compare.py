@@ -92,7 +92,10 @@ def test_an_aa_pair_is_not_called_different_and_a_disk_load_is():
         assert (hosts.verdict == "slower").all() and (hosts.ratio < 0.9).all(), ab.table.to_string()
         assert (hosts.q_value < 0.05).all()
         ratios = ab.table[ab.table.metric == "ratio to host"]
-        assert ratios.ratio.between(0.7, 1.3).all()                 # the load slows host and bind alike
+        # The load slows host and bind alike, so no ratio row is called a container cost. Its size is
+        # not pinned: under a load one session's bind ÷ host went to 0.69x (CI, 2026-12-03, not
+        # significant against the drift), and a load can lift it too (docs/findings.md, bind ÷ host).
+        assert not (ratios.verdict == "slower").any(), ratios.to_string()
         assert not storprof_leftovers(str(workdir))
     finally:
         shutil.rmtree(load_dir, ignore_errors=True)
