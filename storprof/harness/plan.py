@@ -18,6 +18,7 @@ from storprof.harness.layout import new_run_id
 from storprof.harness.workload import Workload
 from storprof.results import ResultSet
 from storprof.results.records import FioRecord
+from storprof.storage.build import BuildPlan
 from storprof.storage.daemonstart import DaemonStartPlan
 from storprof.storage.fio.cells import FioCells, data_file_name
 from storprof.storage.fio.check import check_with_fio
@@ -81,7 +82,7 @@ THOROUGH = Preset(size=None, runtime=None, ramp_time=None, repeat=3)
 # benchmark (7-20 s a spec each here: 125-layer loads, restarts, commit chains) are facts of the
 # driver and engine rather than of the machine's noise, and run in the thorough sweep or by name.
 QUICK = Preset(size="64m", runtime=0.5, ramp_time=0.0, repeat=3, budget_minutes=9.5,
-               jobs=("randread-4k", "randwrite-4k", "fsync-write-4k", *UNION_PROBES),
+               jobs=("randread-4k", "randwrite-4k", "fsync-write-4k", *registry.QUICK_PROBES),
                placements=("host", "union", "bind", AA), aa_jobs=("randread-4k",),
                plans=registry.plans("quick"))
 
@@ -123,6 +124,7 @@ class SweepPlan:
     aa_jobs: tuple[str, ...] | None = None    # the jobs the host-aa control runs for (None: all)
     union_ops: UnionOpsPlan | None = None     # many small appends, a directory rename, a chown in a lower layer
     page_cache: PageCachePlan | None = None   # page cache of K containers reading one lower-layer file
+    build: BuildPlan | None = None            # a docker build of many small files, step by step
     snapbench: SnapBenchPlan | None = None    # containerd's snapshotter benchmark, through Docker
     max_depth: MaxDepthPlan | None = None     # the deepest image that creates and runs, by search
     daemon_start: DaemonStartPlan | None = None   # dockerd start with N images (restarts the daemon: last)

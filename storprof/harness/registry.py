@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from storprof.harness.workload import Workload
+from storprof.storage.build import Build, BuildPlan
 from storprof.storage.daemonstart import DaemonStart, DaemonStartPlan
 from storprof.storage.layers import SWEEP_QUICK_PLAN, LayerPlan, LayerTiming
 from storprof.storage.maxdepth import MaxDepth, MaxDepthPlan
@@ -41,6 +42,7 @@ class Registered:
     make: Factory
     union: bool = False   # compares a union container with the host: needs the union placement
     by_jobs: bool = True  # selected by --jobs (layer timing is on unless --no-layers)
+    in_quick: bool = True  # one of `--quick`'s default jobs (else it runs there only when --jobs names it)
 
 
 def _paired(kind) -> Factory:
@@ -65,6 +67,9 @@ REGISTRY: tuple[Registered, ...] = (
                UnionOpsPlan(), _paired(UnionOps), union=True),
     Registered("page-cache", "page_cache", PageCachePlan(containers=2, file_mib=8), PageCachePlan(),
                _paired(PageCache), union=True),
+    # A docker build of many small files: 10-40 s a spec and sample, more than --quick's budget has.
+    Registered("build", "build", BuildPlan(source_files=500, package_files=5000), BuildPlan(), _paired(Build),
+               union=True, in_quick=False),
     Registered("snapbench", "snapbench", SnapBenchPlan(layers=4, files=10, file_kib=64), SnapBenchPlan(),
                _alone(SnapBench)),
     # Docker's graphdrivers stop at 125 layers; the containerd store at the kernel's 500 lower
@@ -80,6 +85,7 @@ BY_NAME = {r.name: r for r in REGISTRY}
 # What --jobs takes beside fio jobs, and of those the ones that need the union placement.
 PROBES = tuple(r.name for r in REGISTRY if r.by_jobs)
 UNION_PROBES = tuple(r.name for r in REGISTRY if r.by_jobs and r.union)
+QUICK_PROBES = tuple(name for name in UNION_PROBES if BY_NAME[name].in_quick)
 
 
 def plans(preset: str) -> dict[str, Any]:

@@ -99,7 +99,8 @@ def plan_meta(plan: SweepPlan, command: str) -> dict:
             "deep_stack": vars(plan.deep_stack) if plan.deep_stack else None,
             "lookup": vars(plan.lookup) if plan.lookup else None,
             **{name: vars(p) if p else None for name, p in (
-                ("union_ops", plan.union_ops), ("page_cache", plan.page_cache), ("snapbench", plan.snapbench),
+                ("union_ops", plan.union_ops), ("page_cache", plan.page_cache), ("build", plan.build),
+                ("snapbench", plan.snapbench),
                 ("max_depth", plan.max_depth), ("daemon_start", plan.daemon_start))},
             "drivers": [str(s) for s in plan.specs] or [f"attached:{plan.docker_host}"],
             **results.tool_versions()}

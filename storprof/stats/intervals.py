@@ -134,3 +134,21 @@ def welch_log_p(a: list[float], b: list[float]) -> float | None:
         return None
     p = float(_scipy_stats.ttest_ind(la, lb, equal_var=False).pvalue)
     return None if math.isnan(p) else p
+
+
+def between(a: RatioInterval, b: RatioInterval, comparisons: int = 1) -> RatioInterval | None:
+    """a ÷ b, for two cells measured in different sessions (two specs' ratios to their own host),
+    from their t-intervals alone: each interval's log-scale standard error recovered from its n,
+    Welch–Satterthwaite degrees of freedom, and the confidence raised (Bonferroni) for having
+    picked the pair among `comparisons`, as the best and the worst of several specs are."""
+    if a.n < 2 or b.n < 2 or not (a.low > 0 and b.low > 0) or math.isinf(a.high) or math.isinf(b.high):
+        return None
+    se = [math.log(i.high / i.low) / (2 * float(_scipy_stats.t.ppf(0.5 + i.confidence / 2, i.n - 1))) for i in (a, b)]
+    var = se[0] ** 2 + se[1] ** 2
+    if var == 0:
+        return None
+    df = var ** 2 / (se[0] ** 4 / (a.n - 1) + se[1] ** 4 / (b.n - 1))
+    confidence = 1 - (1 - min(a.confidence, b.confidence)) / max(1, comparisons)
+    half = float(_scipy_stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(var)
+    mean = math.log(a.ratio / b.ratio)
+    return RatioInterval(math.exp(mean), math.exp(mean - half), math.exp(mean + half), min(a.n, b.n), confidence)

@@ -51,7 +51,12 @@ def _page_cache(operation: str, f: dict[str, int | None]) -> str:
             "all readers": f"page cache: {f['containers']} readers of {f['size_mib']} MiB"}.get(operation, operation)
 
 
+def _build(operation: str, f: dict[str, int | None]) -> str:
+    return f"build of {f['files']} files: {operation}"
+
+
 _LABELS: dict[str, Callable[[str, dict[str, int | None]], str]] = {
+    "build": _build,
     "copyup": _copyup,
     "deep-stack": _deep_stack,
     "lookup": _lookup,

@@ -1,10 +1,10 @@
 """`storprof report DIR`: report.md and one self-contained report.html from a results directory.
 
-The answer comes first: a sentence per driver spec and the rankings (verdicts.py), then the heat
-map, then one section per kind of measurement, each with its charts and then its table, long
-tables collapsed (<details>), with a table of contents. The HTML embeds every chart as a PNG data
-URI and has no script and no external resource, so it can be mailed as one file; the Markdown
-links the same PNGs, written to report-charts/ beside it.
+The answer comes first: a line per use case (usecases.py) and the rankings (verdicts.py), beside
+the heat map; then one section per kind of measurement, each with its charts and then its table,
+long tables collapsed (<details>), then a sentence per driver spec, with a table of contents. The
+HTML embeds every chart as a PNG data URI and has no script and no external resource, so it can be
+mailed as one file; the Markdown links the same PNGs, written to report-charts/ beside it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from storprof.results.text import printable
 from storprof.stats.summary import DEFAULT_PRECISION, layer_tables, noise_floor, summarize
 from storprof.views import charts, own_views
 from storprof.views import tables as tbl
+from storprof.views.usecases import HEADER as USE_CASE_HEADER
+from storprof.views.usecases import use_cases
 from storprof.views.verdicts import rankings, spec_summaries
 
 CHART_DIR = "report-charts"
@@ -77,6 +79,9 @@ def sections(results: ResultSet) -> list[Section]:
             "interval excludes 1.00; pale and hatched where it does not (≈ no measurable difference, ? not yet "
             "known). § and † mark cells a cache answers (see the flags under the overhead table)."]))
     out += _measurement_sections(results, over, ops, slopes)
+    if not over.empty:
+        out.append(Section("Per driver spec", items=[(s.spec, f"(Docker {s.docker}): {s.sentence}")
+                                                     for s in spec_summaries(over, ops, precision)]))
     if net is not None:
         out.append(net)
     out.append(Section("Drivers", tables=[Table(tbl.DRIVER_HEADERS, tbl.driver_rows(results.drivers))]))
@@ -88,9 +93,8 @@ def sections(results: ResultSet) -> list[Section]:
 def _net_section(results: ResultSet) -> Section | None:
     """The network half (storprof net): verdicts first, the chart, the table, what each path isolates."""
     from storprof.network.plan import PATHS, WORKLOADS
-    from storprof.stats.network import net_rows
     from storprof.views import network as netviews
-    rows = net_rows(results.of(NetRecord), float(results.meta.get("precision") or DEFAULT_PRECISION))
+    rows = _net_rows(results)
     if not rows:
         return None
     chart = charts.net_chart(netviews.records(rows))
@@ -112,10 +116,17 @@ def _split_engine(line: str) -> tuple[str, str]:
 def _answer(results: ResultSet, over: pd.DataFrame, ops: pd.DataFrame, precision: float) -> Section:
     if over.empty:
         return Section("The answer", text=["No fio cell finished; the layer timing is below."])
-    items = [(s.spec, f"(Docker {s.docker}): {s.sentence}") for s in spec_summaries(over, ops, precision)]
-    text = rankings(over, ops) + [tbl.answers_line(over, precision).split("\n")[0],
-                                  tbl.noise_floor_line(noise_floor(results.runs, over))]
+    floor = noise_floor(results.runs, over)
+    net = _net_rows(results)
+    items = [(f"{c.case}:", c.text) for c in use_cases(over, ops, net, floor, precision)]
+    text = ([USE_CASE_HEADER.rstrip(":") + "; the sentences per driver spec are below the tables."] if items else [])
+    text += rankings(over, ops) + [tbl.answers_line(over, precision).split("\n")[0], tbl.noise_floor_line(floor)]
     return Section("The answer", items=items, text=text)
+
+
+def _net_rows(results: ResultSet) -> list:
+    from storprof.stats.network import net_rows
+    return net_rows(results.of(NetRecord), float(results.meta.get("precision") or DEFAULT_PRECISION))
 
 
 def _measurement_sections(results: ResultSet, over: pd.DataFrame, ops: pd.DataFrame,

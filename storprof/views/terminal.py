@@ -15,9 +15,11 @@ from storprof.views import network as netviews
 from storprof.views import tables
 from storprof.views.own_views import format_own_views
 from storprof.views.result_summary import ResultSummary
+from storprof.views.usecases import use_case_lines
 from storprof.views.verdicts import rankings, spec_summaries
 
-_wrap = functools.partial(textwrap.fill, width=tables.COMPACT_WIDTH, subsequent_indent="  ")
+# Spec labels keep their hyphens (fuse-overlayfs) on one row.
+_wrap = functools.partial(textwrap.fill, width=tables.COMPACT_WIDTH, subsequent_indent="  ", break_on_hyphens=False)
 
 
 def net_blocks(rows: list[NetRow], fmt: str) -> list[str]:
@@ -44,6 +46,9 @@ def table_blocks(result_set: ResultSet, summary: ResultSummary, fmt: str) -> lis
     if not runs.empty:
         out += [tables.format_table(over, fmt), tables.table_notes(over), "",
                 tables.answers_line(over, summary.precision), tables.noise_floor_line(noise_floor(runs, over))]
+        sentences = [_wrap(f"{s.spec} (Docker {s.docker}): {s.sentence}")
+                     for s in spec_summaries(over, summary.ops, summary.precision)]
+        out += ["", *sentences] if sentences else []
     if not ops.empty:
         out += ["", tables.format_layers(ops, slopes, fmt)]
     own = format_own_views(runs, fmt) if not runs.empty else ""
@@ -53,19 +58,20 @@ def table_blocks(result_set: ResultSet, summary: ResultSummary, fmt: str) -> lis
 
 
 def answer_blocks(result_set: ResultSet, summary: ResultSummary) -> list[str]:
-    """The end of a sweep: what was skipped, a sentence per spec, the compact table, the rankings,
-    how sure it all is."""
+    """The end of a sweep: the answer by use case first (about ten lines), then what was skipped,
+    the compact table, the rankings and how sure it all is. The sentences per spec are in
+    `storprof table` and the report."""
     over, ops, precision = summary.over, summary.ops, summary.precision
+    floor = noise_floor(result_set.runs, over)
+    out = [_wrap(line) for line in use_case_lines(over, ops, summary.net, floor, precision)]
     not_run = tables.not_measured_lines(result_set.drivers)
-    out = ["Not measured:"] if not_run else []
+    out += ["", "Not measured:"] if not_run else []
     out += [textwrap.fill(line, width=tables.COMPACT_WIDTH, initial_indent="  ", subsequent_indent="    ")
             for line in not_run]
     if over.empty:
         return out
-    out += ["", *[_wrap(f"{s.spec} (Docker {s.docker}): {s.sentence}") for s in spec_summaries(over, ops, precision)]]
     out += ["", tables.compact_table(over, ops), _wrap(tables.COMPACT_NOTE)]
     used = {c for f in over["flags"] for c in f if c in "†§"}
     out += [_wrap(note) for note in tables.flag_notes(used)]
     out += ["", *[_wrap(line) for line in rankings(over, ops)]]
-    return [*out, _wrap(tables.answers_line(over, precision).split("\n")[0]),
-            _wrap(tables.noise_floor_line(noise_floor(result_set.runs, over)))]
+    return [*out, _wrap(tables.answers_line(over, precision).split("\n")[0]), _wrap(tables.noise_floor_line(floor))]

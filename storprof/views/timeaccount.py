@@ -1,7 +1,10 @@
-"""Where the time went: one line per spec, and one for the whole run, from meta.json's
-`time_account` (harness/timeaccount.py). The phases are fields; their words are made here."""
+"""Where the time went: a table with one row per spec, its phases in a few columns, and a line for
+the whole run, from meta.json's `time_account` (harness/timeaccount.py), which keeps every phase.
+The phases are fields; their words and groups are made here."""
 
 from __future__ import annotations
+
+import textwrap
 
 from storprof.views.tables import COMPACT_WIDTH
 
@@ -47,11 +50,6 @@ def phases_text(phases: dict[str, float], wall: float) -> str:
     return ", ".join(parts) or "nothing timed"
 
 
-def spec_line(label: str, spec: dict) -> str:
-    wall = float(spec.get("wall_seconds") or 0.0)
-    return f"[{label}] where the time went: {seconds_text(wall)} — {phases_text(spec.get('phases') or {}, wall)}"
-
-
 def run_line(account: dict) -> str:
     """The whole run: its specs' wall time (and fio's measuring share of the run), then the
     run's own phases."""
@@ -67,13 +65,66 @@ def run_line(account: dict) -> str:
         [*parts, *([run_phases] if run_phases != "nothing timed" else [])])
 
 
+# The table's columns after the spec and its wall time: each a group of phases. The workloads'
+# own phases (copyup, deep-stack, ..., net) are the column with no names of its own.
+COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("measuring", ("fio_measuring",)),
+    ("fio start", ("fio_startup", "fio_ramp", "fio")),
+    ("data, settle", ("precondition", "settle")),
+    ("workloads", ()),
+    ("layers", ("layers",)),
+    ("engine, image", ("backing_fs", "daemon_start", "image", "containers")),
+    ("teardown", ("teardown",)),
+    ("other", ("other",)),
+)
+GROUPED = {name for _, names in COLUMNS for name in names}
+
+
 def time_account_lines(account: dict | None) -> list[str]:
-    """A line per spec in the order they ran, then the run's, each wrapped to the answer's width
-    (continuations indented); nothing without an account."""
+    """The per-spec table (a row per spec, in meta.json's order), what its columns hold, then the
+    run's line, each within the answer's width; nothing without an account."""
     if not account:
         return []
-    lines = [*(spec_line(label, spec) for label, spec in (account.get("specs") or {}).items()), run_line(account)]
-    return [wrap_parts(line) for line in lines]
+    specs = account.get("specs") or {}
+    if not specs:
+        return [wrap_parts(run_line(account))]
+    width = max(4, *(len(label) for label in specs))
+    used = [(title, names) for title, names in COLUMNS
+            if any(_group(spec.get("phases") or {}, names) >= 0.05 for spec in specs.values())]
+    header = f"{'spec':<{width}}  {'wall':>6}" + "".join(f"  {title:>{_w(title)}}" for title, _ in used)
+    rows = [header, "-" * len(header)]
+    for label, spec in specs.items():
+        phases, wall = spec.get("phases") or {}, float(spec.get("wall_seconds") or 0.0)
+        cells = [_cell(_group(phases, names), wall if title == "measuring" else 0.0) for title, names in used]
+        rows.append(f"{label:<{width}}  {seconds_text(wall):>6}"
+                    + "".join(f"  {c:>{_w(t)}}" for c, (t, _) in zip(cells, used)))
+    workloads = sorted({n for spec in specs.values() for n, v in (spec.get("phases") or {}).items()
+                        if n not in GROUPED and v >= 0.05})
+    note = ("where the time went, per spec: measuring, what fio says it measured (share of the wall time); "
+            "fio start, each timed run's exec, start, exit and ramp; data, settle: the data files, a quiet disk "
+            "before each run" + (f"; workloads: {', '.join(workloads)}" if workloads else "")
+            + "; engine, image: backing fs, daemon, images, containers. meta.json keeps every phase.")
+    return ["\n".join(rows), _wrap_words(note), wrap_parts(run_line(account))]
+
+
+def _w(title: str) -> int:
+    return max(len(title), 6)
+
+
+def _group(phases: dict[str, float], names: tuple[str, ...]) -> float:
+    if names:
+        return sum(float(phases.get(n, 0.0)) for n in names)
+    return sum(float(v) for n, v in phases.items() if n not in GROUPED)
+
+
+def _cell(seconds: float, wall: float) -> str:
+    if seconds < 0.05:
+        return "-"
+    return seconds_text(seconds) + (f" {seconds / wall:.0%}" if wall > 0 else "")
+
+
+def _wrap_words(text: str, width: int = COMPACT_WIDTH) -> str:
+    return textwrap.fill(text, width=width, subsequent_indent="  ", break_on_hyphens=False)
 
 
 def wrap_parts(line: str, width: int = COMPACT_WIDTH) -> str:

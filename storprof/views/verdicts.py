@@ -1,6 +1,7 @@
-"""The answer first: per driver spec, what it costs and where, in sentences built from the cells'
-intervals and verdicts; then rankings for the common questions. Pure: summarize()'s and
-layer_tables()'s frames in, text out. The report and the end of a sweep print these before any table.
+"""Per driver spec, what it costs and where, in sentences built from the cells' intervals and
+verdicts; and rankings for the common questions. Pure: summarize()'s and layer_tables()'s frames
+in, text out. The sentences are `storprof table`'s and the report's, below the tables; the answer
+by use case (usecases.py) comes first.
 """
 
 from __future__ import annotations
@@ -124,13 +125,21 @@ def _union_op_parts(union: pd.DataFrame) -> list[str]:
     if not later.empty and pd.notna(later.iloc[0].get("bytes")):
         r = later.iloc[0]
         mib = int(r.size_mib)
-        shared = r.bytes < 0.1 * mib * 2**20
+        shared = page_cache_shared(r)
         added = "under 0.1 MiB" if abs(r.bytes) < 0.1 * 2**20 else fmt_bytes(r.bytes)
         parts.append(f"page cache: containers reading one {mib} MiB image file share one cached copy (each further "
                      f"reader added {added})" if shared else
                      f"page cache: each further container reading a {mib} MiB image file caches its own copy "
                      f"(+{fmt_bytes(r.bytes)})")
     return parts
+
+
+def page_cache_shared(r) -> bool | None:
+    """Whether a later reader of an image file added under a tenth of the file to the page cache
+    (the containers share one cached copy); None where the probe measured no bytes."""
+    if pd.isna(getattr(r, "bytes", None)) or pd.isna(getattr(r, "size_mib", None)):
+        return None
+    return bool(r.bytes < 0.1 * r.size_mib * 2**20)
 
 
 def _whole(value) -> int | str:
@@ -182,9 +191,10 @@ def rankings(over: pd.DataFrame, ops: pd.DataFrame) -> list[str]:
             bulk = ops[(ops["op"] == "bulk create") & ops["bytes"].notna()
                        & ~ops["driver_spec"].str.split("@").str[0].isin(SHARED_EXTENTS)].sort_values("bytes")
             if len(bulk) > 1:
-                out.append(f"Least space per container: {bulk.iloc[0]['driver_spec']} "
-                           f"{bulk.iloc[0]['bytes'] / 2**20:.1f} MiB; most: {bulk.iloc[-1]['driver_spec']} "
-                           f"{bulk.iloc[-1]['bytes'] / 2**20:.1f} MiB.")
+                least, most = (f"{bulk.iloc[i]['bytes'] / 2**20:.1f} MiB" for i in (0, -1))
+                out.append(f"Space per container: {least} on every spec measured." if least == most else
+                           f"Least space per container: {bulk.iloc[0]['driver_spec']} {least}; "
+                           f"most: {bulk.iloc[-1]['driver_spec']} {most}.")
     return out
 
 

@@ -25,8 +25,10 @@ def test_the_presets_take_their_plans_from_the_registry():
     assert QUICK.plan("copyup").sizes_mib == (64,)
     assert THOROUGH.plan("copyup").sizes_mib == (64, 512)
     assert QUICK.plan("max-depth").ceiling == 126 and THOROUGH.plan("max-depth").ceiling == 500
-    # the quick sweep runs every union probe, and only those, beside its fio jobs
-    assert [j for j in QUICK.jobs if j in registry.PROBES] == list(registry.UNION_PROBES)
+    # the quick sweep runs every union probe but those kept out of it (build), and only those, beside its fio jobs
+    assert [j for j in QUICK.jobs if j in registry.PROBES] == list(registry.QUICK_PROBES)
+    assert set(registry.UNION_PROBES) - set(registry.QUICK_PROBES) == {"build"}
+    assert QUICK.plan("build").package_files < THOROUGH.plan("build").package_files    # --quick --jobs build
 
 
 def test_workloads_run_in_registry_order_with_restarts_last():

@@ -18,7 +18,7 @@ from storprof.storage.fio import cells
 from storprof.storage.fio.job import load_job
 from storprof.storage.fio.placements import FioRun
 from storprof.storage.fio.result import parse_fio_output
-from storprof.views.timeaccount import spec_line, time_account_lines
+from storprof.views.timeaccount import time_account_lines
 
 FIO = Path(__file__).parent.parent / "fixtures" / "fio"
 
@@ -203,15 +203,17 @@ def test_meta_json_holds_the_account_as_each_spec_ends_and_the_line_is_made_from
     final = account.finish(store)
     meta = read_meta(tmp_path / "r" / META_FILE)
     assert meta["time_account"] == final and meta["command"] == "storprof sweep"
-    lines = time_account_lines(meta["time_account"])
-    # wrapped to the answer's width, continuations indented by two
-    assert max(len(physical) for line in lines for physical in line.splitlines()) <= 120
-    assert "\n  " in lines[0]
-    assert [line.replace("\n  ", " ") for line in lines] == [
-        "[overlay2@ext4] where the time went: 55 s — fio measuring 22 s (40%), fio start-up 11 s (20%), image 9.0 s, "
-        "daemon 4.0 s, copyup 3.0 s, teardown 3.0 s, backing fs 2.0 s, other 1.0 s",
-        "where the time went, whole run: 60 s — 1 spec 55 s (fio measuring 22 s, 37% of the run), "
-        "plan and checks 3.0 s, statistics and views 2.0 s"]
+    table, note, run = time_account_lines(meta["time_account"])
+    # a row per spec within the answer's width, the phases grouped in columns
+    assert max(len(physical) for line in (table, note, run) for physical in line.splitlines()) <= 120
+    header, _, row = table.splitlines()
+    assert header.split() == ["spec", "wall", "measuring", "fio", "start", "workloads", "engine,", "image",
+                              "teardown", "other"]
+    assert row.split() == ["overlay2@ext4", "55", "s", "22", "s", "40%", "11", "s", "3.0", "s", "15", "s",
+                           "3.0", "s", "1.0", "s"]
+    assert "workloads: copyup" in note
+    assert run.replace("\n  ", " ") == ("where the time went, whole run: 60 s — 1 spec 55 s (fio measuring 22 s, 37% "
+                                        "of the run), plan and checks 3.0 s, statistics and views 2.0 s")
 
 
 def test_a_resumed_run_keeps_its_account_in_its_entry_of_resumed(tmp_path):
@@ -229,7 +231,12 @@ def test_a_resumed_run_keeps_its_account_in_its_entry_of_resumed(tmp_path):
     assert meta["resumed"][-1]["command"] == "again" and meta["resumed"][-1]["time_account"]["wall_seconds"] == 60
 
 
-def test_phases_under_a_twentieth_of_a_second_are_left_out_and_unknown_names_shown_as_they_are():
-    line = spec_line("net@docker-28", {"wall_seconds": 12.0, "phases": {"net": 10.0, "daemon_start": 1.96,
-                                                                        "teardown": 0.04, "other": 0.0}})
-    assert line == "[net@docker-28] where the time went: 12 s — net 10 s, daemon 2.0 s"
+def test_phases_under_a_twentieth_of_a_second_are_left_out_and_unknown_names_are_workloads():
+    account = {"wall_seconds": 13.0, "run": {"plan": 1.0},
+               "specs": {"net@docker-28": {"wall_seconds": 12.0, "phases": {"net": 10.0, "daemon_start": 1.96,
+                                                                           "teardown": 0.04, "other": 0.0}}}}
+    table, note, _ = time_account_lines(account)
+    header, _, row = table.splitlines()
+    assert header.split() == ["spec", "wall", "workloads", "engine,", "image"]     # no teardown: 0.04 s
+    assert row.split() == ["net@docker-28", "12", "s", "10", "s", "2.0", "s"]
+    assert "workloads: net;" in note

@@ -1,0 +1,83 @@
+"""The build workload's parts that need no daemon: each step's time read from a real classic
+builder's output (saved from a run on overlay2), the Dockerfile, and the host's own steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from storprof.errors import StorprofError
+from storprof.storage.build import STEPS, Build, BuildPlan, context_tar, dockerfile, step_times, write_trees
+
+STREAM = Path(__file__).parent.parent / "fixtures" / "build" / "stream-overlay2.jsonl"
+
+
+def _stream() -> list[tuple[float, dict]]:
+    return [(float(at), chunk) for at, chunk in (json.loads(line) for line in STREAM.read_text().splitlines())]
+
+
+def test_each_step_runs_from_its_line_to_the_next_and_the_last_to_successfully_built():
+    chunks = _stream()
+    built = step_times(chunks, 0.0)
+    assert list(built.steps) == list(STEPS)
+    marks = [at for at, c in chunks if str(c.get("stream", "")).startswith("Step ")]
+    end = next(at for at, c in chunks if str(c.get("stream", "")).startswith("Successfully built"))
+    assert built.steps["copy source"] == pytest.approx(marks[2] - marks[1])
+    assert built.steps["delete half"] == pytest.approx(marks[6] - marks[5])
+    assert built.after == 1                                     # the LABEL step the run's labels add
+    assert built.total == pytest.approx(end)
+    assert sum(built.steps.values()) < built.total             # the context's upload and FROM come first
+    assert built.image and len(built.image) >= 12
+
+
+def test_a_builder_error_is_one_line_and_a_cut_stream_is_refused():
+    chunks = _stream()
+    error = chunks[:4] + [(9.0, {"error": "The command '/bin/sh -c chown' returned a non-zero code: 1",
+                                 "errorDetail": {"message": "The command '/bin/sh -c chown' returned a non-zero "
+                                                            "code: 1\nmore"}})]
+    with pytest.raises(StorprofError, match=r"^docker build failed: The command .* code: 1$"):
+        step_times(error, 0.0)
+    with pytest.raises(StorprofError, match="without 'Successfully built'"):
+        step_times(chunks[:6], 0.0)
+
+
+def test_the_dockerfile_has_the_steps_in_order_and_the_context_holds_it(tmp_path):
+    plan = BuildPlan(source_files=10, package_files=20, file_bytes=100)
+    lines = dockerfile("storprof-build:abc").splitlines()
+    assert lines[0] == "FROM storprof-build:abc" and len(lines) == len(STEPS) + 1
+    write_trees(tmp_path, plan)
+    context_tar(tmp_path, plan, "storprof-build:abc", tmp_path / "context.tar")
+    with tarfile.open(tmp_path / "context.tar") as tar:
+        names = tar.getnames()
+    assert "Dockerfile" in names and "pkg.tar" in names and sum(n.startswith("src/") and "/f" in n for n in names) == 10
+    with tarfile.open(tmp_path / "pkg.tar") as tar:
+        files = [m for m in tar.getmembers() if m.isfile()]
+    assert len(files) == 20 and {m.size for m in files} == {100}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_the_host_runs_the_same_steps_and_deletes_half(tmp_path, monkeypatch):
+    plan = BuildPlan(source_files=10, package_files=40, file_bytes=64)
+    build = Build(plan, 1)
+    build._work = tmp_path / "work"
+    build._work.mkdir()
+    write_trees(build._work, plan)
+    seen = {}
+    real_rmtree = __import__("shutil").rmtree
+
+    def keep(path, *a, **k):          # look at the tree before the step's clean-up removes it
+        if Path(path).name == "app" and (Path(path) / "pkg").exists():
+            files = list((Path(path) / "pkg").rglob("f*"))
+            seen["files"] = len(files)
+            seen["owners"] = {(p.stat().st_uid, p.stat().st_gid) for p in files}
+        return real_rmtree(path, *a, **k)
+
+    monkeypatch.setattr("storprof.storage.build.shutil.rmtree", keep)
+    steps = build._host_steps(tmp_path / "app")
+    assert list(steps) == list(STEPS) and all(s >= 0 for s in steps.values())
+    assert seen["files"] == 20 and seen["owners"] == {(1000, 1000)}
+    assert not (tmp_path / "app").exists()
