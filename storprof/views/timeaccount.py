@@ -73,7 +73,7 @@ COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data, settle", ("precondition", "settle")),
     ("workloads", ()),
     ("layers", ("layers",)),
-    ("engine, image", ("backing_fs", "daemon_start", "image", "containers")),
+    ("engine", ("backing_fs", "daemon_start", "image", "containers")),
     ("teardown", ("teardown",)),
     ("other", ("other",)),
 )
@@ -103,7 +103,7 @@ def time_account_lines(account: dict | None) -> list[str]:
     note = ("where the time went, per spec: measuring, what fio says it measured (share of the wall time); "
             "fio start, each timed run's exec, start, exit and ramp; data, settle: the data files, a quiet disk "
             "before each run" + (f"; workloads: {', '.join(workloads)}" if workloads else "")
-            + "; engine, image: backing fs, daemon, images, containers. meta.json keeps every phase.")
+            + "; engine: backing fs, daemon, images, containers. meta.json keeps every phase.")
     return ["\n".join(rows), _wrap_words(note), wrap_parts(run_line(account))]
 
 
