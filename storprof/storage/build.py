@@ -32,6 +32,7 @@ from storprof.harness.workload import Done, Sink, Unit
 from storprof.host import safepath
 from storprof.results.records import ProbeRecord
 from storprof.storage.probes.copyup import PROBE
+from storprof.storage.probes.lowerlayer import remove_image
 
 if TYPE_CHECKING:
     from storprof.harness.session import Session
@@ -235,7 +236,7 @@ class Build:
             try:
                 sizes = list(layer_sizes(client, built))
             finally:
-                _remove(client, built.image)
+                remove_image(client, built.image)
             params = {"builder": BUILDER}
         for (name, seconds), size in zip(built.steps.items(), sizes):
             sink.emit(ProbeRecord(context=session.context, placement=unit.placement, repeat=unit.repeat,
@@ -298,13 +299,3 @@ def _sh(*commands: list[str]) -> None:
 def _first(text: object) -> str:
     lines = str(text).strip().splitlines()
     return lines[0] if lines else ""
-
-
-def _remove(client, image: str | None) -> None:
-    if not image:
-        return
-    try:
-        client.images.remove(image, force=True)
-    except docker.errors.NotFound:
-        pass
-

@@ -13,7 +13,7 @@ import pytest
 from storprof.errors import StorprofError
 from storprof.storage.build import STEPS, Build, BuildPlan, context_tar, dockerfile, step_times, write_trees
 
-STREAM = Path(__file__).parent.parent / "fixtures" / "build" / "stream-overlay2.jsonl"
+STREAM = Path(__file__).parent.parent / "fixtures" / "docker-build" / "stream-overlay2.jsonl"
 
 
 def _stream() -> list[tuple[float, dict]]:
