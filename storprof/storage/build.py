@@ -179,7 +179,7 @@ class Build:
         self.plan = plan
         self.repeat = repeat
         self.sides = sides
-        self._work: Path | None = None         # the trees and the context, in the session's scratch
+        self._work: Path | None = None         # the trees and the context, beside the host directory
         self._image: BenchImage | None = None
         self._skip = ""
 
