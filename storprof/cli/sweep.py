@@ -68,7 +68,8 @@ IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._/-]{0,200}(?::[A-Za-z0-9_][A-Za-z0-9_.
                 "(default: every known spec; those this host cannot run are reported as skipped).")
 @click.option("--jobs", "job_list", help="Comma-separated built-in job names, paths of .fio files, or the "
               "union probes copyup, deep-stack, lookup, union-ops (small-file appends, a directory rename, a chown), "
-              "page-cache, build (a docker build of many small files, step by step), snapbench (containerd's "
+              "page-cache, build (a docker build of many small files, step by step), postgres (pgbench against "
+              "PostgreSQL on every placement), snapbench (containerd's "
               "snapshotter benchmark), max-depth and daemon-start (default: every built-in job and every probe; "
               "--quick: its jobs and the union probes but build).")
 @click.option("--placements", "placement_list",

@@ -54,6 +54,7 @@ class RootfsPlan:
     files: tuple[tuple[str, str], ...]   # (host path, path inside the image)
     dirs: tuple[str, ...] = BENCH_DIRS
     made: tuple[tuple[str, bytes], ...] = ()   # (path inside the image, content): files made, not copied
+    open_dirs: tuple[str, ...] = ()    # directories any user of the image may make entries in (sticky, 1777)
 
     def content_hash(self) -> str:
         h = hashlib.sha256()
@@ -66,6 +67,8 @@ class RootfsPlan:
             h.update(d.encode() + b"\0")
         for inside, data in self.made:
             h.update(inside.encode() + b"\0" + data)
+        for d in self.open_dirs:
+            h.update(b"open\0" + d.encode())
         return h.hexdigest()[:16]
 
 
@@ -95,7 +98,7 @@ def write_rootfs_tar(plan: RootfsPlan, path: Path, file: BinaryIO | None = None)
                 if sub and sub not in made_dirs:
                     info = tarfile.TarInfo(sub)
                     info.type = tarfile.DIRTYPE
-                    info.mode = 0o1777 if sub == "tmp" else 0o755
+                    info.mode = 0o1777 if sub == "tmp" or sub in plan.open_dirs else 0o755
                     tar.addfile(info)
                     made_dirs.add(sub)
 

@@ -28,6 +28,7 @@ from storprof.storage.fio.options import MAX_FILES
 from storprof.storage.fio.placements import AA, DEFAULT_PLACEMENTS
 from storprof.storage.layers import LayerPlan
 from storprof.storage.maxdepth import MaxDepthPlan
+from storprof.storage.pgbench import PostgresPlan
 from storprof.storage.probes.copyup import CopyUpPlan
 from storprof.storage.probes.deepstack import DeepStackPlan
 from storprof.storage.probes.lookup import LookupPlan
@@ -125,6 +126,7 @@ class SweepPlan:
     union_ops: UnionOpsPlan | None = None     # many small appends, a directory rename, a chown in a lower layer
     page_cache: PageCachePlan | None = None   # page cache of K containers reading one lower-layer file
     build: BuildPlan | None = None            # a docker build of many small files, step by step
+    postgres: PostgresPlan | None = None      # pgbench against PostgreSQL on every placement
     snapbench: SnapBenchPlan | None = None    # containerd's snapshotter benchmark, through Docker
     max_depth: MaxDepthPlan | None = None     # the deepest image that creates and runs, by search
     daemon_start: DaemonStartPlan | None = None   # dockerd start with N images (restarts the daemon: last)

@@ -15,6 +15,9 @@ from storprof.storage.build import Build, BuildPlan
 from storprof.storage.daemonstart import DaemonStart, DaemonStartPlan
 from storprof.storage.layers import SWEEP_QUICK_PLAN, LayerPlan, LayerTiming
 from storprof.storage.maxdepth import MaxDepth, MaxDepthPlan
+from storprof.storage.pgbench import DIRS as POSTGRES_PLACEMENTS
+from storprof.storage.pgbench import PostgresPlan
+from storprof.storage.postgres import Postgres
 from storprof.storage.probes.copyup import CopyUp, CopyUpPlan
 from storprof.storage.probes.deepstack import DeepStack, DeepStackPlan
 from storprof.storage.probes.lookup import Lookup, LookupPlan
@@ -50,6 +53,12 @@ def _paired(kind) -> Factory:
     return lambda plan, sweep, sides: kind(plan, sweep.repeat, sides)
 
 
+def _placed(kind) -> Factory:
+    """The workloads that run on every placement of the sweep (the host's only where it is measured)."""
+    return lambda plan, sweep, sides: kind(plan, sweep.repeat, tuple(
+        p for p in sweep.placements if p in POSTGRES_PLACEMENTS or (p == "host" and "host" in sides)))
+
+
 def _alone(kind) -> Factory:
     """The workloads that measure the engine once per spec."""
     return lambda plan, sweep, sides: kind(plan)
@@ -70,6 +79,9 @@ REGISTRY: tuple[Registered, ...] = (
     # A docker build of many small files: 10-40 s a spec and sample, more than --quick's budget has.
     Registered("build", "build", BuildPlan(source_files=500, package_files=5000), BuildPlan(), _paired(Build),
                union=True, in_quick=False),
+    # pgbench against PostgreSQL on every placement: about 50 s a placement and sample (thorough).
+    Registered("postgres", "postgres", PostgresPlan(scale=2, cold_scale=8, seconds=5), PostgresPlan(),
+               _placed(Postgres), in_quick=False),
     Registered("snapbench", "snapbench", SnapBenchPlan(layers=4, files=10, file_kib=64), SnapBenchPlan(),
                _alone(SnapBench)),
     # Docker's graphdrivers stop at 125 layers; the containerd store at the kernel's 500 lower

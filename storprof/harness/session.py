@@ -132,6 +132,10 @@ class Session:
     def _bind_source(self, placement: str) -> str | None:
         raise NotImplementedError
 
+    def bind_dir(self, placement: str = "bind") -> str | None:
+        """The host directory the bind placement mounts (None where there is none)."""
+        return self._bind_source(placement)
+
 
 _ROOTFS: list[RootfsPlan] = []
 

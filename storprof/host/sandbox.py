@@ -70,6 +70,27 @@ def bwrap_argv(program: str, args: list[str], writable: list[Path], inputs: dict
     return argv
 
 
+def files_argv(files: list[tuple[str, str]], argv: list[str], *, writable: list[Path], inputs: dict[str, Path],
+               cwd: Path, uid: int, env: dict[str, str]) -> list[str]:
+    """The bubblewrap command for a program made of several files (a server, its tools, share files
+    and modules: `files` as (host file, path inside), an image's RootfsPlan.files): as bwrap_argv,
+    with /proc (a server reads its own), `env` set in the emptied environment and run as `uid`."""
+    out = [require("bwrap"), "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+           "--cap-drop", "ALL", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+           "--uid", str(int(uid)), "--gid", str(int(uid))]
+    for key, value in env.items():
+        out += ["--setenv", key, value]
+    for host, inside in files:
+        out += ["--ro-bind", host, inside]
+    for directory in writable:
+        out += ["--bind", str(directory), str(directory)]
+    for name, path in inputs.items():
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError(f"bad sandbox input name {name!r}")
+        out += ["--ro-bind", str(path), f"{INPUT_DIR}/{name}"]
+    return [*out, "--chdir", str(cwd), "--", *argv]
+
+
 def run_sandboxed(program: str, args: list[str], *, writable: list[Path], inputs: dict[str, Path] | None = None,
                   cwd: Path | None = None, timeout: float | None = 600, check: bool = True,
                   limits: Limits = CEILING) -> Completed:

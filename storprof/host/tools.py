@@ -36,6 +36,8 @@ TOOLS: tuple[Tool, ...] = (
     Tool("bwrap", "bubblewrap", "the sandbox host fio and storprof net's tools run in"),
     Tool("timeout", "coreutils", "time limits on the commands storprof starts"),
     Tool("prlimit", "util-linux", "the memory and file-size limits of host fio (limits.py)"),
+    Tool("pgbench", "postgresql", "the postgres workload (Debian's PostgreSQL server, initdb and pgbench)",
+         services=("postgresql",)),
     # storprof net: its namespaces, and the servers and clients it runs in them
     Tool("ip", "iproute2", "storprof net (its network namespaces)"),
     Tool("ss", "iproute2", "storprof net (its network namespaces)"),

@@ -100,6 +100,7 @@ def plan_meta(plan: SweepPlan, command: str) -> dict:
             "lookup": vars(plan.lookup) if plan.lookup else None,
             **{name: vars(p) if p else None for name, p in (
                 ("union_ops", plan.union_ops), ("page_cache", plan.page_cache), ("build", plan.build),
+                ("postgres", plan.postgres),
                 ("snapbench", plan.snapbench),
                 ("max_depth", plan.max_depth), ("daemon_start", plan.daemon_start))},
             "drivers": [str(s) for s in plan.specs] or [f"attached:{plan.docker_host}"],

@@ -137,7 +137,7 @@ class ProbeRecord(Record):
     kind: ClassVar[str] = "probe"
     # The fields that name a probe row: two samples of one row differ only in placement and repeat.
     IDENTITY: ClassVar[tuple[str, ...]] = ("workload", "operation", "size_mib", "depth", "files", "file_bytes",
-                                           "containers", "images")
+                                           "containers", "images", "scale")
     context: RunContext
     workload: str                # copyup | deep-stack | lookup | union-ops | page-cache | snapbench | ...
     operation: str               # what was timed: "first write", "first stat", "cold", "chown", "prepare", ...
@@ -150,11 +150,13 @@ class ProbeRecord(Record):
     file_bytes: int | None = None    # each of those files' size, where it is not MiB (appends)
     containers: int | None = None    # readers of one file (page cache)
     images: int | None = None        # images the daemon holds (daemon start)
+    scale: int | None = None         # pgbench's scale factor (postgres)
     params: dict[str, Any] = field(default_factory=dict)
     status: str = "ok"
     primary_metric: str = "time"
     time: str = ""
     bytes: int | None = None     # what the operation left on the disk or in the page cache, where it measures that
+    error: str | None = None     # why a failed sample failed (status "failed"), e.g. pgbench's message
 
     @property
     def identity(self) -> tuple:

@@ -96,8 +96,8 @@ def measurements(runs: pd.DataFrame) -> pd.DataFrame:
     if "bytes" in ok:          # what a union operation copied up or cached; zero has no log, so it is left out
         sized = ok[ok["bytes"].astype(float) > 0]
         rows.append(sized[cols].assign(metric="bytes", value=sized["bytes"].astype(float)))
-    rows.append(_ratios(ok[ok["workload"].isin(("union-ops", "page-cache", "copyup", "deep-stack", "lookup", "build"))
-                           | (ok["primary_metric"] != "time")] if "workload" in ok else ok))
+    paired = ("union-ops", "page-cache", "copyup", "deep-stack", "lookup", "build", "postgres")
+    rows.append(_ratios(ok[ok["workload"].isin(paired) | (ok["primary_metric"] != "time")] if "workload" in ok else ok))
     out = pd.concat(rows, ignore_index=True)
     return out[out["value"].notna()]
 

@@ -123,7 +123,7 @@ COLUMNS = ["driver_spec", "docker", "job", "placement", "flags", "metric", "n", 
            "driver_base", "driver_ratio", "driver_low", "driver_high", "driver_verdict", "bytes", "how"]
 # What names a probe row (records.ProbeRecord.IDENTITY): carried into its cells so the views
 # select rows by field, never by the `job` text. Not exported: the tables' columns are COLUMNS.
-ROW_FIELDS = ["workload", "operation", "size_mib", "depth", "files", "file_bytes", "containers", "images"]
+ROW_FIELDS = ["workload", "operation", "size_mib", "depth", "files", "file_bytes", "containers", "images", "scale"]
 # Workloads with tables of their own (a search, a chain of layers, daemon restarts): no host ratio.
 OWN_VIEWS = ("daemon-start", "max-depth", "snapbench")
 # The container placements that are not the union: the same container, the same backing

@@ -55,8 +55,13 @@ def _build(operation: str, f: dict[str, int | None]) -> str:
     return f"build of {f['files']} files: {operation}"
 
 
+def _postgres(operation: str, f: dict[str, int | None]) -> str:
+    return f"postgres scale {f['scale']}: {operation}"
+
+
 _LABELS: dict[str, Callable[[str, dict[str, int | None]], str]] = {
     "build": _build,
+    "postgres": _postgres,
     "copyup": _copyup,
     "deep-stack": _deep_stack,
     "lookup": _lookup,
@@ -69,14 +74,16 @@ _LABELS: dict[str, Callable[[str, dict[str, int | None]], str]] = {
 
 
 def probe_label(workload: str, operation: str, *, size_mib: Any = None, depth: Any = None, files: Any = None,
-                file_bytes: Any = None, containers: Any = None, images: Any = None) -> str:
+                file_bytes: Any = None, containers: Any = None, images: Any = None,
+                scale: Any = None) -> str:
     """The row's display text, e.g. ('copyup', 'first write', size_mib=64) -> 'copyup-64m first
     write'. A workload this module does not know shows its operation as it is."""
     make = _LABELS.get(workload)
     if make is None:
         return operation
     fields = {"size_mib": _whole(size_mib), "depth": _whole(depth), "files": _whole(files),
-              "file_bytes": _whole(file_bytes), "containers": _whole(containers), "images": _whole(images)}
+              "file_bytes": _whole(file_bytes), "containers": _whole(containers), "images": _whole(images),
+              "scale": _whole(scale)}
     return make(operation, fields)
 
 
@@ -84,4 +91,4 @@ def record_label(record: Any) -> str:
     """probe_label of anything with ProbeRecord's identity fields (a record, a row's namedtuple)."""
     return probe_label(record.workload, record.operation, size_mib=record.size_mib, depth=record.depth,
                        files=record.files, file_bytes=record.file_bytes, containers=record.containers,
-                       images=record.images)
+                       images=record.images, scale=getattr(record, "scale", None))

@@ -14,6 +14,7 @@ from tabulate import tabulate
 from storprof.results.records import DriverRecord
 from storprof.stats.intervals import REAL, SAME, UNKNOWN
 from storprof.stats.summary import CACHE_RATIO, FLAGS, MAX_CV, MIN_REPEATS, ROW_FIELDS, NoiseFloor
+from storprof.storage import pgbench
 from storprof.storage.fio.placements import AA, PLACEMENTS
 
 
@@ -382,11 +383,13 @@ def compact_table(over: pd.DataFrame, ops: pd.DataFrame, width: int = COMPACT_WI
     copy = over[(over["placement"] == "union") & (over["workload"] == "copyup")
                 & (over["operation"] == "first write")] if "operation" in over else over.iloc[0:0]
     create = ops[(ops["op"] == "container create") & (ops["variant"] == "bench")] if not ops.empty else ops
+    pg = over[(over["placement"] == "union") & (over["workload"] == pgbench.WORKLOAD)
+              & (over["operation"] == pgbench.COMMITS)] if "operation" in over else over.iloc[0:0]
     specs = list(dict.fromkeys(over["driver_spec"]))
     while True:
-        headers = ["driver", "docker", *[f"union {j}" for j in jobs]]
+        headers = ["driver", "docker", *(["union pgbench"] if not pg.empty else []), *[f"union {j}" for j in jobs]]
         headers += (["copy-up"] if not copy.empty else []) + (["create"] if not create.empty else [])
-        rows = [_compact_row(spec, over, fio, jobs, copy, create) for spec in specs]
+        rows = [_compact_row(spec, over, fio, jobs, copy, create, pg) for spec in specs]
         text = _tight(rows, headers)
         if len(jobs) <= 1 or max(len(line) for line in text.splitlines()) <= width:
             return text
@@ -403,10 +406,16 @@ def _tight(rows: list[list[str]], headers: list[str]) -> str:
         tabulate_module.MIN_PADDING = saved
 
 
-def _compact_row(spec, over, fio, jobs, copy, create) -> list[str]:
+def _compact_row(spec, over, fio, jobs, copy, create, pg) -> list[str]:
     mine = over[over["driver_spec"] == spec]
     docker = str(mine["docker"].iloc[0]) if "docker" in mine and len(mine) else "?"
     row = [spec, ".".join(docker.split(".")[:2])]
+    if not pg.empty:
+        p = pg[pg["driver_spec"] == spec]
+        # tps, as the fio columns' throughput: the host's time per transaction ÷ the union's
+        row.append(fmt_interval(1 / p.iloc[0]["ratio"], 1 / p.iloc[0]["ratio_high"], 1 / p.iloc[0]["ratio_low"])
+                   + VERDICT_MARKS.get(str(p.iloc[0]["verdict"]), "")
+                   if not p.empty and pd.notna(p.iloc[0]["ratio"]) else "-")
     for job in jobs:
         by = fio[(fio["driver_spec"] == spec) & (fio["job"] == job)].set_index("placement")
         row.append(_ratio_cell(by, "union") + ("".join(c for c in by.at["union", "flags"] if c in "†§")
@@ -427,3 +436,5 @@ def _compact_row(spec, over, fio, jobs, copy, create) -> list[str]:
 COMPACT_NOTE = ("union JOB: fio on the container's top layer ÷ on the host, 95% interval (≈ within the precision "
                 "target of 1.00, ? not yet known, plain: a real difference; >1x faster). copy-up: the first write "
                 "into the largest lower-layer file; create: container create, p50.")
+PGBENCH_NOTE = ("union pgbench: PostgreSQL's TPC-B-like tps (fsync on) with its data on the top layer ÷ on the "
+                "host, 95% interval.")

@@ -71,6 +71,8 @@ def answer_blocks(result_set: ResultSet, summary: ResultSummary) -> list[str]:
     if over.empty:
         return out
     out += ["", tables.compact_table(over, ops), _wrap(tables.COMPACT_NOTE)]
+    if "workload" in over and (over["workload"] == "postgres").any():
+        out.append(_wrap(tables.PGBENCH_NOTE))
     used = {c for f in over["flags"] for c in f if c in "†§"}
     out += [_wrap(note) for note in tables.flag_notes(used)]
     out += ["", *[_wrap(line) for line in rankings(over, ops)]]

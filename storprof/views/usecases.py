@@ -13,6 +13,7 @@ import pandas as pd
 from storprof.stats.intervals import RatioInterval, between
 from storprof.stats.network import NetRow
 from storprof.stats.summary import NoiseFloor
+from storprof.storage import pgbench
 from storprof.views.tables import fmt_interval
 from storprof.views.verdicts import SHARED_EXTENTS, page_cache_shared, words
 
@@ -91,8 +92,16 @@ def _union_choices(rows: pd.DataFrame, higher_is_better: bool) -> list[Choice]:
 
 
 def _database(over: pd.DataFrame, floor: NoiseFloor | None, precision: float) -> str | None:
+    """PostgreSQL's TPC-B-like commits where the sweep ran the postgres workload, else fio's
+    fsync'd writes (or plain random writes) on the top layer."""
     if over.empty:
         return None
+    if "operation" in over:
+        pg = over[(over["placement"] == "union") & (over["workload"] == pgbench.WORKLOAD)
+                  & (over["operation"] == pgbench.COMMITS)]
+        if not pg.empty:
+            return _line("PostgreSQL TPC-B-like commits (fsync on) on the top layer, time per transaction",
+                         _union_choices(pg, higher_is_better=False), "the host's", floor, precision, "specs")
     union = over[(over["placement"] == "union") & (over["metric"] != "time")]
     job = next((j for j in DATABASE_JOBS if j in set(union["job"])), None)
     if job is None:
