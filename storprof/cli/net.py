@@ -37,7 +37,9 @@ from storprof.views.timeaccount import time_account_lines
 @click.option("--paths", "path_list", help="Comma-separated network paths [all]: "
               "host-network, proxy-loopback, dnat-loopback, dnat-bridge, bridge (the host baseline always runs).")
 @click.option("--workloads", "workload_list",
-              help="Comma-separated workloads [all]: throughput, latency, connect, http.")
+              help="Comma-separated workloads [throughput, latency, connect, http]; also pgbench, "
+              "pgbench-volume and pgbench-connect: the article's experiment, PostgreSQL reached over each path "
+              "with its data on the top layer or a volume.")
 @click.option("--engines", "engine_list", help="Comma-separated Docker engines (see storprof engines) "
               "[the newest one here].")
 @click.option("--seconds", type=int, help="Seconds each client run measures [5; quick 2].")
@@ -63,7 +65,7 @@ def net_cmd(path_list, workload_list, engine_list, seconds, repeat, quick, preci
     started = time.monotonic()
     preset = netplan.QUICK if quick else netplan.THOROUGH
     paths = parse_choice(path_list, {p: v for p, v in netplan.PATHS.items() if p != netplan.HOST}, "paths")
-    workloads = parse_choice(workload_list, netplan.WORKLOADS, "workloads")
+    workloads = parse_choice(workload_list, netplan.WORKLOADS, "workloads", netplan.DEFAULT_WORKLOADS)
     if seconds is not None and not 1 <= seconds <= netplan.MAX_SECONDS:
         raise UserError(f"--seconds must be a whole number from 1 to {netplan.MAX_SECONDS}")
     if repeat is not None and not 1 <= repeat <= netplan.MAX_REPEAT:

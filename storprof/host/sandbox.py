@@ -71,11 +71,12 @@ def bwrap_argv(program: str, args: list[str], writable: list[Path], inputs: dict
 
 
 def files_argv(files: list[tuple[str, str]], argv: list[str], *, writable: list[Path], inputs: dict[str, Path],
-               cwd: Path, uid: int, env: dict[str, str]) -> list[str]:
+               cwd: Path, uid: int, env: dict[str, str], share_net: bool = False) -> list[str]:
     """The bubblewrap command for a program made of several files (a server, its tools, share files
     and modules: `files` as (host file, path inside), an image's RootfsPlan.files): as bwrap_argv,
     with /proc (a server reads its own), `env` set in the emptied environment and run as `uid`."""
-    out = [require("bwrap"), "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+    out = [require("bwrap"), "--unshare-all", *(["--share-net"] if share_net else []), "--die-with-parent",
+           "--new-session", "--clearenv",
            "--cap-drop", "ALL", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
            "--uid", str(int(uid)), "--gid", str(int(uid))]
     for key, value in env.items():

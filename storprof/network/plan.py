@@ -56,6 +56,8 @@ class NetWorkload:
     unit: str
     what: str
     extra_metrics: tuple[str, ...] = ()
+    server: str = ""        # the server it dials (a key of SERVER_PORTS), where that is not its tool's
+    by_default: bool = True  # run when --workloads is not given
 
 
 WORKLOADS: dict[str, NetWorkload] = {w.name: w for w in (
@@ -70,13 +72,30 @@ WORKLOADS: dict[str, NetWorkload] = {w.name: w for w in (
     NetWorkload("http", "wrk", "requests_per_second", True, "req/s",
                 "HTTP requests on kept-alive connections (wrk, 8 connections, nginx, a 1 KiB page)",
                 ("lat_p50_us", "lat_p99_us", "lat_p99_9_us")),
+    # The article's experiment: a database reached over each path, its data cached, on the
+    # container's top layer or on a volume (docs/network.md).
+    NetWorkload("pgbench", "pgbench", "tps", True, "tps",
+                "PostgreSQL select-only transactions over the path, data on the container's top layer "
+                "(pgbench, 4 kept-alive connections)", ("latency_average_ms",), server="postgres", by_default=False),
+    NetWorkload("pgbench-volume", "pgbench", "tps", True, "tps",
+                "PostgreSQL select-only transactions over the path, data on a volume "
+                "(pgbench, 4 kept-alive connections)", ("latency_average_ms",), server="postgres-volume",
+                by_default=False),
+    NetWorkload("pgbench-connect", "pgbench", "tps", True, "tps",
+                "PostgreSQL select-only transactions, a new connection for each (pgbench -C), data on the "
+                "container's top layer", ("latency_average_ms",), server="postgres", by_default=False),
 )}
+DEFAULT_WORKLOADS = [w.name for w in WORKLOADS.values() if w.by_default]
+PGBENCH_WORKLOADS = tuple(w.name for w in WORKLOADS.values() if w.tool == "pgbench")
+# pgbench's scale for the servers of the network experiment: small enough to sit in the page cache.
+PGBENCH_SCALE = 10
+PGBENCH_CLIENTS = 4
 
 # Ports the servers listen on inside their network namespace (the container's, or storprof's for
 # the host and host-network servers, which get the second set), and where each bridged path's own
 # container is published on the host: one container per path, because connections of one path
 # must not meet another path's in the connection tracking table (docs/network.md).
-SERVER_PORTS = {"iperf3": 5201, "sockperf": 11111, "nginx": 8080}
+SERVER_PORTS = {"iperf3": 5201, "sockperf": 11111, "nginx": 8080, "postgres": 5432, "postgres-volume": 5442}
 HOST_NETWORK_OFFSET = 1
 PUBLISHED_OFFSET = {"proxy-loopback": 10000, "dnat-loopback": 10000, "dnat-bridge": 20000}
 # How many connections wrk keeps open in each workload.
@@ -167,10 +186,11 @@ class NetPlan:
         return slots
 
 
-def parse_choice(text: str | None, allowed: dict, what: str) -> list[str]:
-    """A comma-separated list of names, each one of `allowed` (one line naming the first that is not)."""
+def parse_choice(text: str | None, allowed: dict, what: str, default: list[str] | None = None) -> list[str]:
+    """A comma-separated list of names, each one of `allowed` (one line naming the first that is
+    not); none given: `default`, or every one allowed."""
     if text is None:
-        return list(allowed)
+        return list(default if default is not None else allowed)
     names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
         raise UserError(f"--{what} is empty; choose from {', '.join(allowed)}")

@@ -28,6 +28,7 @@ from storprof.errors import DaemonError, EnvironmentProblem, StorprofError, firs
 from storprof.harness.session import Session
 from storprof.harness.state import RunState
 from storprof.harness.timeaccount import DAEMON_START, IMAGE, TimeAccount
+from storprof.host import sandbox
 from storprof.host.mounts import host_fs_type
 from storprof.host.proc import run
 from storprof.host.sandbox import bwrap_argv
@@ -36,6 +37,8 @@ from storprof.network.namespaces import NetNamespace
 from storprof.network.plan import (
     HOST,
     PATHS,
+    PGBENCH_SCALE,
+    PGBENCH_WORKLOADS,
     PROXY,
     SERVER_PORTS,
     NetPath,
@@ -46,6 +49,7 @@ from storprof.network.plan import (
 )
 from storprof.results import mem_total_bytes
 from storprof.results.records import RunContext
+from storprof.storage import pgbench
 
 REPOSITORY = "storprof-net"
 # The storage driver of every daemon `storprof net` starts (its records' context names it).
@@ -65,13 +69,26 @@ def installed_servers() -> tuple[str, ...]:
 
 
 @functools.cache
-def net_rootfs(servers: tuple[str, ...]) -> RootfsPlan:
+def net_rootfs(servers: tuple[str, ...], postgres: pgbench.Server | None = None) -> RootfsPlan:
     """The server image: the host's own iperf3, sockperf and nginx (the same binaries as the host
-    baseline's), a 1 KiB page and nginx configurations for both server port sets."""
+    baseline's), a 1 KiB page and nginx configurations for both server port sets; with `postgres`,
+    the PostgreSQL files the storage half's image has too."""
     confs = tuple((f"/etc/storprof/nginx-{port}.conf", nettools.nginx_conf(port, PAGE, "/tmp").encode())
                   for port in (SERVER_PORTS["nginx"], SERVER_PORTS["nginx"] + 1))
     made = ((f"{PAGE}/index.html", nettools.index_page(PAGE_BYTES)), *confs)
-    return plan_rootfs((*servers, "sleep", "timeout"), dirs=("tmp", PAGE.lstrip("/")), made=made)
+    plan = plan_rootfs((*servers, "sleep", "timeout"), dirs=("tmp", PAGE.lstrip("/")), made=made)
+    if postgres is None:
+        return plan
+    pg = pgbench.rootfs(postgres)
+    inside = {i for _, i in plan.files}
+    return RootfsPlan(tuple(sorted({*plan.files, *((h, i) for h, i in pg.files if i not in inside)})),
+                      dirs=tuple(dict.fromkeys((*plan.dirs, *pg.dirs))), made=(*plan.made, *pg.made),
+                      open_dirs=pg.open_dirs)
+
+
+# The article's experiment's two servers in each place: data on the top layer, or on a volume.
+PG_SERVERS = {"postgres": "/bench/union/pg", "postgres-volume": "/bench/volume/pg"}
+PG_WAIT = 300.0
 
 
 def network_args(userland_proxy: bool, engine: Engine | None) -> list[str]:
@@ -133,6 +150,14 @@ class NetSession(Session):
         self.endpoints: dict[tuple[str, str], Endpoint] = {}
         self.skipped: dict[str, str] = {}     # namespace -> why its daemon or servers could not run
         self.servers = installed_servers()
+        self.postgres: pgbench.Server | None = None   # the article's experiment's server, when it runs
+        self.postgres_skip = ""
+        if set(plan.workloads) & set(PGBENCH_WORKLOADS):
+            try:
+                self.postgres = pgbench.find_server()
+            except StorprofError as e:
+                self.postgres_skip = str(e)
+        self.published = (*self.servers, *(PG_SERVERS if self.postgres else ()))
 
     @property
     def label(self) -> str:
@@ -185,7 +210,7 @@ class NetSession(Session):
         image = BenchImage(daemon.client, self.labels, repository=REPOSITORY)
         self.callback(image.remove)
         with self.times.phase(IMAGE):
-            ref = image.ensure(net_rootfs(self.servers), self.workdir)
+            ref = image.ensure(net_rootfs(self.servers, self.postgres), self.workdir)
         self.message(f"{spec} dockerd {daemon.version()} up in network namespace {ns.name}"
                      f" (userland-proxy={'true' if role == PROXY else 'false'})")
         paths = [PATHS[p] for p in self.plan.paths if PATHS[p].namespace == role or p == HOST]
@@ -206,18 +231,25 @@ class NetSession(Session):
         name = f"storprof-{self.plan.run_id}-{path.name}-{self.index}"
         ports = None
         if path.published:
-            ports = {f"{SERVER_PORTS[t]}/tcp": (published_on(path), dialled_port(t, path)) for t in self.servers}
+            ports = {f"{server_port(t, path)}/tcp": (published_on(path), dialled_port(t, path)) for t in self.published}
+        volumes = {}
+        if self.postgres:
+            volume = daemon.client.volumes.create(name=f"{name}-vol", labels=self.labels)
+            self.callback(_remove, volume)
+            volumes[volume.name] = {"bind": "/bench/volume", "mode": "rw"}
         container = containers.serve(daemon.client, image, labels=self.labels,
                                      network_mode="host" if network == "host-network" else network,
-                                     ports=ports, name=name)
+                                     ports=ports, name=name, volumes=volumes)
         self.callback(_remove, container)
+        if self.postgres:
+            self._container_postgres(container, path)
         for tool in self.servers:
             port = server_port(tool, path)
             container.exec_run(server_argv(tool, port, f"/bin/{tool}", f"/etc/storprof/nginx-{port}.conf"),
                                detach=True, user=containers.SERVER_USER)
         container.reload()
         pid = container.attrs["State"]["Pid"]
-        wanted = {server_port(t, path) for t in self.servers}
+        wanted = {server_port(t, path) for t in self.published}
         _wait_listening(["nsenter", f"--net=/proc/{pid}/ns/net"], wanted, f"[{self.label}] {network} container")
         return container
 
@@ -242,6 +274,60 @@ class NetSession(Session):
             self.callback(_stop, proc)
         _wait_listening(ns.exec_argv([]), {SERVER_PORTS[t] for t in self.servers},
                         f"[{self.label}] host servers in {ns.name}")
+        if self.postgres:
+            self._host_postgres(ns, scratch)
+
+    def _container_postgres(self, container, path: NetPath) -> None:
+        """The two PostgreSQL servers of a path's container, loaded and left running, as nobody."""
+        assert self.postgres is not None
+        plan = pgbench.PostgresPlan(scale=PGBENCH_SCALE, cold_scale=None)
+        for name, where in PG_SERVERS.items():
+            text = pgbench.script(self.postgres, plan, ("init", "load", "serve"), port=server_port(name, path),
+                                  listen="*")
+            code, out = container.exec_run(["/bin/sh", "-c", text, "sh", where], user=containers.SERVER_USER)
+            _, failure = pgbench.parse_output((out or b"").decode(errors="replace"))
+            if code != 0 or failure:
+                raise DaemonError(f"[{self.label}] PostgreSQL in the {path.name} container: {failure or code}")
+
+    def _host_postgres(self, ns: NetNamespace, scratch: Path) -> None:
+        """The baseline's PostgreSQL servers: the same files in the host sandbox, as nobody, in the
+        namespace on 127.0.0.1, each data directory in the scratch directory."""
+        assert self.postgres is not None
+        plan = pgbench.PostgresPlan(scale=PGBENCH_SCALE, cold_scale=None)
+        files = pgbench.sandbox_files(net_rootfs(self.servers, self.postgres), scratch)
+        logs = []
+        for name in PG_SERVERS:
+            unit = scratch / f"{name}.sh"
+            unit.write_text(pgbench.script(self.postgres, plan, ("init", "load", "serve", "hold"),
+                                           port=SERVER_PORTS[name], listen="127.0.0.1"))
+            argv = ns.exec_argv(sandbox.files_argv(files, ["/bin/sh", f"{sandbox.INPUT_DIR}/unit.sh",
+                                                           str(scratch / name)],
+                                                   writable=[scratch], inputs={"unit.sh": unit}, cwd=scratch,
+                                                   uid=NOBODY, env={"TZ": "UTC", "PATH": "/bin", "LC_ALL": "C"},
+                                                   share_net=True))
+            log = scratch / f"{name}.log"
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+            self.callback(_stop, proc)
+            logs.append((name, log, proc))
+        deadline = time.monotonic() + PG_WAIT
+        for name, log, proc in logs:
+            while "@@done" not in log.read_text(errors="replace"):
+                _, failure = pgbench.parse_output(log.read_text(errors="replace"))
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise DaemonError(f"[{self.label}] the host's PostgreSQL ({name}) did not come up: "
+                                      f"{failure or 'timed out'}")
+                time.sleep(0.2)
+
+    def pgbench_argv(self, endpoint: Endpoint, argv: list[str]) -> list[str]:
+        """pgbench in the endpoint's namespace, in bubblewrap as nobody, seeing only its files."""
+        assert self.postgres is not None
+        files = [*pgbench.client_files(self.postgres), *((h, i) for h, i in pgbench.sandbox_files(
+            net_rootfs(self.servers, self.postgres), self.workdir) if i.startswith("/etc/"))]
+        return endpoint.netns.exec_argv(sandbox.files_argv(files, argv, writable=[], inputs={}, cwd=Path("/"),
+                                                           uid=NOBODY, env={"PATH": "/bin", "LC_ALL": "C"},
+                                                           share_net=True))
 
     def client_argv(self, endpoint: Endpoint, argv: list[str], inputs: dict[str, Path]) -> list[str]:
         """A client tool run in the endpoint's namespace, in bubblewrap as nobody, seeing only its

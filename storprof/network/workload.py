@@ -14,19 +14,30 @@ import time
 from pathlib import Path
 from typing import cast
 
-from storprof.errors import first_line
+from storprof.errors import StorprofError, first_line
 from storprof.harness.session import Session
 from storprof.harness.workload import Done, Sink, Unit
 from storprof.host.proc import PACKAGES, CommandTimeout, run
 from storprof.host.sandbox import INPUT_DIR
 from storprof.network import tools as nettools
-from storprof.network.plan import CONNECTIONS, HOST, PATHS, WORKLOADS, NetPlan
+from storprof.network.plan import (
+    CONNECTIONS,
+    HOST,
+    PATHS,
+    PGBENCH_CLIENTS,
+    PGBENCH_SCALE,
+    PGBENCH_WORKLOADS,
+    WORKLOADS,
+    NetPlan,
+)
 from storprof.network.session import NetSession
 from storprof.results import ResultSet
 from storprof.results.records import NetRecord, Record, RunContext
+from storprof.storage import pgbench
 
 # The tools each workload needs on the host, the client first.
-NEEDS = {"throughput": ("iperf3",), "latency": ("sockperf",), "connect": ("wrk", "nginx"), "http": ("wrk", "nginx")}
+NEEDS = {"throughput": ("iperf3",), "latency": ("sockperf",), "connect": ("wrk", "nginx"), "http": ("wrk", "nginx"),
+         **dict.fromkeys(PGBENCH_WORKLOADS, ())}      # the server's own files: NetSession.postgres says
 WRK_SCRIPT = "report.lua"
 WORKLOAD = "net"
 
@@ -124,14 +135,20 @@ class NetPaths:
         if missing:
             why = "; ".join(f"{t} is not installed (package {p})" for t, p in missing.items())
             return record("skipped", error=why)
+        if tool == "pgbench" and session.postgres is None:
+            return record("skipped", error=session.postgres_skip or "no PostgreSQL server")
         endpoint = session.endpoints.get((path, ns))
         if endpoint is None:
             why = session.skipped.get(ns, f"{path} has no server in the {ns} namespace")
             return record("skipped", error=why)
-        host, port = endpoint.target(tool)
+        host, port = endpoint.target(WORKLOADS[workload].server or tool)
         seconds = self.plan.settings.seconds
         inputs: dict[str, Path] = {}
-        if tool == "iperf3":
+        if tool == "pgbench":
+            assert session.postgres is not None
+            argv = pgbench.client_argv(session.postgres, host, port, seconds, PGBENCH_CLIENTS,
+                                       workload == "pgbench-connect")
+        elif tool == "iperf3":
             argv = nettools.iperf3_client_argv(host, port, seconds)
         elif tool == "sockperf":
             argv = nettools.sockperf_client_argv(host, port, seconds)
@@ -142,19 +159,26 @@ class NetPaths:
         params = {"seconds": seconds, "argv": argv, "what": PATHS[path].what}
         if tool == "wrk":
             params["connections"] = CONNECTIONS[workload]
+        if tool == "pgbench":
+            params.update(connections=PGBENCH_CLIENTS, scale=PGBENCH_SCALE, data=WORKLOADS[workload].server)
         target = f"{host}:{port}"
         started = time.monotonic()
+        client = session.pgbench_argv(endpoint, argv) if tool == "pgbench" else session.client_argv(endpoint, argv,
+                                                                                                     inputs)
         try:
-            out = run(session.client_argv(endpoint, argv, inputs), timeout=seconds + 60, check=False)
+            out = run(client, timeout=seconds + 60, check=False)
         except CommandTimeout as e:
             return record("failed", target=target, params=params, error=first_line(e))
         params["wall_seconds"] = round(time.monotonic() - started, 3)
         text = out.stdout + ("\n" + out.stderr if out.stderr.strip() else "")
         raw = sink.save_raw(f"net/{self.engine}/{path}-{ns}-{workload}-r{repeat}.txt", text)
         try:
-            metrics = {"iperf3": nettools.parse_iperf3, "sockperf": nettools.parse_sockperf,
-                       "wrk": nettools.parse_wrk}[tool](out.stdout if tool != "sockperf" else text)
-        except nettools.ToolOutputError as e:
+            if tool == "pgbench":
+                metrics = pgbench.client_metrics(text, out.returncode)
+            else:
+                metrics = {"iperf3": nettools.parse_iperf3, "sockperf": nettools.parse_sockperf,
+                           "wrk": nettools.parse_wrk}[tool](out.stdout if tool != "sockperf" else text)
+        except (nettools.ToolOutputError, StorprofError) as e:
             return record("failed", target=target, params=params, raw=raw,
                           error=f"{first_line(e)} (exit {out.returncode})")
         status, error = "ok", None
@@ -173,4 +197,6 @@ def summary(record: NetRecord) -> str:
         return f"{m['bits_per_second'] / 1e9:.2f} Gbit/s"
     if record.workload == "latency":
         return f"p50 {m['p50_us']:.1f} µs, p99.9 {m['p99_9_us']:.1f} µs"
+    if record.workload in PGBENCH_WORKLOADS:
+        return f"{m['tps']:,.0f} tps, latency {m['latency_average_ms']:.2f} ms"
     return f"{m['requests_per_second']:,.0f} req/s"

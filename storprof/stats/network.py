@@ -18,7 +18,7 @@ from storprof.stats.intervals import DEFAULT_PRECISION, RatioInterval, classify,
 from storprof.stats.summary import paired_ratio
 
 # More is better for rates; for latencies less is.
-HIGHER_IS_BETTER = frozenset({"bits_per_second", "requests_per_second"})
+HIGHER_IS_BETTER = frozenset({"bits_per_second", "requests_per_second", "tps"})
 # The rows that are not "a path against its host baseline".
 CONTROL = "host@proxy vs host@nat"
 PROXY_VS_DNAT = "proxy-loopback vs dnat-loopback"

@@ -21,6 +21,7 @@ WORKLOAD = "postgres"      # the rows' workload field
 PACKAGE = "postgresql"     # Debian's: the supported server (postgresql-15 on Debian 12), with pgbench
 USER = "bench"
 UID = 999                  # the server's user in the image and the sandbox (PostgreSQL refuses root)
+NOBODY = 65534             # storprof net's servers run as nobody
 # The pgbench runs, by the names their rows carry.
 TPCB = "tpcb-like"
 SELECT = "select-only"
@@ -111,8 +112,21 @@ def _numeric(text: str) -> float:
 
 def made_files() -> tuple[tuple[str, bytes], ...]:
     """The server's user: initdb and the server look their own user up."""
-    return (("/etc/passwd", f"root:x:0:0::/:/bin/false\n{USER}:x:{UID}:{UID}::/tmp:/bin/false\n".encode()),
-            ("/etc/group", f"root:x:0:\n{USER}:x:{UID}:\n".encode()))
+    return (("/etc/passwd", f"root:x:0:0::/:/bin/false\n{USER}:x:{UID}:{UID}::/tmp:/bin/false\n"
+                            f"nobody:x:{NOBODY}:{NOBODY}::/tmp:/bin/false\n".encode()),
+            ("/etc/group", f"root:x:0:\n{USER}:x:{UID}:\nnogroup:x:{NOBODY}:\n".encode()))
+
+
+def sandbox_files(plan: RootfsPlan, made_dir: Path) -> list[tuple[str, str]]:
+    """(host file, path inside) of an image's files for the host sandbox: its made files are
+    written into `made_dir` (a directory of storprof's own) once."""
+    files = list(plan.files)
+    for inside, data in plan.made:
+        path = made_dir / inside.strip("/").replace("/", "-")
+        if not path.exists():
+            path.write_bytes(data)
+        files.append((str(path), inside))
+    return files
 
 
 def rootfs(server: Server) -> RootfsPlan:
@@ -146,40 +160,72 @@ def rootfs(server: Server) -> RootfsPlan:
 # --- the unit's script ------------------------------------------------------------------------
 
 
-def _options(sock: str) -> str:
-    settings = {**SETTINGS, "unix_socket_directories": sock}
+def _options(sock: str, port: int, listen: str) -> str:
+    settings = {**SETTINGS, "unix_socket_directories": sock, "port": str(port), "listen_addresses": listen}
     return " ".join(f"-c {k}={v}" if v else f"-c {k}=''" for k, v in settings.items())
 
 
-def script(server: Server, plan: PostgresPlan, steps: tuple[str, ...], mode: str | None = None) -> str:
+def script(server: Server, plan: PostgresPlan, steps: tuple[str, ...], mode: str | None = None,
+           port: int = 5432, listen: str = "") -> str:
     """A POSIX shell script run with the unit's directory as $1: the `steps` among init, load,
-    run and stop, in that order. Its output is pgbench's, between @@ lines parse_output reads."""
+    run and then stop, in that order. Its output is pgbench's, between @@ lines parse_output reads.
+    With "serve" the server is left running instead (on `listen`'s TCP addresses, each client
+    trusted: only in storprof's own network namespaces), and with "hold" the script then waits,
+    so that a sandbox it is the first process of stays up."""
     b = server.bin
     group = _group(mode) if mode else "cached"
     # the socket in /tmp: a data directory's path can pass the 107 bytes a socket's path may have
-    lines = ['W="$1"; D="$W/data"; S=/tmp/storprof-pg; /bin/mkdir -p "$S"',
+    lines = ['W="$1"; D="$W/data"; S=/tmp/storprof-pg; /bin/mkdir -p "$S" "$W"',
              'fail() { echo "@@failed $1"; [ -f "$2" ] && /bin/cat "$2"; '
              f'{b}/pg_ctl -D "$D" -m immediate -s stop >/dev/null 2>&1; exit 3; }}']
     if "init" in steps:
         lines.append(f'{b}/initdb -D "$D" -U {USER} -A trust --no-sync -E UTF8 --locale=C >"$W/initdb.log" 2>&1 '
                      '|| fail initdb "$W/initdb.log"')
-    lines.append(f'{b}/pg_ctl -D "$D" -l "$W/server.log" -w -t 300 -s -o "{_options("$S")}" start '
+        if listen:
+            lines.append('echo "host all all 0.0.0.0/0 trust" >>"$D/pg_hba.conf"')
+    lines.append(f'{b}/pg_ctl -D "$D" -l "$W/server.log" -w -t 300 -s -o "{_options("$S", port, listen)}" start '
                  '>"$W/pg_ctl.log" 2>&1 || fail start "$W/server.log"')
     if "load" in steps:
-        lines.append(f'{b}/pgbench -i -q -s {plan.scale_of(group)} -h "$S" -U {USER} postgres >"$W/load.log" 2>&1 '
-                     '|| fail load "$W/load.log"')
+        lines.append(f'{b}/pgbench -i -q -s {plan.scale_of(group)} -h "$S" -p {port} -U {USER} postgres '
+                     '>"$W/load.log" 2>&1 || fail load "$W/load.log"')
     if "run" in steps:
         for m in plan.modes(group):
             flag = " -S" if m in (SELECT, COLD) else ""
             tag = m.replace(" ", "-")
             lines += [f'echo "@@run {m}"',
-                      f'{b}/pgbench{flag} -h "$S" -U {USER} -c {plan.clients} -j {plan.threads} -T {plan.seconds} '
-                      f'-l --log-prefix="$W/tx-{tag}" postgres 2>&1; echo "@@exit $?"',
+                      f'{b}/pgbench{flag} -h "$S" -p {port} -U {USER} -c {plan.clients} -j {plan.threads} '
+                      f'-T {plan.seconds} -l --log-prefix="$W/tx-{tag}" postgres 2>&1; echo "@@exit $?"',
                       f'for f in "$W"/tx-{tag}.*; do [ -f "$f" ] && echo "@@log" && /bin/cat "$f" '
                       '&& /bin/rm -f "$f"; done']
-    lines.append(f'{b}/pg_ctl -D "$D" -m fast -w -s stop >/dev/null 2>&1 || fail stop "$W/server.log"')
+    if "serve" not in steps:
+        lines.append(f'{b}/pg_ctl -D "$D" -m fast -w -s stop >/dev/null 2>&1 || fail stop "$W/server.log"')
     lines.append('echo "@@done"')
+    if "hold" in steps:
+        lines.append("exec /bin/sleep infinity")
     return "\n".join(lines) + "\n"
+
+
+def client_argv(server: Server, host: str, port: int, seconds: int, clients: int, connect: bool) -> list[str]:
+    """pgbench's select-only run against a server over TCP (with `connect`, a new connection for
+    each transaction, as pgbench -C), without the vacuum it would ask of the tables first."""
+    return [f"{server.bin}/pgbench", "-n", "-S", "-h", host, "-p", str(port), "-U", USER, "-c", str(clients),
+            "-j", str(max(1, clients // 2)), "-T", str(seconds), *(["-C"] if connect else []), "postgres"]
+
+
+def client_files(server: Server) -> tuple[tuple[str, str], ...]:
+    """(host file, path inside) of pgbench and its libraries: what the client's sandbox sees."""
+    pgbench = f"{server.bin}/pgbench"
+    return ((pgbench, pgbench), *((str(Path(lib).resolve()), lib) for lib in linked_libraries(pgbench)))
+
+
+def client_metrics(text: str, exit_code: int) -> dict[str, float]:
+    """Pure: a TCP pgbench run's tps and average latency; StorprofError with pgbench's words
+    when it failed (an aborted run prints a tps too, for the part it ran: not taken)."""
+    run = _run("client", text, [], exit_code)
+    if exit_code != 0 or run.tps is None or run.latency_average_ms is None:
+        raise StorprofError(run.message or f"pgbench exited {exit_code}")
+    return {"tps": run.tps, "latency_average_ms": run.latency_average_ms,
+            "transactions": float(run.transactions or 0), "failed_transactions": float(run.failed_transactions or 0)}
 
 
 @dataclass(frozen=True)
@@ -200,7 +246,8 @@ class Run:
         return self.exit_code == 0 and bool(self.tps) and bool(self.latencies_us)
 
 
-_TPS = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.M)
+# -C (a connection per transaction) counts the connections in: "(including reconnection times)"
+_TPS = re.compile(r"^tps = ([0-9.]+) \((?:without initial connection time|including reconnection times)\)", re.M)
 _LATENCY = re.compile(r"^latency average = ([0-9.]+) ms", re.M)
 _PROCESSED = re.compile(r"^number of transactions actually processed: (\d+)", re.M)
 _FAILED = re.compile(r"^number of failed transactions: (\d+)", re.M)
@@ -256,7 +303,7 @@ def _run(mode: str, out: str, logs: list[str], code: int | None) -> Run:
         if len(parts) >= 6 and parts[2].isdigit():
             latencies.append(int(parts[2]))
     message = ""
-    if code != 0 or not latencies:
+    if code != 0 or (not latencies and mode != "client"):
         lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
         message = (_telling(lines) if lines else "") or f"pgbench exited {code}"
     return Run(mode, -1 if code is None else code, number(_TPS, float), number(_LATENCY, float),

@@ -54,6 +54,7 @@ from storprof.storage.pgbench import (
     percentile,
     rootfs,
     row,
+    sandbox_files,
     script,
 )
 from storprof.storage.probes.copyup import PROBE
@@ -88,12 +89,7 @@ class _HostPlace(_Place):
         self.placement = "host"
         self.description = f"host directory {root}"
         self.root = root
-        self.files = list(plan.files)
-        for inside, data in plan.made:
-            path = made_dir / inside.strip("/").replace("/", "-")
-            if not path.exists():
-                safepath.write_new(path, data, mode=0o644)
-            self.files.append((str(path), inside))
+        self.files = sandbox_files(plan, made_dir)
 
     def run(self, text: str, workdir: str, timeout: float) -> tuple[int, str]:
         script_file = self.root / f"{Path(workdir).name}.sh"

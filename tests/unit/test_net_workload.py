@@ -6,7 +6,7 @@ from pathlib import Path
 
 from storprof.harness.scheduler import Outcome, group_widths, session_precision, short_message
 from storprof.harness.workload import Unit
-from storprof.network.plan import HOST, NAT, PATHS, PROXY, QUICK, WORKLOADS, NetPlan, NetSettings
+from storprof.network.plan import DEFAULT_WORKLOADS, HOST, NAT, PATHS, PROXY, QUICK, WORKLOADS, NetPlan, NetSettings
 from storprof.network.workload import NetPaths, unit_for
 from storprof.results import ResultSet
 from storprof.results.records import NetRecord
@@ -18,8 +18,8 @@ RUN = FIXTURES / "results-net-thorough"
 
 
 def _plan(**kw) -> NetPlan:
-    return NetPlan(engines=[ENGINE], paths=list(PATHS)[1:], workloads=list(WORKLOADS), settings=NetSettings(1, 3),
-                   run_id="0123456789", seed=7, **kw)
+    return NetPlan(engines=[ENGINE], paths=list(PATHS)[1:], workloads=list(DEFAULT_WORKLOADS),
+                   settings=NetSettings(1, 3), run_id="0123456789", seed=7, **kw)
 
 
 def test_units_count_repeats_from_0_and_skip_what_is_done():
@@ -27,7 +27,7 @@ def test_units_count_repeats_from_0_and_skip_what_is_done():
     net = NetPaths(plan, ENGINE, Path("/nonexistent"), {})
     units = net.units(ENGINE, frozenset())
     assert {u.repeat for u in units} == {0, 1, 2}
-    assert len(units) == 3 * len(WORKLOADS) * len(plan.slots())
+    assert len(units) == 3 * len(DEFAULT_WORKLOADS) * len(plan.slots())
     assert all(isinstance(u, Unit) and u.workload == "net" and u.group in WORKLOADS for u in units)
     first = units[0]
     assert first.describe().endswith(" r1")
@@ -117,13 +117,14 @@ def test_the_scheduler_spends_extra_rounds_on_the_widest_net_workload():
     from storprof.harness.scheduler import Precision, run_units
     from storprof.harness.workload import Sink
     records = ResultSet.load(RUN).of(NetRecord)
-    plan = NetPlan(engines=[ENGINE], paths=list(PATHS)[1:], workloads=list(WORKLOADS), settings=NetSettings(5, 3),
+    plan = NetPlan(engines=[ENGINE], paths=list(PATHS)[1:], workloads=list(DEFAULT_WORKLOADS),
+                   settings=NetSettings(5, 3),
                    run_id="0123456789", seed=7, precision=0.25)
     net = _Replay(plan, records)
     sink, done = Sink(_Store(), lambda line: None), []
     outcome = run_units([(net, net.units(ENGINE, frozenset()))], _Session(), sink, lambda u, s: done.append(u),
                         Precision(0.25, max_repeats=12))
-    minimum = 3 * len(WORKLOADS) * len(plan.slots())
+    minimum = 3 * len(DEFAULT_WORKLOADS) * len(plan.slots())
     assert outcome.ran == len(done) == len(sink.records) > minimum
     extra = done[minimum:]
     assert outcome.extra_rounds == len(extra) // len(plan.slots()) >= 1

@@ -146,3 +146,29 @@ def test_pgbench_failing_mid_run_is_recorded_as_failed_with_its_message():
     assert len(records) == 6 and all(r.status == "failed" for r in records)
     tpcb = [r for r in records if r.operation.startswith("tpcb-like")]
     assert all("aborted" in (r.error or "") for r in tpcb)
+
+
+def test_a_tcp_run_over_a_path_gives_its_tps_and_average_latency():
+    kept = pg.client_metrics(_text("net-proxy-loopback.txt"), 0)
+    assert kept["tps"] == 8127.998135 and kept["latency_average_ms"] == 0.492 and kept["transactions"] == 16178
+    # -C: a new connection per transaction, its tps counts the reconnections in
+    connect = pg.client_metrics(_text("net-dnat-loopback-connect.txt"), 0)
+    assert connect["tps"] == 327.516631 and connect["latency_average_ms"] == 12.213
+
+
+def test_a_tcp_run_that_failed_raises_pgbenchs_words_even_with_a_tps_printed():
+    from storprof.errors import StorprofError
+    killed = _text("unit-server-killed.txt.gz")
+    first = killed[killed.index("@@run tpcb-like") + 16:killed.index("@@exit")]
+    with pytest.raises(StorprofError, match="aborted"):
+        pg.client_metrics(first, 2)
+    with pytest.raises(StorprofError, match="pgbench exited 1"):
+        pg.client_metrics("", 1)
+
+
+def test_client_argv_runs_select_only_over_tcp_and_connect_adds_dash_c():
+    server = pg.Server("15", "/usr/lib/postgresql/15/bin", "/s", "/l")
+    argv = pg.client_argv(server, "127.0.0.1", 15432, 2, 4, connect=False)
+    assert argv[0] == "/usr/lib/postgresql/15/bin/pgbench" and "-S" in argv and "-n" in argv
+    assert argv[argv.index("-h") + 1] == "127.0.0.1" and argv[argv.index("-p") + 1] == "15432"
+    assert "-C" not in argv and "-C" in pg.client_argv(server, "127.0.0.1", 15432, 2, 4, connect=True)
