@@ -15,6 +15,7 @@ storprof's cache; the step that fails prints its path.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -100,6 +101,11 @@ class Check:
                 "machine": [{"reason": reason, "specs": list(specs)} for reason, specs in self.machine]}
 
 
+def present(tool: Tool) -> bool:
+    """Whether a tool is here: on PATH, or where its glob says (a server outside PATH)."""
+    return bool(glob.glob(tool.where)) if tool.where else on_path(tool.name)
+
+
 def on_path(tool: str) -> bool:
     try:
         proc.require(tool)
@@ -138,7 +144,7 @@ def check(tests: bool = False, host_fs: str | None = None) -> Check:
     """What set-up would provide that is missing, what each costs, and what it cannot change."""
     facts = host_facts(host_fs)
     wanted = setup_tools(tests)
-    absent = [t for t in wanted if not on_path(t.name)]
+    absent = [t for t in wanted if not present(t)]
     missing = [Missing("tool", t.name, t.package, t.needed_by,
                        costs(facts, dataclasses.replace(facts, tools=facts.tools | {t.name}))) for t in absent]
     if newest_store(list(facts.engines)) is None:
@@ -212,7 +218,7 @@ def run(say: Say, tests: bool = False, host_fs: str | None = None) -> Check:
 
 
 def _packages_step(tools: tuple[Tool, ...], log: SetupLog, say: Say) -> None:
-    missing = [t for t in tools if not on_path(t.name)]
+    missing = [t for t in tools if not present(t)]
     if not missing:
         say(f"setup: packages: the {len(tools)} tools storprof runs are here")
         return
@@ -229,7 +235,7 @@ def _packages_step(tools: tuple[Tool, ...], log: SetupLog, say: Say) -> None:
             log.run(["apt-get", "update", "-q"], env)
             log.run(["apt-get", "install", "-y", "-q", *packages], env)
         _disable_at_boot([s for t in missing for s in t.services], log)
-        still = [t.name for t in missing if not on_path(t.name)]
+        still = [t.name for t in missing if not present(t)]
         if still:
             raise StorprofError(f"apt-get installed {' '.join(packages)}, but {', '.join(still)} is still not on "
                                 f"PATH (log: {log.path})")

@@ -20,6 +20,7 @@ class Tool:
     services: tuple[str, ...] = ()  # system services the package would start (set-up keeps them stopped)
     tests_only: bool = False        # only the test suite runs it (`storprof setup --tests`)
     by_setup: bool = True           # False: set-up leaves it to the user (it needs more than a package)
+    where: str = ""                 # a glob it is found by instead of PATH (a server outside PATH)
 
 
 TOOLS: tuple[Tool, ...] = (
@@ -36,8 +37,9 @@ TOOLS: tuple[Tool, ...] = (
     Tool("bwrap", "bubblewrap", "the sandbox host fio and storprof net's tools run in"),
     Tool("timeout", "coreutils", "time limits on the commands storprof starts"),
     Tool("prlimit", "util-linux", "the memory and file-size limits of host fio (limits.py)"),
-    Tool("pgbench", "postgresql", "the postgres workload (Debian's PostgreSQL server, initdb and pgbench)",
-         services=("postgresql",)),
+    Tool("postgres", "postgresql", "the postgres workload and storprof net's pgbench workloads (Debian's "
+         "PostgreSQL server, initdb and pgbench)", services=("postgresql",),
+         where="/usr/lib/postgresql/*/bin/postgres"),
     # storprof net: its namespaces, and the servers and clients it runs in them
     Tool("ip", "iproute2", "storprof net (its network namespaces)"),
     Tool("ss", "iproute2", "storprof net (its network namespaces)"),

@@ -48,11 +48,12 @@ def our_namespaces(run_ids: set[str] | None = None) -> list[str]:
 
 @pytest.fixture(scope="module")
 def net_run():
-    """One quick run of every path and workload: 1-second runs, 2 rounds."""
+    """One quick run of every path and workload (the article's pgbench ones too): 1-second runs, 2 rounds."""
     workdir = Path(tempfile.mkdtemp(prefix="storprof-it-net-"))
     out = Path(tempfile.mkdtemp(prefix="storprof-it-net-out-")) / "r"
     before = host_network_snapshot()
-    done = subprocess.run(storprof("net", "--seconds", "1", "--repeat", "2", "--workdir", str(workdir),
+    done = subprocess.run(storprof("net", "--seconds", "1", "--repeat", "2", "--workloads", ",".join(WORKLOADS),
+                                   "--workdir", str(workdir),
                                    "--out", str(out), "--quiet"), capture_output=True, text=True, timeout=1200)
     after = host_network_snapshot()
     yield done, out, workdir, before, after
@@ -98,6 +99,21 @@ def test_each_path_gets_a_ratio_to_its_own_baseline_and_the_report_shows_them(ne
                            timeout=120)
     data = json.loads(table.stdout)
     assert {d["path"] for d in data} >= set(PATHS) - {"host"}
+
+
+def test_the_articles_experiment_puts_a_database_behind_each_path_with_its_data_on_layer_and_volume(net_run):
+    done, out, _, _, _ = net_run
+    records = [r for r in ResultSet.load(out).of(NetRecord) if r.tool == "pgbench"]
+    assert {r.workload for r in records} == {"pgbench", "pgbench-volume", "pgbench-connect"}
+    for r in records:
+        assert r.status == "ok" and r.metrics["tps"] > 0 and r.metrics["failed_transactions"] == 0, r
+        assert r.params["data"] in ("postgres", "postgres-volume") and r.params["scale"] > 0
+    # a new connection per transaction: far fewer transactions a second than on kept-alive connections
+    by = {(r.workload, r.path, r.namespace, r.repeat): r.metrics["tps"] for r in records}
+    slower = [by[("pgbench-connect", *k[1:])] < by[("pgbench", *k[1:])] for k in by if k[0] == "pgbench"]
+    assert slower and all(slower)
+    rows = [r for r in net_rows(ResultSet.load(out).of(NetRecord)) if r.workload == "pgbench" and r.metric == "tps"]
+    assert all(r.higher_is_better for r in rows)
 
 
 def test_the_host_network_is_exactly_as_before_and_nothing_is_left(net_run):
