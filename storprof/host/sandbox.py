@@ -58,16 +58,24 @@ def bwrap_argv(program: str, args: list[str], writable: list[Path], inputs: dict
         argv += ["--tmpfs", "/tmp"]
     for directory in readable or []:
         argv += ["--ro-bind", str(directory), str(directory)]
-    for host, inside in program_files(program):
-        argv += ["--ro-bind", host, inside]
+    argv += _binds(program_files(program), writable, inputs)
+    argv += ["--chdir", str(cwd), "--", inside_path(program), *args]
+    return argv
+
+
+def _binds(files, writable: list[Path], inputs: dict[str, Path]) -> list[str]:
+    """bubblewrap's binds: each (host file, path inside) read-only, the writable directories at
+    their own paths, each input read-only at INPUT_DIR/<name>."""
+    out: list[str] = []
+    for host, inside in files:
+        out += ["--ro-bind", host, inside]
     for directory in writable:
-        argv += ["--bind", str(directory), str(directory)]
+        out += ["--bind", str(directory), str(directory)]
     for name, path in inputs.items():
         if "/" in name or name in ("", ".", ".."):
             raise ValueError(f"bad sandbox input name {name!r}")
-        argv += ["--ro-bind", str(path), f"{INPUT_DIR}/{name}"]
-    argv += ["--chdir", str(cwd), "--", inside_path(program), *args]
-    return argv
+        out += ["--ro-bind", str(path), f"{INPUT_DIR}/{name}"]
+    return out
 
 
 def files_argv(files: list[tuple[str, str]], argv: list[str], *, writable: list[Path], inputs: dict[str, Path],
@@ -81,15 +89,7 @@ def files_argv(files: list[tuple[str, str]], argv: list[str], *, writable: list[
            "--uid", str(int(uid)), "--gid", str(int(uid))]
     for key, value in env.items():
         out += ["--setenv", key, value]
-    for host, inside in files:
-        out += ["--ro-bind", host, inside]
-    for directory in writable:
-        out += ["--bind", str(directory), str(directory)]
-    for name, path in inputs.items():
-        if "/" in name or name in ("", ".", ".."):
-            raise ValueError(f"bad sandbox input name {name!r}")
-        out += ["--ro-bind", str(path), f"{INPUT_DIR}/{name}"]
-    return [*out, "--chdir", str(cwd), "--", *argv]
+    return [*out, *_binds(files, writable, inputs), "--chdir", str(cwd), "--", *argv]
 
 
 def run_sandboxed(program: str, args: list[str], *, writable: list[Path], inputs: dict[str, Path] | None = None,

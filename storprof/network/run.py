@@ -8,6 +8,7 @@ resume keys. Client output is kept under raw/net/.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from storprof.network.session import NetSession, net_context
 from storprof.network.workload import NEEDS, WRK_SCRIPT, Key, NetPaths, done_keys, missing_tools
 from storprof.results import ResultsStore
 from storprof.results.records import NetRecord
+from storprof.storage import pgbench
 
 # Always needed: namespaces, the sandbox, reading socket tables, the daemons.
 BASE_TOOLS = ("ip", "iptables", "bwrap", "nsenter", "ss", "dockerd")
@@ -39,9 +41,14 @@ __all__ = ["BASE_TOOLS", "NEEDS", "NetRun", "done_keys", "missing_tools", "tool_
 def tool_versions() -> dict[str, str]:
     """One line of each tool's own version output."""
     versions = {}
-    for tool, argv in {"iperf3": ["iperf3", "--version"], "sockperf": ["sockperf", "--version"],
-                       "wrk": ["wrk", "-v"], "nginx": ["nginx", "-v"]}.items():
-        if shutil.which(tool) is None:
+    tools = {"iperf3": ["iperf3", "--version"], "sockperf": ["sockperf", "--version"],
+             "wrk": ["wrk", "-v"], "nginx": ["nginx", "-v"]}
+    try:        # PostgreSQL's pgbench is not on PATH (Debian's /usr/bin/pgbench is a wrapper script)
+        tools["pgbench"] = [f"{pgbench.find_server().bin}/pgbench", "--version"]
+    except StorprofError:
+        pass
+    for tool, argv in tools.items():
+        if os.sep not in argv[0] and shutil.which(tool) is None:
             continue
         try:
             out = run(argv, timeout=30, check=False)

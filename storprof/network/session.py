@@ -152,6 +152,7 @@ class NetSession(Session):
         self.servers = installed_servers()
         self.postgres: pgbench.Server | None = None   # the article's experiment's server, when it runs
         self.postgres_skip = ""
+        self.pg_client_files: list[tuple[str, str]] = []
         if set(plan.workloads) & set(PGBENCH_WORKLOADS):
             try:
                 self.postgres = pgbench.find_server()
@@ -295,6 +296,9 @@ class NetSession(Session):
         assert self.postgres is not None
         plan = pgbench.PostgresPlan(scale=PGBENCH_SCALE, cold_scale=None)
         files = pgbench.sandbox_files(net_rootfs(self.servers, self.postgres), scratch)
+        # the client sees pgbench and the same users, from this namespace's scratch (removed with it)
+        users = [(h, i) for h, i in files if i.startswith("/etc/")]
+        self.pg_client_files = [*pgbench.client_files(self.postgres), *users]
         logs = []
         for name in PG_SERVERS:
             unit = scratch / f"{name}.sh"
@@ -322,12 +326,9 @@ class NetSession(Session):
 
     def pgbench_argv(self, endpoint: Endpoint, argv: list[str]) -> list[str]:
         """pgbench in the endpoint's namespace, in bubblewrap as nobody, seeing only its files."""
-        assert self.postgres is not None
-        files = [*pgbench.client_files(self.postgres), *((h, i) for h, i in pgbench.sandbox_files(
-            net_rootfs(self.servers, self.postgres), self.workdir) if i.startswith("/etc/"))]
-        return endpoint.netns.exec_argv(sandbox.files_argv(files, argv, writable=[], inputs={}, cwd=Path("/"),
-                                                           uid=NOBODY, env={"PATH": "/bin", "LC_ALL": "C"},
-                                                           share_net=True))
+        return endpoint.netns.exec_argv(sandbox.files_argv(self.pg_client_files, argv, writable=[], inputs={},
+                                                           cwd=Path("/"), uid=NOBODY,
+                                                           env={"PATH": "/bin", "LC_ALL": "C"}, share_net=True))
 
     def client_argv(self, endpoint: Endpoint, argv: list[str], inputs: dict[str, Path]) -> list[str]:
         """A client tool run in the endpoint's namespace, in bubblewrap as nobody, seeing only its

@@ -143,28 +143,9 @@ class NetPaths:
             return record("skipped", error=why)
         host, port = endpoint.target(WORKLOADS[workload].server or tool)
         seconds = self.plan.settings.seconds
-        inputs: dict[str, Path] = {}
-        if tool == "pgbench":
-            assert session.postgres is not None
-            argv = pgbench.client_argv(session.postgres, host, port, seconds, PGBENCH_CLIENTS,
-                                       workload == "pgbench-connect")
-        elif tool == "iperf3":
-            argv = nettools.iperf3_client_argv(host, port, seconds)
-        elif tool == "sockperf":
-            argv = nettools.sockperf_client_argv(host, port, seconds)
-        else:
-            inputs = {WRK_SCRIPT: self.run_dir / WRK_SCRIPT}
-            argv = nettools.wrk_argv(f"http://{host}:{port}/", seconds, CONNECTIONS[workload],
-                                     f"{INPUT_DIR}/{WRK_SCRIPT}", workload == "connect")
-        params = {"seconds": seconds, "argv": argv, "what": PATHS[path].what}
-        if tool == "wrk":
-            params["connections"] = CONNECTIONS[workload]
-        if tool == "pgbench":
-            params.update(connections=PGBENCH_CLIENTS, scale=PGBENCH_SCALE, data=WORKLOADS[workload].server)
+        client, params = self._client(session, endpoint, workload, host, port)
         target = f"{host}:{port}"
         started = time.monotonic()
-        client = session.pgbench_argv(endpoint, argv) if tool == "pgbench" else session.client_argv(endpoint, argv,
-                                                                                                     inputs)
         try:
             out = run(client, timeout=seconds + 60, check=False)
         except CommandTimeout as e:
@@ -186,6 +167,31 @@ class NetPaths:
             # A request that failed is not a request served: the rate would flatter the path.
             status, error = "failed", f"wrk counted {metrics['errors']:.0f} socket or HTTP errors"
         return record(status, target=target, metrics=metrics, params=params, raw=raw, error=error)
+
+
+    def _client(self, session: NetSession, endpoint, workload: str, host: str, port: int) -> tuple[list[str], dict]:
+        """The client's sandboxed command for one run, and the params its record keeps."""
+        tool, seconds = WORKLOADS[workload].tool, self.plan.settings.seconds
+        inputs: dict[str, Path] = {}
+        if tool == "pgbench":
+            assert session.postgres is not None
+            argv = pgbench.client_argv(session.postgres, host, port, seconds, PGBENCH_CLIENTS,
+                                       workload == "pgbench-connect")
+        elif tool == "iperf3":
+            argv = nettools.iperf3_client_argv(host, port, seconds)
+        elif tool == "sockperf":
+            argv = nettools.sockperf_client_argv(host, port, seconds)
+        else:
+            inputs = {WRK_SCRIPT: self.run_dir / WRK_SCRIPT}
+            argv = nettools.wrk_argv(f"http://{host}:{port}/", seconds, CONNECTIONS[workload],
+                                     f"{INPUT_DIR}/{WRK_SCRIPT}", workload == "connect")
+        params: dict = {"seconds": seconds, "argv": argv, "what": PATHS[endpoint.path.name].what}
+        if tool == "wrk":
+            params["connections"] = CONNECTIONS[workload]
+        if tool == "pgbench":
+            params.update(connections=PGBENCH_CLIENTS, scale=PGBENCH_SCALE, data=WORKLOADS[workload].server)
+            return session.pgbench_argv(endpoint, argv), params
+        return session.client_argv(endpoint, argv, inputs), params
 
 
 def summary(record: NetRecord) -> str:

@@ -258,7 +258,10 @@ def parse_output(text: str) -> tuple[list[Run], str]:
     before or between them ('' when it reached its end)."""
     runs: list[Run] = []
     failure = ""
-    mode, out, logs, code = None, [], [], None
+    mode: str | None = None
+    out: list[str] = []
+    logs: list[str] = []
+    code: int | None = None
     section = ""
     detail: list[str] = []
 

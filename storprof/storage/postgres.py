@@ -27,19 +27,19 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import docker.errors
 import requests
 
-from storprof.engine import containers
 from storprof.engine.image import BenchImage, RootfsPlan
-from storprof.errors import StorprofError, first_line
+from storprof.errors import DaemonError, StorprofError, first_line
 from storprof.harness.workload import Done, Sink, Unit
 from storprof.host import safepath, sandbox
 from storprof.host.limits import CEILING, confined
 from storprof.host.proc import run
 from storprof.results.records import ProbeRecord
+from storprof.storage.fio.placements import ContainerTarget
 from storprof.storage.pgbench import (
     COLD,
     DIRS,
@@ -111,33 +111,20 @@ class _HostPlace(_Place):
 
 
 class _ContainerPlace(_Place):
-    """A long-lived container of the server's image, running as the server's user."""
+    """A long-lived container of the server's image (fio's ContainerTarget: the same mounts and
+    policy), running as the server's user."""
 
     def __init__(self, client, image: str, placement: str, labels: dict[str, str], name: str,
                  bind_source: str | None):
-        self.client, self.placement = client, placement
-        self.volume = None
-        self.container = None
-        mounts = {}
+        self.client, self.placement, self.bind_source = client, placement, bind_source
         try:
-            if placement == "volume":
-                self.volume = client.volumes.create(name=f"{name}-vol", labels=labels)
-                mounts[self.volume.name] = {"bind": DIRS[placement], "mode": "rw"}
-                self.description = f"named volume {self.volume.name}"
-            elif placement == "bind":
-                if not bind_source:
-                    raise StorprofError("the bind placement needs a host directory")
-                mounts[bind_source] = {"bind": DIRS[placement], "mode": "rw"}
-                self.description = f"bind mount of {bind_source}"
-            else:
-                self.description = "container's writable top layer"
-            self.container = containers.run(client, image, labels=labels, name=name, volumes=mounts,
-                                            user=f"{UID}:{UID}", environment={"TZ": "UTC", "LC_ALL": "C"})
-            self.container.reload()
-        except docker.errors.DockerException as e:
-            self.close()
-            raise StorprofError(f"could not start a postgres {placement} container: {first_line(e)}") from None
-        self.bind_source = bind_source
+            self.target: ContainerTarget | None = ContainerTarget(
+                client, image, placement, labels, name, bind_source=bind_source, user=f"{UID}:{UID}",
+                environment={"TZ": "UTC", "LC_ALL": "C"})
+        except DaemonError as e:
+            raise StorprofError(f"postgres: {e}") from None
+        self.description = self.target.description
+        self.container = self.target.container
 
     def run(self, text: str, workdir: str, timeout: float) -> tuple[int, str]:
         argv = ["/bin/timeout", "--kill-after=5", f"{timeout:g}", "/bin/sh", "-c", text, "sh", workdir]
@@ -156,26 +143,19 @@ class _ContainerPlace(_Place):
         the container's root through its init process (the daemon's own record of it)."""
         relative = os.path.relpath(workdir, DIRS[self.placement])
         if self.placement == "volume":
-            self.volume.reload()
-            return Path(self.volume.attrs["Mountpoint"]) / relative
+            assert self.target is not None and self.target.volume is not None
+            self.target.volume.reload()
+            return Path(self.target.volume.attrs["Mountpoint"]) / relative
         if self.placement == "bind":
             return Path(str(self.bind_source)) / relative
         self.container.reload()
         return Path(f"/proc/{int(self.container.attrs['State']['Pid'])}/root") / workdir.lstrip("/")
 
     def close(self) -> None:
-        if self.container is not None:
-            try:
-                self.container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
+        if self.target is not None:
+            self.target.close()
+            self.target = None
             self.container = None
-        if self.volume is not None:
-            try:
-                self.volume.remove(force=True)
-            except docker.errors.NotFound:
-                pass
-            self.volume = None
 
 
 def evict(directory: Path) -> int:
@@ -315,7 +295,7 @@ class Postgres:
         said = []
         for mode in modes:
             r = got.get(mode)
-            fields = {"context": session.context, "placement": unit.placement, "repeat": unit.repeat}
+            fields: dict[str, Any] = {"context": session.context, "placement": unit.placement, "repeat": unit.repeat}
             if r is None or not r.ok:
                 error = (r.message if r is not None else failure) or f"the script exited {code}"
                 for stat in STATS:

@@ -172,3 +172,15 @@ def test_client_argv_runs_select_only_over_tcp_and_connect_adds_dash_c():
     assert argv[0] == "/usr/lib/postgresql/15/bin/pgbench" and "-S" in argv and "-n" in argv
     assert argv[argv.index("-h") + 1] == "127.0.0.1" and argv[argv.index("-p") + 1] == "15432"
     assert "-C" not in argv and "-C" in pg.client_argv(server, "127.0.0.1", 15432, 2, 4, connect=True)
+
+
+def test_a_host_without_postgresql_skips_the_workload_naming_the_package(monkeypatch):
+    monkeypatch.setattr(pg.glob, "glob", lambda pattern: [])
+    workload = postgres.Postgres(pg.PostgresPlan(), repeat=1, sides=("host", "union"))
+    said: list[str] = []
+    sink = SimpleNamespace(emit=lambda record: pytest.fail("a skipped workload records nothing"), message=said.append)
+    workload.prepare(SimpleNamespace(label="overlay2@ext4"), sink)
+    assert said == ["[overlay2@ext4] postgres: skipped: no PostgreSQL server with pgbench "
+                    "(install Debian's postgresql package)"]
+    unit = workload.units("overlay2@ext4", frozenset())[0]
+    assert workload.run(unit, SimpleNamespace(), sink).startswith("skipped: no PostgreSQL server")

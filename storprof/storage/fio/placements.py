@@ -125,7 +125,8 @@ class ContainerTarget(Target):
     """
 
     def __init__(self, client, image_ref: str, placement: str, labels: dict[str, str],
-                 name: str, bind_source: str | None = None, lower_files: bool = False):
+                 name: str, bind_source: str | None = None, lower_files: bool = False,
+                 user: str | None = None, environment: dict[str, str] | None = None):
         self.client = client
         self.placement = placement
         self.labels = labels
@@ -147,7 +148,10 @@ class ContainerTarget(Target):
                 self.description = f"bind mount of {bind_source}"
             else:
                 self.description = "container's writable top layer"
-            self.container = containers.run(client, image_ref, labels=labels, name=name, volumes=mounts)
+            # `user`: a server that refuses root (PostgreSQL) runs as that uid, in its own image
+            extra: dict[str, Any] = {"user": user} if user else {}
+            self.container = containers.run(client, image_ref, labels=labels, name=name, volumes=mounts,
+                                            environment=environment or {}, **extra)
         except docker.errors.DockerException as e:
             self.close()
             raise DaemonError(f"could not start a {placement} container: {first_line(e)}") from None
