@@ -87,6 +87,8 @@ def _unit(metric: str) -> str:
         return "µs"
     if metric == "requests_per_second":
         return "req/s"
+    if metric == "tps":
+        return "tps"
     return ""
 
 
@@ -130,7 +132,24 @@ def net_rows(records: list[NetRecord], precision: float = DEFAULT_PRECISION) -> 
                 for metric in metrics:
                     rows.append(_row(engine, version, workload, PROXY_VS_DNAT, "dnat-loopback", metric,
                                      of("proxy-loopback", PROXY), of("dnat-loopback", NAT), precision))
+        rows += _layer_vs_volume(engine, version, mine, precision)
     return rows
+
+
+# The article's storage question over the network: the same path, the data on the container's top
+# layer (pgbench) against on a volume (pgbench-volume), paired by round.
+LAYER, VOLUME = "pgbench", "pgbench-volume"
+
+
+def _layer_vs_volume(engine: str, version: str, mine: list[NetRecord], precision: float) -> list[NetRow]:
+    out = []
+    for path in [p for p in PATHS if p != HOST]:
+        ns = PATHS[path].namespace
+        layer = [r for r in mine if r.workload == LAYER and r.path == path and r.namespace == ns]
+        volume = [r for r in mine if r.workload == VOLUME and r.path == path and r.namespace == ns]
+        if layer and volume:
+            out.append(_row(engine, version, LAYER, path, VOLUME, WORKLOADS[LAYER].metric, layer, volume, precision))
+    return out
 
 
 def primary(rows: list[NetRow]) -> list[NetRow]:

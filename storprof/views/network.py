@@ -52,7 +52,8 @@ def metric_name(metric: str) -> str:
             "lat_p99_9_us": "latency p99.9"}.get(metric, metric)
 
 
-def verdict_text(row: NetRow) -> str:
+def verdict_text(row: NetRow, interval: bool = True) -> str:
+    """What the row's interval says; `interval` False leaves out the bounds a ratio beside it shows."""
     if row.verdict == REAL:
         worse = row.slower_by or 0
         return f"real: {abs(worse):.0%} {'slower' if worse > 0 else 'faster'}"
@@ -62,7 +63,7 @@ def verdict_text(row: NetRow) -> str:
         return "too few runs"
     # The interval includes 1.00 but reaches past the precision target: more rounds could tell
     # (the storage half's word; "within noise" would claim what the interval does not show).
-    return f"not yet known ({row.interval.low:.2f}–{row.interval.high:.2f})"
+    return f"not yet known ({row.interval.low:.2f}–{row.interval.high:.2f})" if interval else "not yet known"
 
 
 def table_rows(rows: list[NetRow]) -> list[list[str]]:
@@ -116,8 +117,9 @@ def verdict_lines(rows: list[NetRow]) -> list[str]:
             lines.append(f"[{engine_label(r)}] docker-proxy vs DNAT on 127.0.0.1, {WORKLOADS[r.workload].what}: "
                          f"{ratio_text(r)} ({human(r.value, r.unit)} against {human(r.base, r.unit)}), n={r.n}: "
                          f"{verdict_text(r)}")
+    lines += _article_lines(main)
     for r in main:
-        if r.path == "host-network":
+        if r.path == "host-network" and r.against == "host":
             lines.append(f"[{engine_label(r)}] --network host against the host, {r.workload}: {ratio_text(r)}, "
                          f"n={r.n}: "
                          f"{verdict_text(r)}" + (" (the same network stack: what differs is the container itself, "
@@ -130,6 +132,33 @@ def verdict_lines(rows: list[NetRow]) -> list[str]:
                      f"{widest.interval.low:.2f}–{widest.interval.high:.2f}x at worst ({widest.workload}); "
                      "differences inside that are not told apart from noise." if widest.interval else "")
     return [ln for ln in lines if ln]
+
+
+def _article_lines(main: list[NetRow]) -> list[str]:
+    """The article's two findings, where the run measured them: what each path costs a database
+    whose data is cached, and whether the data's place (top layer or volume) changes that."""
+    lines = []
+    for engine in dict.fromkeys(engine_label(r) for r in main if r.workload in ("pgbench", "pgbench-connect")):
+        mine = [r for r in main if engine_label(r) == engine]
+
+        def paths(workload: str, against: str, rows: list[NetRow] = mine) -> str:
+            return ", ".join(f"{r.path} {ratio_text(r)} ({verdict_text(r, interval=False)})" for r in rows
+                             if r.workload == workload and r.against == against and r.path in PATHS)
+
+        kept, connect = paths("pgbench", "host"), paths("pgbench-connect", "host")
+        data = paths("pgbench", "pgbench-volume")
+        n = sorted({r.n for r in mine if r.workload.startswith("pgbench")})
+        counts = f"{n[0]}–{n[-1]}" if n[0] != n[-1] else f"{n[0]}"
+        text = (f"[{engine}] The article's experiment, PostgreSQL select-only with its data cached, tps against "
+                f"the host's (n={counts}):")
+        if kept:
+            text += f" kept-alive connections: {kept}."
+        if connect:
+            text += f" A new connection per transaction: {connect}."
+        if data:
+            text += f" Data on the top layer ÷ on a volume, per path: {data}."
+        lines.append(text)
+    return lines
 
 
 def markdown(rows: list[NetRow]) -> str:
