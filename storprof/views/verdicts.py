@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from storprof.stats.intervals import REAL, SAME
+from storprof.storage import pgbench
 from storprof.views.tables import fmt_bytes, fmt_interval, fmt_seconds
 
 # How a built-in job reads in a sentence; a job file of the user's keeps its own name.
@@ -50,7 +51,9 @@ def spec_summaries(over: pd.DataFrame, ops: pd.DataFrame, precision: float) -> l
         parts += _layer_parts(ops[ops["driver_spec"] == spec] if not ops.empty else ops,
                               str(spec).split("@")[0] in SHARED_EXTENTS)
         docker = str(cell["docker"].iloc[0]) if "docker" in cell else "?"
-        out.append(SpecSummary(str(spec), docker, "; ".join(p for p in parts if p) + "."))
+        text = "; ".join(p for p in parts if p)
+        if text:
+            out.append(SpecSummary(str(spec), docker, text + "."))
     return out
 
 
@@ -102,6 +105,23 @@ def _probe_parts(probes: pd.DataFrame) -> list[str]:
         ratio = fmt_interval(deepest.ratio, deepest.ratio_low, deepest.ratio_high)
         parts.append(f"first lookup under {int(deepest.depth)} layers {ratio} the host's time{verdict}")
     parts += _union_op_parts(union)
+    parts += _postgres_parts(probes)
+    return parts
+
+
+def _postgres_parts(probes: pd.DataFrame) -> list[str]:
+    """PostgreSQL's commits (fsync on) and cached selects, on each container placement, against
+    the host's, as the time per transaction."""
+    parts = []
+    for operation, what in ((pgbench.COMMITS, "PostgreSQL TPC-B-like commits"),
+                            (f"{pgbench.SELECT}: {pgbench.STATS[0]}", "cached selects")):
+        rows = probes[probes["placement"] != "host"]
+        rows = rows[(rows["workload"] == pgbench.WORKLOAD) & (rows["operation"] == operation)] \
+            if "operation" in rows else rows.iloc[0:0]
+        cells = [f"{r.placement} {fmt_interval(r.ratio, r.ratio_low, r.ratio_high)}"
+                 + ("" if r.verdict == REAL else " (not told apart)") for r in rows.itertuples() if pd.notna(r.ratio)]
+        if cells:
+            parts.append(f"{what}, time per transaction ÷ the host's: {', '.join(cells)}")
     return parts
 
 

@@ -1,5 +1,5 @@
 """The article's experiment in storprof net's numbers and words, from a real run
-(tests/fixtures/results-net-pgbench: pgbench over host networking, docker-proxy, DNAT and the
+(tests/fixtures/net-pgbench: pgbench over host networking, docker-proxy, DNAT and the
 bridge, data on the top layer and on a volume, 5 rounds of 3 s)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from storprof.stats.intervals import ratio_interval
 from storprof.stats.network import LAYER, VOLUME, net_rows
 from storprof.views.network import verdict_lines
 
-RUN = Path(__file__).parent.parent / "fixtures" / "results-net-pgbench"
+RUN = Path(__file__).parent.parent / "fixtures" / "net-pgbench"
 
 
 def _records() -> list[NetRecord]:
