@@ -51,6 +51,11 @@ class Daemon:
     client: docker.DockerClient
     ephemeral: bool
 
+    @property
+    def base_url(self) -> str:
+        """Where its API listens (what a docker CLI's -H takes)."""
+        raise NotImplementedError
+
     def info(self) -> dict:
         return self.client.info()
 
@@ -297,7 +302,7 @@ class AttachedDaemon(Daemon):
     ephemeral = False
 
     def __init__(self, base_url: str):
-        self.base_url = base_url
+        self._base_url = base_url
         try:
             self.client = _client(base_url)
             self.client.ping()
@@ -305,6 +310,10 @@ class AttachedDaemon(Daemon):
             raise DaemonError(f"cannot reach the Docker daemon at {base_url}: "
                               f"{first_line(e)}") from None
         self.spec_label = f"{self.storage_driver()}@attached"
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
 
     def stop(self) -> None:
         self.client.close()

@@ -8,13 +8,17 @@ so a driver that copies (vfs) pays for every step. The Dockerfile and its contex
 own, from local content only; the image is built offline from the host's sh, tar, chown and find,
 the very binaries the host baseline runs the same steps with in a plain directory of the same
 backing filesystem. Each step's time comes from the builder's own output (from one step's line to
-the next), each layer's size from the image's history. docker-py speaks the classic builder's API
-(BuildKit needs a session the SDK does not have), so every row records builder=classic.
+the next), each layer's size from the image's history. BuildKit needs a session the SDK does not
+have, so where a docker CLI with BuildKit's client is here (Docker 20.10's has it built in; a newer
+one needs its buildx plugin) the build goes through it (`DOCKER_BUILDKIT=1 docker build
+--progress=plain`, each step's time BuildKit's own, to a tenth of a second); else the classic
+builder's API. Every row records which (`params.builder`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
 WORKLOAD = "build"
 SUBDIR = "build"
 BUILDER = "classic"
+BUILDKIT = "buildkit"
 TOOLS = ("sh", "tar", "chown", "find", "rm", "sleep")
 # The Dockerfile's steps after FROM, in order, by the names their rows carry.
 STEPS = ("copy source", "copy package", "unpack", "chown -R", "delete half")
@@ -170,6 +175,53 @@ def layer_sizes(client, built: Built) -> list[int]:
     return [int(h.get("Size") or 0) for h in history[built.after:built.after + len(STEPS)]][::-1]
 
 
+def buildkit_cli() -> str | None:
+    """A docker CLI whose `build` speaks BuildKit: a 20.10-22.x one (its client is built in), or a
+    newer one with the buildx plugin. None: the classic builder it is."""
+    for cli in dict.fromkeys(c for c in (shutil.which("docker"), "/usr/bin/docker") if c and os.path.isfile(c)):
+        try:
+            done = subprocess.run([cli, "--version"], capture_output=True, text=True, timeout=30,
+                                  env={"PATH": os.defpath})
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        major = re.match(r"Docker version (\d+)\.", done.stdout)
+        if major and 20 <= int(major.group(1)) < 23:
+            return cli
+        if major and subprocess.run([cli, "buildx", "version"], capture_output=True, timeout=30,
+                                    env={"PATH": os.defpath}).returncode == 0:
+            return cli
+    return None
+
+
+_VERTEX = re.compile(r"^#(\d+) \[(\d+)/(\d+)\] ")
+_DONE = re.compile(r"^#(\d+) DONE ([0-9.]+)s")
+_ERROR = re.compile(r"^#\d+ ERROR: (.*)")
+_IMAGE = re.compile(r"writing image (sha256:[0-9a-f]+)")
+
+
+def buildkit_step_times(lines: Iterable[tuple[float, str]], started: float) -> Built:
+    """Each step's seconds from BuildKit's plain progress, as (arrival time, line): a step is the
+    vertex printed as '[k/n]' (k=1 is FROM), its time the 'DONE' BuildKit gives it; the whole build
+    runs to the last line. An ERROR line raises StorprofError with BuildKit's message."""
+    step_of: dict[int, int] = {}
+    done: dict[int, float] = {}
+    image, ended = None, started
+    for at, line in lines:
+        ended = at
+        if m := _VERTEX.match(line):
+            step_of[int(m.group(1))] = int(m.group(2))
+        elif m := _DONE.match(line):
+            done[int(m.group(1))] = float(m.group(2))
+        elif m := _ERROR.match(line):
+            raise StorprofError(f"docker build failed: {m.group(1)}")
+        elif m := _IMAGE.search(line):
+            image = m.group(1)
+    seconds = {k: done[v] for v, k in step_of.items() if v in done}
+    if any(k + 2 not in seconds for k in range(len(STEPS))):
+        raise StorprofError(f"BuildKit finished {len(seconds)} of {len(STEPS) + 1} steps")
+    return Built({name: seconds[i + 2] for i, name in enumerate(STEPS)}, ended - started, image)
+
+
 class Build:
     """Per repeat, the steps on the host and a `docker build` without cache, in alternating order."""
 
@@ -182,6 +234,7 @@ class Build:
         self._work: Path | None = None         # the trees and the context, beside the host directory
         self._image: BenchImage | None = None
         self._skip = ""
+        self._cli: str | None = None           # a docker CLI with BuildKit, if here
 
     def done_keys(self, results: ResultSet) -> set[tuple]:
         return {(PROBE, r.context.driver_spec, r.identity, r.placement, r.repeat)
@@ -204,8 +257,9 @@ class Build:
 
     def prepare(self, session: Session, sink: Sink) -> None:
         p = self.plan
+        self._cli = buildkit_cli()
         sink.message(f"[{session.label}] build: COPY {p.source_files} files, unpack {p.package_files}, chown -R, "
-                     f"delete half; {BUILDER} builder, no cache, the same steps on the host")
+                     f"delete half; {BUILDKIT if self._cli else BUILDER} builder, no cache, the same steps on the host")
         # on the spec's backing filesystem beside the host's directory, where the host copies from
         parent = session.host_dir.parent if session.host_dir is not None else (session.scratch or session.run_dir)
         self._work = safepath.make_private_dir(parent / f"{session.name_prefix}-build", "build context")
@@ -213,6 +267,9 @@ class Build:
         self._image = BenchImage(session.daemon.client, session.labels, repository="storprof-build")
         base = self._image.ensure(plan_rootfs(TOOLS, dirs=("tmp", "app")), session.scratch)
         context_tar(self._work, p, base, self._work / "context.tar")
+        if self._cli:       # the CLI takes a directory: the Dockerfile beside the trees, the tar left out
+            (self._work / "Dockerfile").write_text(dockerfile(base))
+            (self._work / ".dockerignore").write_text("context.tar\n")
         if "host" in self.sides and session.host_dir is None:
             raise StorprofError(f"[{session.label}] the build has no host directory in this session")
 
@@ -227,7 +284,7 @@ class Build:
             params = {"builder": "host commands"}
         else:
             try:
-                built = self._docker_build(session)
+                built = self._buildkit_build(session) if self._cli else self._docker_build(session)
             except StorprofError as e:      # this engine's builder cannot: the spec's other workloads go on
                 self._skip = str(e)
                 sink.message(f"[{session.label}] build: skipped: {self._skip}")
@@ -237,7 +294,7 @@ class Build:
                 sizes = list(layer_sizes(client, built))
             finally:
                 remove_image(client, built.image)
-            params = {"builder": BUILDER}
+            params = {"builder": BUILDKIT if self._cli else BUILDER}
         for (name, seconds), size in zip(built.steps.items(), sizes):
             sink.emit(ProbeRecord(context=session.context, placement=unit.placement, repeat=unit.repeat,
                                   seconds=seconds, bytes=size, params=params, **row(self.plan, name)))
@@ -256,6 +313,36 @@ class Build:
                 return step_times(((time.monotonic(), chunk) for chunk in stream), started)
             except docker.errors.DockerException as e:
                 raise StorprofError(f"docker build failed: {first_line(e)}") from None
+
+    def _buildkit_build(self, session: Session) -> Built:
+        """The build through the docker CLI's BuildKit client, RUN steps without a network (storprof's
+        daemons have no bridge), its own config directory (not root's ~/.docker)."""
+        assert self._work is not None and self._cli is not None
+        config = safepath.make_private_dir(self._work / "docker-config", "docker CLI config")
+        labels = [arg for k, v in session.labels.items() for arg in ("--label", f"{k}={v}")]
+        tag = f"{session.name_prefix}-build:latest"
+        argv = ["timeout", "--kill-after=5", "3600", self._cli, "-H", session.daemon.base_url, "build", "--no-cache",
+                "--network=none", "--progress=plain", "-t", tag, *labels, str(self._work)]
+        env = {"PATH": os.defpath, "DOCKER_BUILDKIT": "1", "DOCKER_CONFIG": str(config), "HOME": str(config)}
+        started = time.monotonic()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=env, start_new_session=True)
+        try:
+            assert proc.stdout is not None
+            lines = [(time.monotonic(), line.rstrip("\n")) for line in proc.stdout]
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        built = buildkit_step_times(lines, started)
+        if proc.returncode != 0:
+            raise StorprofError(f"docker build exited {proc.returncode}: {_first(lines[-1][1] if lines else '')}")
+        try:        # the image by its tag: a containerd store's BuildKit names no image id in its progress
+            image = session.daemon.client.images.get(tag).id
+        except docker.errors.DockerException as e:
+            raise StorprofError(f"docker build left no image {tag}: {first_line(e)}") from None
+        return Built(built.steps, built.total, image)
 
     def _host_steps(self, app: Path) -> dict[str, float]:
         """The Dockerfile's steps as commands on the host, in a fresh directory each time."""

@@ -81,3 +81,34 @@ def test_the_host_runs_the_same_steps_and_deletes_half(tmp_path, monkeypatch):
     assert list(steps) == list(STEPS) and all(s >= 0 for s in steps.values())
     assert seen["files"] == 20 and seen["owners"] == {(1000, 1000)}
     assert not (tmp_path / "app").exists()
+
+
+BUILDKIT = Path(__file__).parent.parent / "fixtures" / "docker-build" / "stream-buildkit-overlay2.jsonl"
+
+
+def _buildkit() -> list[tuple[float, str]]:
+    return [(float(at), line) for at, line in (json.loads(row) for row in BUILDKIT.read_text().splitlines())]
+
+
+def test_buildkit_steps_take_the_time_buildkit_gives_each_and_the_build_runs_to_its_last_line():
+    from storprof.storage.build import buildkit_step_times
+    lines = _buildkit()
+    built = buildkit_step_times(lines, 0.0)
+    assert list(built.steps) == list(STEPS)
+    text = "\n".join(line for _, line in lines)
+    # the RUN chown -R step: its vertex and its DONE, as BuildKit printed them
+    vertex = next(line.split()[0] for _, line in lines if "] RUN chown -R" in line)
+    done = next(line for _, line in lines if line.startswith(f"{vertex} DONE "))
+    assert built.steps["chown -R"] == float(done.split()[2].rstrip("s"))
+    assert built.total == lines[-1][0] and built.after == 0
+    assert built.image is not None and built.image.startswith("sha256:") and built.image in text
+
+
+def test_a_buildkit_error_is_the_builds_failure_with_buildkits_words():
+    from storprof.storage.build import buildkit_step_times
+    lines = [*_buildkit()[:30], (1.0, "#8 ERROR: executor failed running [/bin/sh -c tar -xf /tmp/pkg.tar -C /app]: "
+                                      "network bridge not found")]
+    with pytest.raises(StorprofError, match="network bridge not found"):
+        buildkit_step_times(lines, 0.0)
+    with pytest.raises(StorprofError, match=r"BuildKit finished \d of 6 steps"):
+        buildkit_step_times(_buildkit()[:30], 0.0)
